@@ -1,0 +1,2 @@
+//! Class-wise Hessian spectra of a checkpoint over a data set: operators, saddle verdicts, head/tail groups
+#![deny(missing_docs)]

@@ -1,0 +1,18 @@
+//! The top-level command line: global flags and the list of subcommands. Each subcommand's
+//! own flags live beside its implementation (`cmd_*.rs`).
+
+use clap::{Parser, Subcommand};
+
+/// Class-wise Hessian spectra of neural networks trained on long-tailed data.
+#[derive(Debug, Parser)]
+#[command(name = "saddlescope", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every `saddlescope` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+}

@@ -1,0 +1,41 @@
+//! The `saddlescope` command-line tool: a thin shell that parses flags, validates them and
+//! calls the library crates. `main` only maps the outcome of [`run`] to an exit code, so
+//! that every command stays testable as a function.
+
+mod args;
+mod usage;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::usage::UsageError;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout with exit 0 and usage errors with exit 2.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Runs one parsed command line.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+    }
+}

@@ -1,0 +1,2 @@
+//! Matrix-free spectral estimators (Lanczos, SLQ density, extreme eigenvalues, trace) over any symmetric linear operator, with no deep-learning dependency
+#![deny(missing_docs)]

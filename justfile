@@ -1,0 +1,19 @@
+# Developer recipes. `just --list` shows them. CI runs `.ci/run`, which uses the same commands.
+
+# Run the whole test suite (the README's test command).
+test:
+    cargo test --workspace --release
+
+# Format check, clippy with warnings as errors, and docs.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+# Everything CI does.
+ci:
+    bash .ci/run
+
+# Look for repeated code introduced by the working-tree change.
+dup:
+    duplicates --change
