@@ -15,4 +15,8 @@ pub struct Cli {
 /// Every `saddlescope` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Inspect long-tailed profiles and data sets (per-class counts, groups)
+    Data(crate::cmd_data::DataArgs),
+    /// Train a long-tailed classifier (CE, LDAM, VS, focal; DRW; SAM) and write checkpoints
+    Train(crate::cmd_train::TrainArgs),
 }

@@ -3,6 +3,10 @@
 //! that every command stays testable as a function.
 
 mod args;
+mod cmd_data;
+mod cmd_train;
+mod dataset_args;
+mod device;
 mod usage;
 
 use std::process::ExitCode;
@@ -37,5 +41,7 @@ fn main() -> ExitCode {
 /// Runs one parsed command line.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Data(args) => cmd_data::run(args),
+        Command::Train(args) => cmd_train::run(args),
     }
 }

@@ -25,7 +25,9 @@ impl std::str::FromStr for LrSchedule {
         match s {
             "step" => Ok(Self::Step),
             "cosine" => Ok(Self::Cosine),
-            other => Err(format!("unknown schedule {other:?}, expected step or cosine")),
+            other => Err(format!(
+                "unknown schedule {other:?}, expected step or cosine"
+            )),
         }
     }
 }

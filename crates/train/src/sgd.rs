@@ -21,7 +21,10 @@ pub struct SgdParams {
 impl Default for SgdParams {
     /// μ = 0.9 and wd = 2e-4, the long-tail CIFAR recipe (LDAM-DRW, Cao et al. 2019).
     fn default() -> Self {
-        Self { momentum: 0.9, weight_decay: 2e-4 }
+        Self {
+            momentum: 0.9,
+            weight_decay: 2e-4,
+        }
     }
 }
 
@@ -35,7 +38,10 @@ pub struct Sgd {
 impl Sgd {
     /// A fresh optimizer for `count` parameters.
     pub fn new(params: SgdParams, count: usize) -> Self {
-        Self { params, buffers: vec![None; count] }
+        Self {
+            params,
+            buffers: vec![None; count],
+        }
     }
 
     /// Rebuilds an optimizer from saved momentum buffers (see [`Sgd::buffers`]).

@@ -1,0 +1,228 @@
+//! The training recipe: every setting of a run, validated before the run starts, stored in
+//! every checkpoint and in the resume state.
+
+use candle_core::DType;
+use saddlescope_data::{DatasetSpec, GroupRule, Imbalance, LongTailConfig};
+use saddlescope_nn::{LossSpec, ModelSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::{scaled_epoch, LrSchedule};
+use crate::sgd::SgdParams;
+use crate::Error;
+
+/// When the deferred re-weighting (DRW) class weights are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reweighting {
+    /// Never: every sample weighs the same.
+    Off,
+    /// DRW (Cao et al. 2019): from this 1-based epoch on (160 of 200 in the reference code).
+    FromEpoch(usize),
+    /// From the first epoch (plain re-weighting).
+    Always,
+}
+
+/// Sharpness-Aware Minimization settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamConfig {
+    /// Radius ρ of the ascent step.
+    pub rho: f64,
+    /// First 1-based epoch that uses SAM (1 = from the start).
+    pub from_epoch: usize,
+    /// Optional step schedule `(epoch, ρ)`: from each listed epoch on, that ρ (overrides
+    /// `rho` from the first listed epoch).
+    pub schedule: Vec<(usize, f64)>,
+    /// Adaptive SAM (ASAM, Kwon et al. 2021): the ascent step scaled by |w|.
+    pub adaptive: bool,
+    /// Update BN running statistics in the second (perturbed) pass too, as the reference
+    /// code does; by default they are updated once per step, at the unperturbed weights.
+    pub bn_double: bool,
+}
+
+impl SamConfig {
+    /// ρ in force at 1-based `epoch` (0 before `from_epoch`).
+    pub fn rho_at(&self, epoch: usize) -> f64 {
+        if epoch < self.from_epoch {
+            return 0.0;
+        }
+        self.schedule
+            .iter()
+            .rev()
+            .find(|(start, _)| epoch >= *start)
+            .map_or(self.rho, |(_, rho)| *rho)
+    }
+}
+
+/// Every setting of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Data-set spec (`mnist10k`, `cifar10:DIR`, ...).
+    pub dataset: DatasetSpec,
+    /// Imbalance profile of the training split.
+    pub imbalance: Imbalance,
+    /// Imbalance ratio n_max / n_min.
+    pub ratio: f64,
+    /// Largest class size; `None` = the smallest class of the source split.
+    pub n_max: Option<usize>,
+    /// Head/medium/tail rule.
+    pub groups: GroupRule,
+    /// Architecture.
+    pub model: ModelSpec,
+    /// Training loss.
+    pub loss: LossSpec,
+    /// Class re-weighting.
+    pub reweighting: Reweighting,
+    /// SAM, if used.
+    pub sam: Option<SamConfig>,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Momentum μ.
+    pub momentum: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Seed of everything random: initial weights, imbalance selection, shuffles, crops.
+    pub seed: u64,
+    /// Write `epoch-NNNN.safetensors` every this many epochs (0: only `last` and `best`).
+    pub save_every: usize,
+    /// Element type of weights and batches (`"f32"` or `"f64"`).
+    pub dtype: String,
+}
+
+/// `"f32"`/`"f64"` to a candle dtype.
+pub fn parse_dtype(text: &str) -> Result<DType, String> {
+    match text {
+        "f32" => Ok(DType::F32),
+        "f64" => Ok(DType::F64),
+        other => Err(format!("unsupported dtype {other:?}, expected f32 or f64")),
+    }
+}
+
+fn invalid(flag: &'static str, reason: String) -> Error {
+    Error::Invalid { flag, reason }
+}
+
+impl TrainConfig {
+    /// The imbalance part, as the data crate takes it.
+    pub fn long_tail(&self) -> LongTailConfig {
+        LongTailConfig {
+            imbalance: self.imbalance,
+            ratio: self.ratio,
+            n_max: self.n_max,
+            seed: self.seed,
+            groups: self.groups.clone(),
+        }
+    }
+
+    /// Optimizer hyper-parameters.
+    pub fn sgd(&self) -> SgdParams {
+        SgdParams {
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+        }
+    }
+
+    /// Whether the DRW class weights are on in 1-based `epoch`.
+    pub fn reweight_at(&self, epoch: usize) -> bool {
+        match self.reweighting {
+            Reweighting::Off => false,
+            Reweighting::Always => true,
+            Reweighting::FromEpoch(start) => epoch >= start,
+        }
+    }
+
+    /// SAM's ρ in 1-based `epoch` (0 without SAM).
+    pub fn rho_at(&self, epoch: usize) -> f64 {
+        self.sam.as_ref().map_or(0.0, |sam| sam.rho_at(epoch))
+    }
+
+    /// The DRW start epoch of the reference recipe (160 of 200) scaled to `epochs`.
+    pub fn default_drw_epoch(epochs: usize) -> usize {
+        scaled_epoch(160, epochs) + 1
+    }
+
+    /// Checks every setting, naming the offending flag.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.epochs == 0 {
+            return Err(invalid("--epochs", "must be at least 1".into()));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("--batch-size", "must be at least 1".into()));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(invalid(
+                "--lr",
+                format!("{} is not a positive number", self.lr),
+            ));
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(invalid(
+                "--momentum",
+                format!("{} is not in [0, 1)", self.momentum),
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(invalid(
+                "--weight-decay",
+                format!("{} is negative or not finite", self.weight_decay),
+            ));
+        }
+        if !(self.ratio.is_finite() && self.ratio >= 1.0) {
+            return Err(invalid("--ratio", format!("{} is below 1", self.ratio)));
+        }
+        if let Reweighting::FromEpoch(start) = self.reweighting {
+            if start == 0 || start > self.epochs {
+                return Err(invalid(
+                    "--drw-epoch",
+                    format!("{start} is outside the run's epochs 1..={}", self.epochs),
+                ));
+            }
+        }
+        if let Some(sam) = &self.sam {
+            let rhos = std::iter::once(sam.rho).chain(sam.schedule.iter().map(|(_, r)| *r));
+            if let Some(bad) = rhos.into_iter().find(|r| !(r.is_finite() && *r >= 0.0)) {
+                return Err(invalid(
+                    "--sam",
+                    format!("rho {bad} is negative or not finite"),
+                ));
+            }
+            if sam.from_epoch == 0 || sam.from_epoch > self.epochs {
+                return Err(invalid(
+                    "--sam-from",
+                    format!(
+                        "{} is outside the run's epochs 1..={}",
+                        sam.from_epoch, self.epochs
+                    ),
+                ));
+            }
+            if sam.schedule.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(invalid("--sam-schedule", "epochs must increase".into()));
+            }
+        }
+        parse_dtype(&self.dtype).map_err(|reason| invalid("--dtype", reason))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sam_schedule_switches_rho_at_listed_epochs() {
+        let sam = SamConfig {
+            rho: 0.05,
+            from_epoch: 3,
+            schedule: vec![(5, 0.1), (8, 0.5)],
+            adaptive: false,
+            bn_double: false,
+        };
+        let rhos: Vec<f64> = (1..=9).map(|e| sam.rho_at(e)).collect();
+        assert_eq!(rhos, [0.0, 0.0, 0.05, 0.05, 0.1, 0.1, 0.1, 0.5, 0.5]);
+    }
+}
