@@ -1,0 +1,113 @@
+//! Batch normalization over channels, PyTorch `nn.BatchNorm2d(C)` (`eps = 1e-5`,
+//! `momentum = 0.1`).
+//!
+//! `x: (N, C, H, W)`, per channel `c`: `y = γ_c (x − μ_c)/√(σ²_c + eps) + β_c` with
+//! `γ` = `weight`, `β` = `bias`, and buffers `running_mean`, `running_var` (all `(C,)`).
+//!
+//! - Eval: `μ, σ²` are the running statistics, constants, so the layer is the affine map
+//!   `y = x·a + (β − μ·a)` with `a = γ/√(σ² + eps)`; tangent `ẏ = ẋ·a + x·ȧ + β̇ − μ·ȧ`,
+//!   `ȧ = γ̇/√(σ² + eps)`.
+//! - Batch statistics: `μ = mean(x)`, `d = x − μ`, `σ² = mean(d²)` (biased) over
+//!   `N, H, W`; `y = d·r·γ + β` with `r = (σ² + eps)^(−1/2)`. Tangents:
+//!   `μ̇ = mean(ẋ)`, `ḋ = ẋ − μ̇`, `σ̇² = mean(2 d ḋ)`, `ṙ = −½ r³ σ̇²`, then the product
+//!   rule. Training (`momentum` set) also updates
+//!   `running ← (1 − m)·running + m·batch` with the unbiased variance `σ²·n/(n − 1)`,
+//!   `n = N·H·W`, from the detached primal, exactly as PyTorch; the Hessian passes use
+//!   batch statistics without touching the buffers.
+//!
+//! Init as PyTorch: `γ = 1`, `β = 0`, running mean 0, running variance 1. PyTorch's
+//! `num_batches_tracked` is not kept (it only matters for `momentum=None`).
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+use crate::store::{BnRun, BufferId, Builder, Ctx, ParamId};
+use crate::value::Value;
+
+/// `eps` of PyTorch's `BatchNorm2d`.
+const EPS: f64 = 1e-5;
+
+/// `nn.BatchNorm2d`; parameters `{name}.weight`, `{name}.bias`, buffers
+/// `{name}.running_mean`, `{name}.running_var`.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchNorm2d {
+    name: String,
+    weight: ParamId,
+    bias: ParamId,
+    running_mean: BufferId,
+    running_var: BufferId,
+}
+
+impl BatchNorm2d {
+    /// Registers the affine parameters and the running statistics of `channels` channels.
+    pub(crate) fn new(b: &mut Builder, name: &str, channels: usize) -> Result<Self> {
+        Ok(Self {
+            name: name.to_string(),
+            weight: b.param(format!("{name}.weight"), &[channels], vec![1.0; channels])?,
+            bias: b.param(format!("{name}.bias"), &[channels], vec![0.0; channels])?,
+            running_mean: b.buffer(format!("{name}.running_mean"), &[channels], 0.0)?,
+            running_var: b.buffer(format!("{name}.running_var"), &[channels], 1.0)?,
+        })
+    }
+
+    /// Normalizes `x: (N, C, H, W)` as `ctx.bn` says.
+    pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
+        let (n, c, h, w) = x.primal().dims4()?;
+        let channel = [1, c, 1, 1];
+        let gamma = ctx.param(self.weight).reshape(&channel)?;
+        let beta = ctx.param(self.bias).reshape(&channel)?;
+        match ctx.bn {
+            BnRun::Eval => {
+                let mean = ctx.buffer(self.running_mean).reshape(&channel[..])?;
+                let inv_std = ctx
+                    .buffer(self.running_var)
+                    .reshape(&channel[..])?
+                    .affine(1.0, EPS)?
+                    .sqrt()?
+                    .recip()?;
+                let a = gamma.linear(|g| g.mul(&inv_std))?;
+                let shift = beta.sub(&a.linear(|t| t.mul(&mean))?)?;
+                x.mul(&a)?.add(&shift)
+            }
+            BnRun::Batch { momentum } => {
+                let count = n * h * w;
+                if count < 2 {
+                    return Err(Error::BatchTooSmall {
+                        layer: self.name.clone(),
+                        values: count,
+                    });
+                }
+                let mean = x.mean_keepdim((0, 2, 3))?;
+                let centered = x.sub(&mean)?;
+                let var = centered.square()?.mean_keepdim((0, 2, 3))?;
+                if let Some(m) = momentum {
+                    self.update_running(ctx, m, mean.primal(), var.primal(), count)?;
+                }
+                let scale = var.rsqrt(EPS)?.mul(&gamma)?;
+                centered.mul(&scale)?.add(&beta)
+            }
+        }
+    }
+
+    fn update_running<V: Value>(
+        &self,
+        ctx: &Ctx<V>,
+        momentum: f64,
+        mean: &Tensor,
+        var: &Tensor,
+        count: usize,
+    ) -> Result<()> {
+        let unbiased = count as f64 / (count as f64 - 1.0);
+        let blend = |old: Tensor, batch: &Tensor, factor: f64| -> Result<Tensor> {
+            let batch = batch
+                .detach()
+                .flatten_all()?
+                .affine(momentum * factor, 0.0)?;
+            Ok(old.affine(1.0 - momentum, 0.0)?.add(&batch)?)
+        };
+        let new_mean = blend(ctx.buffer(self.running_mean), mean, 1.0)?;
+        let new_var = blend(ctx.buffer(self.running_var), var, unbiased)?;
+        ctx.set_buffer(self.running_mean, &new_mean)?;
+        ctx.set_buffer(self.running_var, &new_var)
+    }
+}

@@ -1,0 +1,53 @@
+//! 2-d convolution without bias, PyTorch `nn.Conv2d(.., bias=False)`.
+//!
+//! `y = conv(x, K)` with `x: (N, C_in, H, W)`, `K: (C_out, C_in, k, k)` (`weight`), zero
+//! padding `p`, stride `s`; `y: (N, C_out, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1)`.
+//! Every convolution goes through the crate's single routine (`conv_kernel`).
+//!
+//! Tangent: bilinear, `ẏ = conv(ẋ, K) + conv(x, K̇)` ([`Value::conv2d`]); the input batch
+//! has no tangent, so the stem convolution pays only the second term.
+//!
+//! Init: Kaiming-normal, `N(0, 2/(C_in·k²))` (reference `_weights_init`).
+
+use crate::error::Result;
+use crate::init;
+use crate::store::{Builder, Ctx, ParamId};
+use crate::value::Value;
+
+/// Square-kernel convolution without bias; parameter `{name}.weight`.
+#[derive(Clone, Debug)]
+pub(crate) struct Conv2d {
+    weight: ParamId,
+    padding: usize,
+    stride: usize,
+}
+
+impl Conv2d {
+    /// Registers `{name}.weight (out, in, k, k)`.
+    pub(crate) fn new(
+        b: &mut Builder,
+        name: &str,
+        (inputs, outputs): (usize, usize),
+        kernel: usize,
+        padding: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        let fan_in = inputs * kernel * kernel;
+        let w = init::kaiming_normal(b.rng(), outputs * fan_in, fan_in);
+        let weight = b.param(
+            format!("{name}.weight"),
+            &[outputs, inputs, kernel, kernel],
+            w,
+        )?;
+        Ok(Self {
+            weight,
+            padding,
+            stride,
+        })
+    }
+
+    /// The convolution of `x: (N, C_in, H, W)`.
+    pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
+        x.conv2d(ctx.param(self.weight), self.padding, self.stride)
+    }
+}

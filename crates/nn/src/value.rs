@@ -1,0 +1,198 @@
+//! The value trait every layer, model and loss is written over.
+//!
+//! A [`Value`] is a tensor that may carry a forward-mode tangent. Two implementations exist:
+//! a plain [`Tensor`] (no tangent: the ordinary forward pass used for training and
+//! gradients) and [`Dual`](crate::Dual) (primal and tangent: Pearlmutter's R-operator).
+//! A model written once over `V: Value` thus computes both the loss `L(w)` and, with dual
+//! parameters `(w, v)`, its directional derivative `s(w) = ∇L(w)·v` as an ordinary tracked
+//! candle graph; candle's first-order `backward()` of `s` is then exactly `H·v`
+//! (reverse-over-forward, see [`hessian`](crate::hessian)).
+//!
+//! Five primitives carry all the differentiation rules:
+//! - [`Value::constant`]: a tensor with zero tangent (inputs, running statistics);
+//! - [`Value::unary`]: `y = f(x)` with a tangent rule `jvp(x, y, t)` written in tracked ops
+//!   of the primal, so that its own derivative (the Hessian term) is kept;
+//! - [`Value::bilinear`]: `f(a, b)` with tangent `f(ta, b) + f(a, tb)` (products, matmul,
+//!   convolution);
+//! - [`Value::add`]: broadcast sum, tangent `ta + tb`;
+//! - [`Value::relu`]: tangent `1[x ≥ 0]·t` with the mask taken from the detached primal,
+//!   matching candle's own ReLU gradient (its derivative is zero almost everywhere).
+//!
+//! Everything else (linear maps, `tanh`, `log_softmax`, normalization, pooling, batch
+//! statistics) is composed from them in provided methods below.
+
+use candle_core::{shape::Dims, Result as CResult, Tensor};
+
+use crate::conv_kernel;
+use crate::error::Result;
+
+/// A tensor-like value that may carry a forward-mode tangent.
+///
+/// Implemented by [`Tensor`] (plain forward) and [`Dual`](crate::Dual) (forward with
+/// tangent). Closures passed to the primitives are written in candle ops on the primal and
+/// must stay tracked (no `detach`) so that second-order terms survive.
+pub trait Value: Clone + Send + Sync + Sized {
+    /// The primal tensor.
+    fn primal(&self) -> &Tensor;
+
+    /// A value whose tangent is zero.
+    fn constant(primal: Tensor) -> Self;
+
+    /// `y = f(x)`, with tangent `jvp(x, y, t)` for a nonzero input tangent `t`.
+    fn unary<F, J>(&self, f: F, jvp: J) -> Result<Self>
+    where
+        F: FnOnce(&Tensor) -> CResult<Tensor>,
+        J: FnOnce(&Tensor, &Tensor, &Tensor) -> CResult<Tensor>;
+
+    /// `f(a, b)` for `f` bilinear, with tangent `f(ta, b) + f(a, tb)`.
+    fn bilinear<F>(&self, rhs: &Self, f: F) -> Result<Self>
+    where
+        F: Fn(&Tensor, &Tensor) -> CResult<Tensor>;
+
+    /// Broadcast sum `a + b`, with tangent `ta + tb` (broadcast to the result's shape).
+    fn add(&self, rhs: &Self) -> Result<Self>;
+
+    /// `max(x, 0)`, with tangent `1[x ≥ 0]·t`; the mask is a constant taken from the
+    /// detached primal (the convention of candle's ReLU gradient, so that `H·v` is the
+    /// derivative of the very gradient candle computes).
+    fn relu(&self) -> Result<Self> {
+        self.unary(
+            |x| x.relu(),
+            |x, _, t| t.mul(&x.detach().ge(0.0)?.to_dtype(t.dtype())?),
+        )
+    }
+
+    /// A linear map applied to primal and tangent alike: `f(x)`, tangent `f(t)`.
+    fn linear<F>(&self, f: F) -> Result<Self>
+    where
+        F: Fn(&Tensor) -> CResult<Tensor>,
+    {
+        self.unary(&f, |_, _, t| f(t))
+    }
+
+    /// `k·x`.
+    fn scale(&self, k: f64) -> Result<Self> {
+        self.linear(|t| t.affine(k, 0.0))
+    }
+
+    /// Broadcast difference `a − b`.
+    fn sub(&self, rhs: &Self) -> Result<Self> {
+        self.add(&rhs.scale(-1.0)?)
+    }
+
+    /// Broadcast elementwise product `a ⊙ b`.
+    fn mul(&self, rhs: &Self) -> Result<Self> {
+        self.bilinear(rhs, |a, b| a.broadcast_mul(b))
+    }
+
+    /// Matrix product `a · b`.
+    fn matmul(&self, rhs: &Self) -> Result<Self> {
+        self.bilinear(rhs, |a, b| a.matmul(b))
+    }
+
+    /// 2-d convolution of `(N, C_in, H, W)` by a `(C_out, C_in, k, k)` kernel, through the
+    /// crate's single convolution routine.
+    fn conv2d(&self, kernel: &Self, padding: usize, stride: usize) -> Result<Self> {
+        self.bilinear(kernel, |x, k| conv_kernel::conv2d(x, k, padding, stride))
+    }
+
+    /// `x²` elementwise, tangent `2x·t`.
+    fn square(&self) -> Result<Self> {
+        self.unary(|x| x.sqr(), |x, _, t| x.mul(t)?.affine(2.0, 0.0))
+    }
+
+    /// `tanh(x)`, tangent `(1 − y²)·t`.
+    fn tanh(&self) -> Result<Self> {
+        self.unary(|x| x.tanh(), |_, y, t| t.mul(&y.sqr()?.affine(-1.0, 1.0)?))
+    }
+
+    /// `(x + eps)^(−1/2)`, tangent `−½ y³·t`.
+    fn rsqrt(&self, eps: f64) -> Result<Self> {
+        self.unary(
+            |x| x.affine(1.0, eps)?.sqrt()?.recip(),
+            |_, y, t| t.mul(&y.powf(3.0)?)?.affine(-0.5, 0.0),
+        )
+    }
+
+    /// Sum over `dims`, keeping them as size 1.
+    fn sum_keepdim<D: Dims + Copy>(&self, dims: D) -> Result<Self> {
+        self.linear(|t| t.sum_keepdim(dims))
+    }
+
+    /// Mean over `dims`, keeping them as size 1.
+    fn mean_keepdim<D: Dims + Copy>(&self, dims: D) -> Result<Self> {
+        self.linear(|t| t.mean_keepdim(dims))
+    }
+
+    /// Reshape (a linear map).
+    fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        self.linear(|t| t.reshape(shape))
+    }
+
+    /// `log_softmax` along `dim`: `y = x − logΣexp(x)`, tangent `t − Σ softmax(x)·t`.
+    /// Built from candle-nn's composed (differentiable) `log_softmax`, never the fused
+    /// `softmax_last_dim`, which has no backward and would silently drop Hessian terms.
+    fn log_softmax(&self, dim: usize) -> Result<Self> {
+        self.unary(
+            |x| candle_nn::ops::log_softmax(x, dim),
+            |_, y, t| t.broadcast_sub(&y.exp()?.mul(t)?.sum_keepdim(dim)?),
+        )
+    }
+
+    /// `softmax` along `dim`, tangent `y ⊙ (t − Σ y·t)`.
+    fn softmax(&self, dim: usize) -> Result<Self> {
+        self.unary(
+            |x| candle_nn::ops::softmax(x, dim),
+            |_, y, t| y.mul(&t.broadcast_sub(&y.mul(t)?.sum_keepdim(dim)?)?),
+        )
+    }
+
+    /// `x / max(‖x‖₂, eps)` along `dim`, as PyTorch's `F.normalize` (`eps = 1e-12`).
+    ///
+    /// Composed as `x ⊙ r(Σ x²)` with `r(u) = max(u, eps²)^(−1/2)`, tangent of `r`:
+    /// `−½ r³·t` where `u > eps²`, else 0.
+    fn normalize(&self, dim: usize, eps: f64) -> Result<Self> {
+        let floor = eps * eps;
+        let inv_norm = self.square()?.sum_keepdim(dim)?.unary(
+            |u| u.maximum(floor)?.sqrt()?.recip(),
+            |u, y, t| {
+                let above = u.detach().gt(floor)?.to_dtype(t.dtype())?;
+                t.mul(&y.powf(3.0)?)?.mul(&above)?.affine(-0.5, 0.0)
+            },
+        )?;
+        self.mul(&inv_norm)
+    }
+}
+
+impl Value for Tensor {
+    fn primal(&self) -> &Tensor {
+        self
+    }
+
+    fn constant(primal: Tensor) -> Self {
+        primal
+    }
+
+    fn unary<F, J>(&self, f: F, _jvp: J) -> Result<Self>
+    where
+        F: FnOnce(&Tensor) -> CResult<Tensor>,
+        J: FnOnce(&Tensor, &Tensor, &Tensor) -> CResult<Tensor>,
+    {
+        Ok(f(self)?)
+    }
+
+    fn bilinear<F>(&self, rhs: &Self, f: F) -> Result<Self>
+    where
+        F: Fn(&Tensor, &Tensor) -> CResult<Tensor>,
+    {
+        Ok(f(self, rhs)?)
+    }
+
+    fn add(&self, rhs: &Self) -> Result<Self> {
+        Ok(self.broadcast_add(rhs)?)
+    }
+
+    fn relu(&self) -> Result<Self> {
+        Ok(Tensor::relu(self)?)
+    }
+}

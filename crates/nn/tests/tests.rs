@@ -1,0 +1,11 @@
+//! Integration tests of saddlescope-nn: exact Hessian-vector products against analytic
+//! Hessians and central differences of exact gradients, and the model/loss API.
+
+mod util;
+
+mod double_backward;
+mod hvp_exact;
+mod hvp_resnet;
+mod model_api;
+mod sample_sets;
+mod zz_profile;
