@@ -115,7 +115,7 @@ impl TrainConfig {
             ratio: self.ratio,
             n_max: self.n_max,
             seed: self.seed,
-            groups: self.groups.clone(),
+            groups: self.groups,
         }
     }
 
