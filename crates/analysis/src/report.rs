@@ -18,9 +18,9 @@ pub struct ClassSpectrum {
     pub samples: usize,
     /// Training-set count of the class in the long-tailed split (what defines the group).
     pub train_count: usize,
-    /// λ_min / λ_max (negative at a saddle).
-    pub ratio_min_max: f64,
-    /// Whether the class sits at a saddle .
+    /// λ_min / λ_max (negative at a saddle); `null` when λ_max ≤ 0.
+    pub ratio_min_max: Option<f64>,
+    /// Whether the class sits at a saddle (see [`crate::SaddleRule`]).
     pub saddle: bool,
     /// Every estimate of `saddlescope spectrum`, with the same keys.
     #[serde(flatten)]

@@ -19,4 +19,8 @@ pub enum Command {
     Data(crate::cmd_data::DataArgs),
     /// Train a long-tailed classifier (CE, LDAM, VS, focal; DRW; SAM) and write checkpoints
     Train(crate::cmd_train::TrainArgs),
+    /// Class-wise Hessian spectra of a checkpoint, with a saddle verdict per class
+    Analyze(crate::cmd_analyze::AnalyzeArgs),
+    /// SLQ density, extreme eigenvalues and trace of a dense symmetric matrix (.npy), as JSON
+    Spectrum(crate::cmd_spectrum::SpectrumArgs),
 }

@@ -3,10 +3,13 @@
 //! that every command stays testable as a function.
 
 mod args;
+mod cmd_analyze;
 mod cmd_data;
+mod cmd_spectrum;
 mod cmd_train;
 mod dataset_args;
 mod device;
+mod npy;
 mod usage;
 
 use std::process::ExitCode;
@@ -43,5 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Data(args) => cmd_data::run(args),
         Command::Train(args) => cmd_train::run(args),
+        Command::Analyze(args) => cmd_analyze::run(args),
+        Command::Spectrum(args) => cmd_spectrum::run(args),
     }
 }
