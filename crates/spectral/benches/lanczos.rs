@@ -40,11 +40,18 @@ fn main() {
         })
         .collect();
     let op = Diagonal(d);
-    let start: Vec<f64> = (0..n).map(|i| if (i * 7919) % 3 == 0 { -1.0 } else { 1.0 }).collect();
+    let start: Vec<f64> = (0..n)
+        .map(|i| if (i * 7919) % 3 == 0 { -1.0 } else { 1.0 })
+        .collect();
     let mut runs = Vec::new();
     for (name, basis) in [("f64", BasisPrecision::F64), ("f32", BasisPrecision::F32)] {
         let counted = Counted::new(&op);
-        let params = LanczosParams { steps: m, basis, keep_basis: false, ..Default::default() };
+        let params = LanczosParams {
+            steps: m,
+            basis,
+            keep_basis: false,
+            ..Default::default()
+        };
         let t0 = Instant::now();
         let run = lanczos(&counted, &start, &params).expect("lanczos");
         let lanczos_s = t0.elapsed().as_secs_f64();

@@ -127,12 +127,18 @@ fn piece_combine<T: Scalar>(out: &mut [f64], block: &[T], c: &[f64]) {
 }
 
 impl Basis {
-    /// An empty basis for vectors of dimension `dim`.
-    pub(crate) fn new(dim: usize, precision: BasisPrecision) -> Self {
-        let pieces = dim.div_ceil(CHUNK);
+    /// An empty basis for vectors of dimension `dim`, with room for `capacity` vectors
+    /// reserved up front (so memory is exactly `capacity · dim · bytes`, not a doubling
+    /// overshoot).
+    pub(crate) fn new(dim: usize, precision: BasisPrecision, capacity: usize) -> Self {
+        fn blocks<T>(dim: usize, capacity: usize) -> Vec<Vec<T>> {
+            (0..dim.div_ceil(CHUNK))
+                .map(|c| Vec::with_capacity(capacity * (dim - c * CHUNK).min(CHUNK)))
+                .collect()
+        }
         let store = match precision {
-            BasisPrecision::F64 => Store::F64(vec![Vec::new(); pieces]),
-            BasisPrecision::F32 => Store::F32(vec![Vec::new(); pieces]),
+            BasisPrecision::F64 => Store::F64(blocks(dim, capacity)),
+            BasisPrecision::F32 => Store::F32(blocks(dim, capacity)),
         };
         Self { dim, len: 0, store }
     }
@@ -248,7 +254,8 @@ impl Basis {
             let body = |b: &mut Vec<T>| {
                 let l = b.len() / len;
                 let mut piece = vec![0.0; l];
-                let mut out = Vec::with_capacity(coeffs.len() * l);
+                // Keep the reserved capacity for the vectors appended after the restart.
+                let mut out = Vec::with_capacity(b.capacity().max(coeffs.len() * l));
                 for c in coeffs {
                     piece_combine(&mut piece, b, c);
                     out.extend(piece.iter().map(|&x| T::put(x)));
@@ -281,7 +288,7 @@ mod tests {
     fn orthogonalize_removes_components_for_both_precisions() {
         let n = 2 * CHUNK + 5;
         for precision in [BasisPrecision::F64, BasisPrecision::F32] {
-            let mut basis = Basis::new(n, precision);
+            let mut basis = Basis::new(n, precision, 2);
             basis.push(&unit(n, 0));
             basis.push(&unit(n, CHUNK + 3));
             let mut w: Vec<f64> = (0..n).map(|i| 1.0 + i as f64).collect();
@@ -303,7 +310,7 @@ mod tests {
     #[test]
     fn recombine_and_combination_agree() {
         let n = 3 * CHUNK;
-        let mut basis = Basis::new(n, BasisPrecision::F64);
+        let mut basis = Basis::new(n, BasisPrecision::F64, 3);
         for i in 0..3 {
             basis.push(&unit(n, i * CHUNK + i));
         }

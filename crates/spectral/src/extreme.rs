@@ -206,7 +206,7 @@ pub(crate) fn solve<O: LinearOperator + ?Sized>(
 ) -> Result<(Extremes, Option<FirstCycle>), Error> {
     let n = op.dim();
     let m = params.basis_size.min(n);
-    let mut kr = Krylov::new(op, start, params.basis, params.breakdown_tol)?;
+    let mut kr = Krylov::new(op, start, params.basis, params.breakdown_tol, m)?;
     let mut first = None;
     let mut info = ExtremeInfo {
         applications: 0,

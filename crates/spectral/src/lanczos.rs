@@ -101,8 +101,8 @@ pub fn lanczos<O: LinearOperator + ?Sized>(
         return Err(Error::param("steps", params.steps, "at least 1"));
     }
     check_breakdown_tol(params.breakdown_tol)?;
-    let mut kr = Krylov::new(op, start, params.basis, params.breakdown_tol)?;
     let steps = params.steps.min(n);
+    let mut kr = Krylov::new(op, start, params.basis, params.breakdown_tol, steps)?;
     let mut breakdown = false;
     for t in 0..steps {
         breakdown = kr.step(op)?;
@@ -157,12 +157,13 @@ pub(crate) struct Krylov {
 }
 
 impl Krylov {
-    /// Starts from `start / ‖start‖`.
+    /// Starts from `start / ‖start‖`, reserving a basis of `capacity` vectors.
     pub(crate) fn new<O: LinearOperator + ?Sized>(
         op: &O,
         start: &[f64],
         precision: BasisPrecision,
         breakdown_tol: f64,
+        capacity: usize,
     ) -> Result<Self, Error> {
         let n = op.dim();
         if start.len() != n {
@@ -177,7 +178,7 @@ impl Krylov {
         }
         let mut cur = start.to_vec();
         scale(1.0 / nrm, &mut cur);
-        let mut basis = Basis::new(n, precision);
+        let mut basis = Basis::new(n, precision, capacity);
         basis.push(&cur);
         Ok(Self {
             basis,

@@ -141,8 +141,9 @@ fn extreme_eigenvalues_match_exact_spectra_within_bounds() {
         // (interlacing). Early on the extreme Ritz value may sit in the bulk with a small
         // residual before Lanczos has seen the outlier (step 1 is the start vector's Rayleigh
         // quotient), so |θ − λ_extreme| ≤ bound is checked at every step where the solver would
-        // call θ converged (bound ≤ tol |θ|): it never claims convergence falsely. Slack
-        // 1e-12‖A‖ covers rounding in the computed bound.
+        // call θ converged (bound ≤ tol |θ|): it never claims convergence falsely. The bounds
+        // include a rounding allowance; the slack 1e-12‖A‖ covers the reference's own error (the
+        // f64 matrix Q·diag(λ)·Qᵀ has eigenvalues within ~√n ε‖A‖ ≈ 1e-13‖A‖ of the λ).
         let slack = 1e-12 * norm;
         let nearest = |t: f64| {
             exact

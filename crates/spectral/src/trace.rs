@@ -154,7 +154,7 @@ pub fn hutch_plus_plus<O: LinearOperator + ?Sized>(
     };
     let mut done = 0;
     let mut y = vec![0.0; n];
-    let mut q = Basis::new(n, BasisPrecision::F64);
+    let mut q = Basis::new(n, BasisPrecision::F64, s.min(n));
     for k in 0..s {
         apply(op, &draw(k), &mut y, done)?;
         done += 1;
