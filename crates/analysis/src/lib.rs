@@ -17,6 +17,9 @@ mod report;
 mod source;
 mod verdict;
 
+#[cfg(test)]
+mod tests;
+
 pub use analyze::{
     analyze, describe, read_report, summary_csv, write_report, AnalysisDir, AnalysisObserver,
     AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet, Subject,
