@@ -1,1 +1,6 @@
-//! End-to-end tests of the `saddlescope` binary.
+//! End-to-end tests of the `saddlescope` binary: real commands on small seeded inputs.
+
+mod util;
+
+mod cli_data;
+mod cli_train_analyze;
