@@ -1,11 +1,16 @@
 //! HVP vs gradient cost (f32, eval-mode BN): MLP 784-256-10 at batch 512 and ResNet-32 at
-//! batch 32. Prints one JSON object per model on stdout.
+//! batch 32. Prints one JSON object per model and allocator setting on stdout.
 //!
 //! Each (model, measurement) runs in a fresh child process so that its peak resident set
 //! (`VmHWM` of `/proc/self/status`) belongs to that measurement alone; `setup` builds the
-//! model and batch and runs one forward without gradients, as the memory baseline.
+//! model and batch and evaluates the loss without gradients (the memory baseline). Wall
+//! times are the fastest repetition (the machine may be shared); CPU times (user + sys of
+//! the child, `/proc/self/stat`) are means per repetition.
 //!
-//! Times are the fastest of the repetitions (the machine may be shared).
+//! Every measurement runs twice: with glibc's default malloc, and with
+//! `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824`,
+//! which keeps freed activation-sized buffers in the heap instead of returning them to
+//! the kernel (an HVP allocates ~3× more than a gradient, so page faults hit it harder).
 //!
 //! `cargo bench -p saddlescope-nn --bench hvp` (add `-- --reps N` to change repetitions).
 
@@ -29,7 +34,7 @@ const CASES: [Case; 2] = [
         spec: "mlp:256",
         input: [1, 28, 28],
         batch: 512,
-        reps: 30,
+        reps: 50,
     },
     Case {
         name: "resnet32",
@@ -40,6 +45,9 @@ const CASES: [Case; 2] = [
     },
 ];
 
+const TUNED_MALLOC: &str =
+    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824";
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -49,12 +57,22 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// The fastest repetition: on a shared machine, the least disturbed one.
-fn fastest(xs: Vec<f64>) -> f64 {
-    xs.into_iter().fold(f64::INFINITY, f64::min)
+/// User + system CPU seconds of this process (clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Runs one measurement in this process and prints `ms peak_mb`.
+/// Runs one measurement in this process and prints `wall_ms cpu_ms peak_mb`.
 fn child(case: &Case, kind: &str, reps: usize) {
     let dev = Device::Cpu;
     let model = Model::new(
@@ -94,8 +112,10 @@ fn child(case: &Case, kind: &str, reps: usize) {
         t.elapsed().as_secs_f64() * 1e3
     };
     run();
-    let times: Vec<f64> = (0..reps).map(|_| run()).collect();
-    println!("{} {}", fastest(times), peak_rss_mb());
+    let cpu0 = cpu_seconds();
+    let fastest = (0..reps).map(|_| run()).fold(f64::INFINITY, f64::min);
+    let cpu_ms = (cpu_seconds() - cpu0) * 1e3 / reps as f64;
+    println!("{fastest} {cpu_ms} {}", peak_rss_mb());
 }
 
 fn main() {
@@ -116,36 +136,48 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("own path");
     for case in &CASES {
-        let mut results = Vec::new();
-        for kind in ["setup", "grad", "hvp"] {
-            let mut cmd = Command::new(&exe);
-            cmd.args(["--child", case.name, kind]);
-            if let Some(r) = reps_override {
-                cmd.args(["--reps", &r.to_string()]);
+        for malloc in ["default", "tuned"] {
+            let mut results = Vec::new();
+            for kind in ["setup", "grad", "hvp"] {
+                let mut cmd = Command::new(&exe);
+                cmd.args(["--child", case.name, kind]);
+                if let Some(r) = reps_override {
+                    cmd.args(["--reps", &r.to_string()]);
+                }
+                if malloc == "tuned" {
+                    cmd.env("GLIBC_TUNABLES", TUNED_MALLOC);
+                }
+                let out = cmd.output().expect("child process");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let nums: Vec<f64> = text
+                    .split_whitespace()
+                    .filter_map(|t| t.parse().ok())
+                    .collect();
+                assert!(
+                    out.status.success() && nums.len() == 3,
+                    "child {kind} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                results.push((nums[0], nums[1], nums[2]));
             }
-            let out = cmd.output().expect("child process");
-            let text = String::from_utf8_lossy(&out.stdout);
-            let nums: Vec<f64> = text
-                .split_whitespace()
-                .filter_map(|t| t.parse().ok())
-                .collect();
-            assert!(
-                out.status.success() && nums.len() == 2,
-                "child {kind} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+            let [(_, _, base_mb), (grad_ms, grad_cpu, grad_mb), (hvp_ms, hvp_cpu, hvp_mb)] =
+                results[..]
+            else {
+                unreachable!()
+            };
+            println!(
+                "{{\"model\":\"{}\",\"batch\":{},\"dtype\":\"f32\",\"bn\":\"eval\",\"malloc\":\"{malloc}\",\
+                 \"grad_ms\":{grad_ms:.2},\"hvp_ms\":{hvp_ms:.2},\"hvp_over_grad\":{:.2},\
+                 \"grad_cpu_ms\":{grad_cpu:.1},\"hvp_cpu_ms\":{hvp_cpu:.1},\"hvp_over_grad_cpu\":{:.2},\
+                 \"setup_peak_rss_mb\":{base_mb:.1},\"grad_peak_rss_mb\":{grad_mb:.1},\"hvp_peak_rss_mb\":{hvp_mb:.1},\
+                 \"hvp_over_grad_peak\":{:.2},\"hvp_over_grad_extra_peak\":{:.2}}}",
+                case.name,
+                case.batch,
+                hvp_ms / grad_ms,
+                hvp_cpu / grad_cpu,
+                hvp_mb / grad_mb,
+                (hvp_mb - base_mb) / (grad_mb - base_mb),
             );
-            results.push((nums[0], nums[1]));
         }
-        let [(fwd_ms, base_mb), (grad_ms, grad_mb), (hvp_ms, hvp_mb)] = results[..] else {
-            unreachable!()
-        };
-        println!(
-            "{{\"model\":\"{}\",\"batch\":{},\"dtype\":\"f32\",\"bn\":\"eval\",\"forward_ms\":{fwd_ms:.2},\"grad_ms\":{grad_ms:.2},\"hvp_ms\":{hvp_ms:.2},\"hvp_over_grad\":{:.2},\"setup_peak_rss_mb\":{base_mb:.1},\"grad_peak_rss_mb\":{grad_mb:.1},\"hvp_peak_rss_mb\":{hvp_mb:.1},\"hvp_over_grad_peak\":{:.2},\"hvp_over_grad_extra_peak\":{:.2}}}",
-            case.name,
-            case.batch,
-            hvp_ms / grad_ms,
-            hvp_mb / grad_mb,
-            (hvp_mb - base_mb) / (grad_mb - base_mb),
-        );
     }
 }

@@ -8,4 +8,3 @@ mod hvp_exact;
 mod hvp_resnet;
 mod model_api;
 mod sample_sets;
-mod zz_profile;

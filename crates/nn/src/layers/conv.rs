@@ -50,4 +50,15 @@ impl Conv2d {
     pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
         x.conv2d(ctx.param(self.weight), self.padding, self.stride)
     }
+
+    /// The convolution with every output channel `o` scaled by `scale[o]` (shape
+    /// `(C_out,)`), computed as `conv(x, scale·K)`: a product over the small kernel, not
+    /// over the output (tangent `conv(ẋ, s·K) + conv(x, ṡ·K + s·K̇)`).
+    pub(crate) fn forward_scaled<V: Value>(&self, ctx: &Ctx<V>, x: &V, scale: &V) -> Result<V> {
+        let outputs = scale.primal().dim(0)?;
+        let kernel = ctx
+            .param(self.weight)
+            .mul(&scale.reshape(&[outputs, 1, 1, 1])?)?;
+        x.conv2d(&kernel, self.padding, self.stride)
+    }
 }

@@ -55,11 +55,7 @@ impl Cnn {
     pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
         let mut h = x.clone();
         for (conv, bn) in &self.stages {
-            h = avg_pool2(
-                &self
-                    .activation
-                    .apply(&bn.forward(ctx, &conv.forward(ctx, &h)?)?)?,
-            )?;
+            h = avg_pool2(&self.activation.apply(&bn.forward_conv(ctx, conv, &h)?)?)?;
         }
         let n = h.primal().dim(0)?;
         self.head.forward(ctx, &h.reshape(&[n, self.head_inputs])?)

@@ -47,11 +47,8 @@ impl BasicBlock {
     }
 
     fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
-        let out = self
-            .bn1
-            .forward(ctx, &self.conv1.forward(ctx, x)?)?
-            .relu()?;
-        let out = self.bn2.forward(ctx, &self.conv2.forward(ctx, &out)?)?;
+        let out = self.bn1.forward_conv(ctx, &self.conv1, x)?.relu()?;
+        let out = self.bn2.forward_conv(ctx, &self.conv2, &out)?;
         let skip = match self.shortcut {
             Some(planes) => shortcut_a(x, planes)?,
             None => x.clone(),
@@ -116,10 +113,7 @@ impl ResNet {
 
     /// Logits `(N, classes)` of `x: (N, C, H, W)`.
     pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
-        let mut out = self
-            .bn1
-            .forward(ctx, &self.conv1.forward(ctx, x)?)?
-            .relu()?;
+        let mut out = self.bn1.forward_conv(ctx, &self.conv1, x)?.relu()?;
         for block in self.stages.iter().flatten() {
             out = block.forward(ctx, &out)?;
         }
