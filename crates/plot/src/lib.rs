@@ -1,2 +1,133 @@
-//! Figures (eigen-densities, head/tail overlays, eigenvalue bars, training curves) drawn with plotters from result structs
+//! Figures of class-wise Hessian spectra and training runs, drawn with plotters from the
+//! result structs of `saddlescope-analysis` and `saddlescope-train`. Like ripgrep's
+//! printers, this crate computes nothing: figures redraw from `spectrum.json` and
+//! `log.jsonl` without retraining. (Its one smoothing, the head/tail mean density, calls
+//! the spectral crate's own [`saddlescope_spectral::density`] on the stored Ritz measures.)
+//!
+//! # Tour
+//! - [`class_density`]: one class's eigen-density, log density axis floored (as the
+//!   paper's figures are), eigenvalue axis linear or symlog ([`XScale`]), λ_min and λ_max
+//!   marked.
+//! - [`class_grid`]: all classes, shared axes, head → tail, SADDLE flagged.
+//! - [`head_tail`]: the mean density of the head classes against the tail classes.
+//! - [`eigen_bars`]: λ_max and λ_min per class with residual bounds, coloured by group.
+//! - [`compare_densities`], [`compare_lambda_min`]: two analyses ([`Labeled`]) class by
+//!   class.
+//! - [`training_curves`]: overall and per-group test accuracy by epoch for several runs.
+//! - [`timeline`]: λ_min and λ_max of each class across checkpoints of one run.
+//! - [`write_all`]: the four figures of one analysis under fixed file names.
+//!
+//! Every figure has an options struct with `Default` and a fixed pixel size, picks PNG or
+//! SVG by the path's extension ([`Format`]), writes `NAME.tmp.EXT` and renames it into
+//! place, and fails with an [`Error`] naming the file. Text uses Noto Sans compiled into
+//! the binary, so figures render on machines without fonts.
+//!
+//! # Example
+//! ```no_run
+//! use std::path::Path;
+//! use saddlescope_analysis::AnalysisReport;
+//! use saddlescope_plot::{write_all, Format, XScale};
+//!
+//! let text = std::fs::read_to_string("analysis/spectrum.json")?;
+//! let report: AnalysisReport = serde_json::from_str(&text)?;
+//! for path in write_all(&report, Path::new("analysis/figures"), Format::Png, XScale::Symlog)? {
+//!     println!("{}", path.display());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
+
+mod axis;
+mod bar_figure;
+mod bars;
+mod curves;
+mod densities;
+mod density_figure;
+mod error;
+mod input;
+mod line_figure;
+mod output;
+mod raster;
+mod style;
+mod timeline;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use saddlescope_analysis::AnalysisReport;
+use saddlescope_data::Group;
+
+pub use axis::XScale;
+pub use bars::{compare_lambda_min, eigen_bars, BarOptions};
+pub use curves::{training_curves, CurveOptions};
+pub use densities::{
+    class_density, class_grid, compare_densities, head_tail, DensityOptions, GridOptions,
+};
+pub use error::Error;
+pub use input::Labeled;
+pub use output::Format;
+pub use timeline::{timeline, TimelineOptions};
+
+/// Writes the figures of one analysis under `dir` with default options and returns their
+/// paths, in this order (`EXT` is `format`'s extension):
+/// - `density/class_NNN.EXT` for every class (index zero-padded to 3 digits) and
+///   `density/all.EXT` for the all-classes Hessian when present ([`class_density`]);
+/// - `density_grid.EXT` ([`class_grid`]);
+/// - `head_tail.EXT` ([`head_tail`]), only when the head and the tail group both have a
+///   class;
+/// - `eigen_bars.EXT` ([`eigen_bars`]).
+///
+/// # Errors
+/// The first figure's [`Error`]; figures written before it stay.
+pub fn write_all(
+    report: &AnalysisReport,
+    dir: &Path,
+    format: Format,
+    xscale: XScale,
+) -> Result<Vec<PathBuf>, Error> {
+    let ext = format.extension();
+    let file = |name: String| dir.join(format!("{name}.{ext}"));
+    let density = DensityOptions {
+        xscale,
+        subtitle: Some(input::context(report)),
+        ..DensityOptions::default()
+    };
+    let mut written = Vec::new();
+    for class in report.classes.iter().chain(&report.all) {
+        let name = class
+            .class
+            .map_or_else(|| "all".to_string(), |c| format!("class_{c:03}"));
+        let path = file(format!("density/{name}"));
+        class_density(class, &path, &density)?;
+        written.push(path);
+    }
+    let path = file("density_grid".into());
+    class_grid(
+        report,
+        &path,
+        &GridOptions {
+            xscale,
+            ..GridOptions::default()
+        },
+    )?;
+    written.push(path);
+    let has = |g: Group| report.classes.iter().any(|c| c.group == Some(g));
+    if has(Group::Head) && has(Group::Tail) {
+        let path = file("head_tail".into());
+        head_tail(
+            report,
+            &path,
+            &DensityOptions {
+                subtitle: None,
+                ..density
+            },
+        )?;
+        written.push(path);
+    }
+    let path = file("eigen_bars".into());
+    eigen_bars(report, &path, &BarOptions::default())?;
+    written.push(path);
+    Ok(written)
+}

@@ -12,6 +12,7 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
 use crate::error::Error;
+use crate::raster::{self, Bitmap};
 use crate::style::FONT;
 
 /// Output file format.
@@ -31,7 +32,9 @@ impl Format {
     /// [`Error::UnknownFormat`] for any other extension.
     pub fn from_path(path: &Path) -> Result<Self, Error> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        ext.parse().map_err(|_| Error::UnknownFormat { path: path.to_path_buf() })
+        ext.parse().map_err(|_| Error::UnknownFormat {
+            path: path.to_path_buf(),
+        })
     }
 
     /// The file extension, without the dot.
@@ -78,19 +81,30 @@ pub(crate) trait Figure {
 /// Draws `figure` and writes it to `path` in the format of its extension.
 pub(crate) fn render(figure: &impl Figure, path: &Path) -> Result<(), Error> {
     let format = Format::from_path(path)?;
-    if !register_fonts() {
-        return Err(Error::Font { path: path.to_path_buf() });
-    }
-    let draw_error = |e: &dyn fmt::Display| Error::Draw { path: path.to_path_buf(), message: e.to_string() };
+    let font = match (register_fonts(), raster::font()) {
+        (true, Some(font)) => font,
+        _ => {
+            return Err(Error::Font {
+                path: path.to_path_buf(),
+            })
+        }
+    };
+    let draw_error = |e: &dyn fmt::Display| Error::Draw {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let (width, height) = figure.size();
     let bytes = match format {
         Format::Png => {
             let mut rgb = vec![255u8; width as usize * height as usize * 3];
             {
-                let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+                let root = Bitmap::new(&mut rgb, (width, height), font).into_drawing_area();
                 paint(figure, &root).map_err(|e| draw_error(&e))?;
             }
-            encode_png(&rgb, width, height).map_err(|source| Error::Encode { path: path.to_path_buf(), source })?
+            encode_png(&rgb, width, height).map_err(|source| Error::Encode {
+                path: path.to_path_buf(),
+                source,
+            })?
         }
         Format::Svg => {
             let mut svg = String::new();
@@ -105,7 +119,10 @@ pub(crate) fn render(figure: &impl Figure, path: &Path) -> Result<(), Error> {
 }
 
 /// White background, the figure, then flush.
-fn paint<DB: DrawingBackend>(figure: &impl Figure, root: &DrawingArea<DB, Shift>) -> Result<(), DrawError<DB>> {
+fn paint<DB: DrawingBackend>(
+    figure: &impl Figure,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), DrawError<DB>> {
     root.fill(&WHITE)?;
     figure.draw(root)?;
     root.present()
@@ -118,9 +135,14 @@ fn paint<DB: DrawingBackend>(figure: &impl Figure, root: &DrawingArea<DB, Shift>
 fn register_fonts() -> bool {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     *REGISTERED.get_or_init(|| {
-        [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique]
-            .into_iter()
-            .all(|style| register_font(FONT, style, ttf_noto_sans::REGULAR).is_ok())
+        [
+            FontStyle::Normal,
+            FontStyle::Bold,
+            FontStyle::Italic,
+            FontStyle::Oblique,
+        ]
+        .into_iter()
+        .all(|style| register_font(FONT, style, ttf_noto_sans::REGULAR).is_ok())
     })
 }
 
@@ -138,12 +160,19 @@ fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::Encod
 
 /// Writes `NAME.tmp.EXT` beside `path` (creating the directory), then renames it over `path`.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |path: &Path| move |source| Error::Io { path: path.to_path_buf(), source };
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let tmp = temporary_path(path);
-    let written = std::fs::write(&tmp, bytes).map_err(io(&tmp)).and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(io(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
     if written.is_err() {
         // Best effort: the first error is what matters.
         let _ = std::fs::remove_file(&tmp);
@@ -153,8 +182,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// `dir/NAME.tmp.EXT` for `dir/NAME.EXT`.
 fn temporary_path(path: &Path) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!("{stem}.tmp.{ext}"))
 }
 
@@ -164,11 +199,20 @@ mod tests {
 
     #[test]
     fn format_follows_the_extension() {
-        assert_eq!(Format::from_path(Path::new("a/b.PNG")).unwrap(), Format::Png);
+        assert_eq!(
+            Format::from_path(Path::new("a/b.PNG")).unwrap(),
+            Format::Png
+        );
         assert_eq!(Format::from_path(Path::new("b.svg")).unwrap(), Format::Svg);
         let err = Format::from_path(Path::new("out/b.pdf")).unwrap_err();
-        assert_eq!(err.to_string(), "cannot tell the figure format of out/b.pdf: expected a .png or .svg extension");
+        assert_eq!(
+            err.to_string(),
+            "cannot tell the figure format of out/b.pdf: expected a .png or .svg extension"
+        );
         assert!(Format::from_path(Path::new("noext")).is_err());
-        assert_eq!(temporary_path(Path::new("d/fig.png")), Path::new("d/fig.tmp.png"));
+        assert_eq!(
+            temporary_path(Path::new("d/fig.png")),
+            Path::new("d/fig.tmp.png")
+        );
     }
 }
