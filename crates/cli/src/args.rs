@@ -21,6 +21,14 @@ pub enum Command {
     Train(crate::cmd_train::TrainArgs),
     /// Class-wise Hessian spectra of a checkpoint, with a saddle verdict per class
     Analyze(crate::cmd_analyze::AnalyzeArgs),
+    /// Redraw the figures of an analysis (densities, grid, head vs tail, eigenvalue bars)
+    Plot(crate::cmd_plot::PlotArgs),
+    /// Compare two analyses class by class (figures, deltas table, report)
+    Compare(crate::cmd_compare::CompareArgs),
+    /// Write a Markdown and HTML report of runs and analyses
+    Report(crate::cmd_report::ReportArgs),
+    /// Train CE+DRW and CE+DRW+SAM on the embedded MNIST-LT, analyze both, write the report
+    Demo(crate::cmd_demo::DemoArgs),
     /// SLQ density, extreme eigenvalues and trace of a dense symmetric matrix (.npy), as JSON
     Spectrum(crate::cmd_spectrum::SpectrumArgs),
 }

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use candle_core::DType;
 use clap::Args;
@@ -364,10 +362,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         bar,
         quiet: args.quiet,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    let outcome = analyze(&subject, &params, &args.out, args.resume, &progress, &stop)
+    let stop = crate::interrupt::stop_flag();
+    let outcome = analyze(&subject, &params, &args.out, args.resume, &progress, stop)
         .map_err(analysis_error)?;
     progress.bar.finish_and_clear();
     match outcome {

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -346,13 +344,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    // A second Ctrl-C falls through to the default handler only after the first is seen;
-    // the first asks for a stop at the end of the current step.
-    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    let stop = crate::interrupt::stop_flag();
     let progress = Progress::new(trainer.config().epochs, args.quiet);
-    let outcome = trainer.run(&progress, &stop).map_err(train_error)?;
+    let outcome = trainer.run(&progress, stop).map_err(train_error)?;
     progress.bar.finish_and_clear();
     match outcome {
         RunOutcome::Finished => {

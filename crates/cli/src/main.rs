@@ -4,12 +4,18 @@
 
 mod args;
 mod cmd_analyze;
+mod cmd_compare;
 mod cmd_data;
+mod cmd_demo;
+mod cmd_plot;
+mod cmd_report;
 mod cmd_spectrum;
 mod cmd_train;
 mod dataset_args;
 mod device;
+mod interrupt;
 mod npy;
+mod report;
 mod usage;
 
 use std::process::ExitCode;
@@ -47,6 +53,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Data(args) => cmd_data::run(args),
         Command::Train(args) => cmd_train::run(args),
         Command::Analyze(args) => cmd_analyze::run(args),
+        Command::Plot(args) => cmd_plot::run(args),
+        Command::Compare(args) => cmd_compare::run(args),
+        Command::Report(args) => cmd_report::run(args),
+        Command::Demo(args) => cmd_demo::run(args),
         Command::Spectrum(args) => cmd_spectrum::run(args),
     }
 }

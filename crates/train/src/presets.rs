@@ -140,9 +140,11 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
         "cifar100-lt-ce" => (cifar(100, LossSpec::Ce, false), 0.2),
         "cifar100-lt-ce-drw" => (cifar(100, LossSpec::Ce, true), 0.8),
         "cifar100-lt-ldam-drw" => (cifar(100, ldam, true), 0.8),
-        "mnist-lt-ce" => (mnist(LossSpec::Ce, false), 0.05),
-        "mnist-lt-ce-drw" => (mnist(LossSpec::Ce, true), 0.05),
-        "mnist-lt-vs" => (mnist(vs, false), 0.05),
+        // MNIST: ρ = 0.2 gave the best tail accuracy of {0.05, 0.2, 0.5} for CE+DRW at
+        // seed 0 (tail 50.8%, 53.8%, 0.3%; CE+DRW without SAM 48.3%).
+        "mnist-lt-ce" => (mnist(LossSpec::Ce, false), 0.2),
+        "mnist-lt-ce-drw" => (mnist(LossSpec::Ce, true), 0.2),
+        "mnist-lt-vs" => (mnist(vs, false), 0.2),
         _ => return None,
     };
     if with_sam {

@@ -1,0 +1,94 @@
+//! `saddlescope compare`: two analyses (e.g. CE+DRW against CE+DRW+SAM) class by class.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use saddlescope_train::io::write_atomic;
+
+use crate::cmd_plot::parse_xscale;
+use crate::cmd_report::command_line;
+use crate::report::{load_inputs, write_report, ReportOptions};
+use crate::usage::usage;
+
+/// Flags of `saddlescope compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// First analysis directory
+    #[arg(value_name = "A_DIR")]
+    a: PathBuf,
+    /// Second analysis directory
+    #[arg(value_name = "B_DIR")]
+    b: PathBuf,
+    /// Output directory (deltas.csv, report.md, report.html, figures/)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Labels of A and B [default: directory names]
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Eigenvalue axis of the density figures: linear or symlog
+    #[arg(long, value_name = "linear|symlog", default_value = "symlog")]
+    xscale: String,
+}
+
+/// Runs `saddlescope compare`.
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let xscale = parse_xscale(&args.xscale)?;
+    if !args.labels.is_empty() && args.labels.len() != 2 {
+        return Err(usage(format!(
+            "--labels: expected two labels, got {}",
+            args.labels.len()
+        )));
+    }
+    let inputs = load_inputs(&[args.a.clone(), args.b.clone()], &args.labels)?;
+    let [a, b] = inputs.analyses.as_slice() else {
+        anyhow::bail!(
+            "{} and {} must both be analysis directories (with spectrum.json)",
+            args.a.display(),
+            args.b.display()
+        );
+    };
+    let mut csv = String::from("class,name,group,lambda_min_a,lambda_min_b,delta_lambda_min,lambda_max_a,lambda_max_b,trace_a,trace_b,saddle_a,saddle_b\n");
+    for ca in &a.value.classes {
+        let Some(cb) = b.value.classes.iter().find(|c| c.class == ca.class) else {
+            continue;
+        };
+        let (ea, eb) = (&ca.estimate, &cb.estimate);
+        csv.push_str(&format!(
+            "{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{},{}\n",
+            ca.class.map_or("all".into(), |c| c.to_string()),
+            ca.name.replace(',', ";"),
+            ca.group
+                .map_or(String::new(), |g| format!("{g:?}").to_lowercase()),
+            ea.lambda_min,
+            eb.lambda_min,
+            eb.lambda_min - ea.lambda_min,
+            ea.lambda_max,
+            eb.lambda_max,
+            ea.trace,
+            eb.trace,
+            ca.saddle,
+            cb.saddle
+        ));
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let deltas = args.out.join("deltas.csv");
+    write_atomic(&deltas, csv.as_bytes())?;
+    print!("{csv}");
+    let title = format!("{} vs {}", a.label, b.label);
+    write_report(
+        &inputs,
+        &args.out,
+        &ReportOptions {
+            title,
+            xscale,
+            command_line: command_line(),
+        },
+    )?;
+    eprintln!(
+        "wrote {} and {}",
+        deltas.display(),
+        args.out.join("report.html").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

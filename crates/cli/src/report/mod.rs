@@ -1,0 +1,8 @@
+//! The Markdown + HTML report of runs and analyses (`saddlescope report`, `compare`, `demo`).
+
+mod build;
+mod doc;
+mod inputs;
+
+pub use build::{write_report, ReportOptions};
+pub use inputs::load_inputs;
