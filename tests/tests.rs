@@ -3,4 +3,5 @@
 mod util;
 
 mod cli_data;
+mod cli_demo;
 mod cli_train_analyze;
