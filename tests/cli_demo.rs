@@ -7,9 +7,13 @@ use crate::util::*;
 /// Width and height of a PNG, decoding the whole image (so a truncated file fails).
 fn png_size(path: &Path) -> (u32, u32) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = decoder
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut buffer = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buffer).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let info = reader
+        .next_frame(&mut buffer)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (info.width, info.height)
 }
 
@@ -21,25 +25,62 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for needle in ["## Verdict", "CE+DRW vs CE+DRW+SAM", "## Reproducibility", "sha256", "![", "tail"] {
+    for needle in [
+        "## Verdict",
+        "CE+DRW vs CE+DRW+SAM",
+        "## Reproducibility",
+        "sha256",
+        "![",
+        "tail",
+    ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("data:image/png;base64,"), "figures embedded");
-    assert!(!html.contains("src=\"figures/"), "no external figure links in the self-contained HTML");
+    assert!(
+        !html.contains("src=\"figures/"),
+        "no external figure links in the self-contained HTML"
+    );
 
     // Figures: the documented sizes (plot crate defaults).
-    assert_eq!(png_size(&out.join("figures/training_curves.png")), (1200, 850));
-    assert_eq!(png_size(&out.join("figures/compare_lambda_min.png")), (1200, 800));
-    assert_eq!(png_size(&out.join("figures/ce-drw/eigen_bars.png")), (1200, 800));
-    assert_eq!(png_size(&out.join("figures/ce-drw/head_tail.png")), (1200, 700));
-    assert_eq!(png_size(&out.join("figures/ce-drw/density_grid.png")).0, 1900);
+    assert_eq!(
+        png_size(&out.join("figures/training_curves.png")),
+        (1200, 850)
+    );
+    assert_eq!(
+        png_size(&out.join("figures/compare_lambda_min.png")),
+        (1200, 800)
+    );
+    assert_eq!(
+        png_size(&out.join("figures/ce-drw/eigen_bars.png")),
+        (1200, 800)
+    );
+    assert_eq!(
+        png_size(&out.join("figures/ce-drw/head_tail.png")),
+        (1200, 700)
+    );
+    assert_eq!(
+        png_size(&out.join("figures/ce-drw/density_grid.png")).0,
+        1900
+    );
 
     for arm in ["ce-drw", "ce-drw-sam"] {
         let json = read_json(&out.join("analysis").join(arm).join("spectrum.json"));
         assert_eq!(json["classes"].as_array().unwrap().len(), 10);
-        for key in ["lambda_min", "lambda_min_bound", "lambda_max", "trace", "density", "ritz", "saddle", "group"] {
-            assert!(json["classes"][9].get(key).is_some(), "{arm}: classes[9].{key}");
+        for key in [
+            "lambda_min",
+            "lambda_min_bound",
+            "lambda_max",
+            "trace",
+            "density",
+            "ritz",
+            "saddle",
+            "group",
+        ] {
+            assert!(
+                json["classes"][9].get(key).is_some(),
+                "{arm}: classes[9].{key}"
+            );
         }
         assert_eq!(json["classes"][9]["group"], "tail");
         assert!(out.join("runs").join(arm).join("log.jsonl").exists());
@@ -48,21 +89,41 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     // plot: redraw one analysis as SVG.
     let analysis = out.join("analysis/ce-drw");
     let figs = dir.path().join("figs");
-    let o = run(&["plot", analysis.to_str().unwrap(), "--format", "svg", "--out", figs.to_str().unwrap()]);
+    let o = run(&[
+        "plot",
+        analysis.to_str().unwrap(),
+        "--format",
+        "svg",
+        "--out",
+        figs.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let grid = std::fs::read_to_string(figs.join("density_grid.svg")).unwrap();
     assert!(grid.contains("<svg") && grid.contains("class 9"));
-    assert_eq!(stdout(&o).lines().count(), 10 + 1 + 3, "10 class densities, all, grid, head/tail, bars");
+    assert_eq!(
+        stdout(&o).lines().count(),
+        10 + 1 + 3,
+        "10 class densities, all, grid, head/tail, bars"
+    );
 
     // compare: deltas table for the two analyses.
     let cmp = dir.path().join("cmp");
     let o = run(&[
-        "compare", analysis.to_str().unwrap(), out.join("analysis/ce-drw-sam").to_str().unwrap(), "--out",
-        cmp.to_str().unwrap(), "--labels", "base,sam",
+        "compare",
+        analysis.to_str().unwrap(),
+        out.join("analysis/ce-drw-sam").to_str().unwrap(),
+        "--out",
+        cmp.to_str().unwrap(),
+        "--labels",
+        "base,sam",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = std::fs::read_to_string(cmp.join("deltas.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11);
     assert!(cmp.join("report.html").exists());
-    assert_one_line_error(&run(&["plot", dir.path().to_str().unwrap()]), 1, "spectrum.json");
+    assert_one_line_error(
+        &run(&["plot", dir.path().to_str().unwrap()]),
+        1,
+        "spectrum.json",
+    );
 }
