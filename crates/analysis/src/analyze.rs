@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::DType;
-use saddlescope_data::{BatchSpec, Group, Split};
-use saddlescope_nn::{Batch, BnMode, HessianOperator, Loss, LossSpec, Model, ParamSelection};
+use saddlescope_data::{Group, Split};
+use saddlescope_nn::{Batch, Loss, Model};
 use saddlescope_spectral::{estimate_spectrum_with_progress, SpectrumEstimate, SpectrumParams};
 use saddlescope_train::io::write_atomic;
 use serde::{Deserialize, Serialize};
 
-use crate::operator::ClassHessian;
 use crate::report::{
     AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
 };
+use crate::setup::HessianSetup;
 use crate::verdict::SaddleRule;
 use crate::Error;
 
@@ -157,6 +157,19 @@ impl AnalysisDir {
     fn part(&self, name: &str) -> PathBuf {
         self.0.join("classes").join(format!("{name}.json"))
     }
+    /// `landscape/`: the loss landscapes of `analyze --landscape`, one directory per class.
+    pub fn landscapes(&self) -> PathBuf {
+        self.0.join("landscape")
+    }
+    /// `landscape/class-NNNN/`: the loss landscape of class `class`.
+    pub fn landscape(&self, class: usize) -> PathBuf {
+        self.landscapes().join(class_stem(class))
+    }
+}
+
+/// `class-NNNN`: the file or directory name of a class's results.
+fn class_stem(class: usize) -> String {
+    format!("class-{class:04}")
 }
 
 /// The JSON-facing description of `params`.
@@ -182,17 +195,6 @@ pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
     }
 }
 
-/// Maps a spectral parameter error to the flag that sets it.
-fn flag_of(name: &str) -> &'static str {
-    match name {
-        "m" => "--lanczos-steps",
-        "probes" => "--probes",
-        "top_k" => "--top-k",
-        "tol" => "--tol",
-        _ => "--lanczos-steps",
-    }
-}
-
 /// Runs the class-wise analysis of `subject` into `out` (created), reusing finished
 /// Hessians from an earlier run when `resume` is set and their settings match.
 pub fn analyze(
@@ -203,40 +205,14 @@ pub fn analyze(
     observer: &dyn AnalysisObserver,
     stop: &AtomicBool,
 ) -> Result<AnalysisOutcome, Error> {
-    if let Err(saddlescope_spectral::Error::InvalidParam {
-        name,
-        value,
-        expected,
-    }) = params.spectrum.validate()
-    {
-        return Err(Error::Usage {
-            flag: flag_of(name),
-            reason: format!("{value}: expected {expected}"),
-        });
-    }
     if !(params.saddle.min_ratio.is_finite() && params.saddle.min_ratio >= 0.0) {
         return Err(Error::Usage {
             flag: "--saddle-ratio",
             reason: format!("{} is negative or not finite", params.saddle.min_ratio),
         });
     }
-    if params.batch_size == 0 {
-        return Err(Error::Usage {
-            flag: "--batch-size",
-            reason: "must be at least 1".into(),
-        });
-    }
+    let setup = HessianSetup::new(subject, params)?;
     let classes = subject.model.classes();
-    if subject.split.classes() != classes {
-        return Err(Error::Usage {
-            flag: "--dataset",
-            reason: format!(
-                "the data set has {} classes but the checkpoint {}",
-                subject.split.classes(),
-                classes
-            ),
-        });
-    }
     let class_ids = params
         .class_ids
         .clone()
@@ -247,24 +223,6 @@ pub fn analyze(
             reason: format!("class {bad} does not exist (the checkpoint has {classes} classes)"),
         });
     }
-    let model = if subject.model.dtype() == params.dtype {
-        None
-    } else {
-        Some(subject.model.to_dtype(params.dtype)?)
-    };
-    let model = model.as_ref().unwrap_or(subject.model);
-    let selection = if params.param_filter.is_empty() {
-        ParamSelection::all(model)
-    } else {
-        ParamSelection::with_prefixes(model, &params.param_filter)?
-    };
-    let loss = match params.loss {
-        HessianLoss::Ce => LossSpec::Ce.build(&vec![1; classes], None)?,
-        HessianLoss::Train => subject.training_loss.clone().ok_or_else(|| Error::Usage {
-            flag: "--loss",
-            reason: "`train` needs a saddlescope checkpoint (its metadata says which loss it was trained with)".into(),
-        })?,
-    };
     let dir = AnalysisDir::new(out);
     std::fs::create_dir_all(out.join("classes")).map_err(|e| Error::io(out, e))?;
     let key = ResumeKey {
@@ -273,23 +231,10 @@ pub fn analyze(
         split: subject.split_name.clone(),
         params: describe(params),
     };
-    let spec = BatchSpec::new(params.batch_size, model.device().clone()).with_dtype(params.dtype);
-    let class_batches = |c: usize| -> Result<Vec<Batch>, Error> {
-        subject
-            .split
-            .class_batches(c, params.samples_per_class, &spec)?
-            .map(|b| {
-                let (x, y) = b?;
-                Ok(Batch::new(x, y)?)
-            })
-            .collect()
-    };
     let mut context = Context {
         subject,
         params,
-        model,
-        selection: &selection,
-        loss: &loss,
+        setup: &setup,
         dir: &dir,
         key: &key,
         resume,
@@ -305,7 +250,7 @@ pub fn analyze(
                 done: results.len(),
             });
         }
-        let batches = class_batches(c)?;
+        let batches = setup.class_batches(c)?;
         if batches.is_empty() {
             let reason = format!(
                 "no samples of class {c} in the {} split",
@@ -317,7 +262,7 @@ pub fn analyze(
         }
         let weight: f64 = batches
             .iter()
-            .map(|b| loss.batch_weight(b.labels()))
+            .map(|b| setup.loss().batch_weight(b.labels()))
             .sum::<Result<f64, _>>()?;
         class_weights.push(weight);
         results.push(context.estimate(Some(c), batches)?);
@@ -330,7 +275,7 @@ pub fn analyze(
         }
         let mut batches = Vec::new();
         for c in 0..classes {
-            batches.extend(class_batches(c)?);
+            batches.extend(setup.class_batches(c)?);
         }
         Some(context.estimate(None, batches)?)
     } else {
@@ -372,9 +317,7 @@ pub fn analyze(
 struct Context<'a, 's> {
     subject: &'a Subject<'s>,
     params: &'a AnalyzeParams,
-    model: &'a Model,
-    selection: &'a ParamSelection,
-    loss: &'a Loss,
+    setup: &'a HessianSetup<'s>,
     dir: &'a AnalysisDir,
     key: &'a ResumeKey,
     resume: bool,
@@ -390,7 +333,7 @@ impl Context<'_, '_> {
         batches: Vec<Batch>,
     ) -> Result<ClassSpectrum, Error> {
         let name = class.map_or("all".to_string(), |c| self.subject.class_names[c].clone());
-        let file_name = class.map_or("all".to_string(), |c| format!("class-{c:04}"));
+        let file_name = class.map_or("all".to_string(), class_stem);
         let path = self.dir.part(&file_name);
         if self.resume && path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -408,13 +351,7 @@ impl Context<'_, '_> {
             ));
         }
         let samples: usize = batches.iter().map(Batch::len).sum();
-        let op = ClassHessian::new(HessianOperator::new(
-            self.model,
-            batches,
-            self.loss.clone(),
-            self.selection.clone(),
-            BnMode::Eval,
-        )?);
+        let op = self.setup.operator(batches)?;
         let spectrum = self.clamped(op.hvp().dim());
         self.observer
             .hessian_started(&name, spectrum.expected_applications(op.hvp().dim()));
@@ -440,16 +377,15 @@ impl Context<'_, '_> {
         Ok(stored.result)
     }
 
-    /// The spectral settings, with m and top-k clamped to a small operator's dimension.
+    /// The spectral settings; a Lanczos run never takes more steps than the dimension (the
+    /// estimators cap m at n themselves), which the user is told about.
     fn clamped(&self, dim: usize) -> SpectrumParams {
-        let mut spectrum = self.params.spectrum.clone();
+        let spectrum = self.params.spectrum.clone();
         if spectrum.slq.steps > dim {
             self.observer.notice(&format!(
-                "--lanczos-steps {} exceeds the {dim} parameters of the Hessian block; using {dim}",
+                "--lanczos-steps {} exceeds the {dim} parameters of the Hessian block; each run stops after {dim} steps",
                 spectrum.slq.steps
             ));
-            spectrum.slq.steps = dim;
-            spectrum.top_k = spectrum.top_k.min(dim.saturating_sub(4));
         }
         spectrum
     }

@@ -111,8 +111,11 @@ impl SpectrumParams {
         self.slq.probes * self.slq.steps.min(dim) + hutch
     }
 
-    /// The extreme solver's parameters: SLQ's basis, start vector probe 0.
-    fn extreme(&self) -> ExtremeParams {
+    /// The extreme solver's parameters: SLQ's basis, start vector probe 0. Passed to
+    /// [`crate::extreme_eigenvalues`] they rerun the extremes alone (e.g. for Ritz vectors);
+    /// that run may stop before m steps, so its values agree with [`estimate_spectrum`]'s
+    /// within their bounds.
+    pub fn extreme(&self) -> ExtremeParams {
         ExtremeParams {
             top_k: self.top_k,
             tol: self.tol,

@@ -95,7 +95,8 @@ impl ExtremeParams {
 pub struct RitzValue {
     /// The Ritz value θ.
     pub value: f64,
-    /// `‖A y − θ y‖ = |β s_last|` for its unit Ritz vector y.
+    /// `‖A y − θ y‖ = |β s_last|` for its unit Ritz vector y, plus a rounding allowance of
+    /// `j ε max(|α|, β)` (j = basis size).
     pub bound: f64,
 }
 

@@ -291,14 +291,18 @@ impl Krylov {
         h
     }
 
-    /// Ritz pairs of H (ascending) and their residual bounds `|β · s_{last,i}|`, the norm of
-    /// `A y_i − θ_i y_i` for the Ritz vector `y_i = V s_i`.
+    /// Ritz pairs of H (ascending) and their residual bounds: `|β · s_{last,i}|`, the norm of
+    /// `A y_i − θ_i y_i` for the Ritz vector `y_i = V s_i` in exact arithmetic, plus a
+    /// rounding allowance `j · ε · max(|α|, β)` for a basis of j vectors (with full
+    /// reorthogonalization the Ritz values carry errors of order ε‖A‖, Paige 1971), so that
+    /// a converged bound never claims more accuracy than f64 delivers.
     pub(crate) fn ritz(&self) -> Result<(Eigen, Vec<f64>), Error> {
         let eig = symmetric_eigen(self.projected())?;
         let last = self.size() - 1;
         let beta = self.betas.last().copied().unwrap_or(0.0);
+        let rounding = self.size() as f64 * f64::EPSILON * self.scale;
         let bounds = (0..=last)
-            .map(|k| (beta * eig.vectors[(last, k)]).abs())
+            .map(|k| (beta * eig.vectors[(last, k)]).abs() + rounding)
             .collect();
         Ok((eig, bounds))
     }

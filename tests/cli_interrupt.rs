@@ -1,0 +1,171 @@
+//! Runs killed with SIGKILL (during an epoch, or while a checkpoint is being written) and
+//! resumed end bit-identical to runs that were never interrupted; the same for `analyze`.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+const DATA: &str = "synthetic:classes=4,dim=32,n=400,test=20,seed=2";
+
+fn train_args(out: &Path) -> Vec<String> {
+    [
+        "train",
+        "--dataset",
+        DATA,
+        "--ratio",
+        "10",
+        "--model",
+        "mlp:64",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.05",
+        "--sam",
+        "0.05",
+        "--drw",
+        "--save-every",
+        "0",
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.display().to_string()])
+    .collect()
+}
+
+fn spawn(args: &[String]) -> Child {
+    saddlescope_std()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A `std::process::Command` for the binary (spawnable, unlike assert_cmd's).
+fn saddlescope_std() -> std::process::Command {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("saddlescope"))
+}
+
+/// Waits until `ready` holds, then SIGKILLs the child; returns false if it exited first.
+fn kill_when(child: &mut Child, ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if ready() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("timed out");
+}
+
+fn log_lines(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("log.jsonl")).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn train_killed_mid_epoch_and_mid_write_resumes_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let (straight, broken) = (dir.path().join("straight"), dir.path().join("broken"));
+    let o = saddlescope_std()
+        .args(train_args(&straight))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let mut child = spawn(&train_args(&broken));
+    assert!(
+        kill_when(&mut child, || log_lines(&broken) >= 3),
+        "the run finished before it could be killed"
+    );
+    let done = log_lines(&broken);
+    assert!(done < 40, "killed mid-run ({done} epochs logged)");
+    // A write killed half-way leaves a partial temporary file; resume must not trip on it.
+    let state = std::fs::read(broken.join("resume.safetensors")).unwrap();
+    std::fs::write(
+        broken.join("resume.safetensors.tmp"),
+        &state[..state.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(broken.join("last.safetensors.tmp"), b"partial").unwrap();
+
+    let o = run(&["train", "--resume", broken.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["last.safetensors", "best.safetensors", "resume.safetensors"] {
+        let a = std::fs::read(straight.join(name)).unwrap();
+        let b = std::fs::read(broken.join(name)).unwrap();
+        assert!(a == b, "{name} differs after kill + resume");
+    }
+    assert_eq!(log_lines(&broken), 40);
+}
+
+#[test]
+fn analyze_killed_mid_run_resumes_to_an_identical_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut args = train_args(&run_dir);
+    let epochs = args.iter().position(|a| a == "--epochs").unwrap() + 1;
+    args[epochs] = "3".into();
+    assert!(saddlescope_std()
+        .args(&args)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let ckpt = run_dir.join("last.safetensors").display().to_string();
+    let analyze = |out: &Path, resume: bool| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "analyze",
+            &ckpt,
+            "--lanczos-steps",
+            "80",
+            "--probes",
+            "3",
+            "--quiet",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(out.display().to_string());
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let (straight, broken) = (dir.path().join("a"), dir.path().join("b"));
+    assert!(saddlescope_std()
+        .args(analyze(&straight, false))
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let mut child = spawn(&analyze(&broken, false));
+    let killed = kill_when(&mut child, || {
+        broken.join("classes/class-0001.json").exists()
+    });
+    assert!(killed, "analyze finished before it could be killed");
+    assert!(!broken.join("spectrum.json").exists());
+    let o = saddlescope_std()
+        .args(analyze(&broken, true))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = std::fs::read_to_string(straight.join("spectrum.json")).unwrap();
+    let b = std::fs::read_to_string(broken.join("spectrum.json")).unwrap();
+    assert!(
+        a.replace(&*straight.display().to_string(), "")
+            == b.replace(&*broken.display().to_string(), ""),
+        "resumed spectrum.json differs"
+    );
+}
