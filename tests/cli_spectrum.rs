@@ -1,0 +1,134 @@
+//! `spectrum` on a dense matrix with a known spectrum, its determinism across thread
+//! counts, and its input checks.
+
+use std::path::Path;
+
+use crate::util::*;
+
+/// Writes a C-order float64 `.npy` of an n×n matrix.
+fn write_npy(path: &Path, n: usize, entry: impl Fn(usize, usize) -> f64) {
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for i in 0..n {
+        for j in 0..n {
+            bytes.extend(entry(i, j).to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A diagonal saddle spectrum: −3, then 0.01·k for the bulk, then 40 (Lanczos sees only
+/// the spectrum, so a diagonal matrix is as good a test as a rotated one).
+fn saddle(i: usize, j: usize, n: usize) -> f64 {
+    let diagonal = |k: usize| match k {
+        0 => -3.0,
+        k if k == n - 1 => 40.0,
+        k => 0.01 * k as f64,
+    };
+    if i == j {
+        diagonal(i)
+    } else {
+        0.0
+    }
+}
+
+#[test]
+fn spectrum_finds_the_known_extremes_and_is_thread_count_independent() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 300;
+    let matrix = dir.path().join("saddle.npy");
+    write_npy(&matrix, n, |i, j| saddle(i, j, n));
+    let analyze = |out: &Path, threads: &str| {
+        let o = saddlescope()
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "spectrum",
+                "--matrix",
+                matrix.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--probes",
+                "3",
+                "--quiet",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(out.join("spectrum.json")).unwrap()
+    };
+    let one = analyze(&dir.path().join("t1"), "1");
+    let two = analyze(&dir.path().join("t2"), "2");
+    assert!(
+        one == two,
+        "spectrum.json differs between RAYON_NUM_THREADS=1 and 2"
+    );
+    let json: serde_json::Value = serde_json::from_str(&one).unwrap();
+    let (max, min) = (
+        json["lambda_max"].as_f64().unwrap(),
+        json["lambda_min"].as_f64().unwrap(),
+    );
+    assert!((max - 40.0).abs() <= 1e-8 * 40.0, "{max}");
+    assert!((min + 3.0).abs() <= 1e-8 * 40.0, "{min}");
+    assert_eq!(json["converged"], true);
+    let exact_trace: f64 = (0..n).map(|k| saddle(k, k, n)).sum();
+    let (trace, se) = (
+        json["trace"].as_f64().unwrap(),
+        json["trace_stderr"].as_f64().unwrap(),
+    );
+    assert!(
+        (trace - exact_trace).abs() <= 3.0 * se + 1e-9,
+        "{trace} ± {se} vs {exact_trace}"
+    );
+    for key in [
+        "lambda_max_bound",
+        "lambda_min_bound",
+        "top_k",
+        "negative_mass",
+        "ritz",
+        "density",
+        "params",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+}
+
+#[test]
+fn spectrum_rejects_bad_matrices_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let skew = dir.path().join("skew.npy");
+    write_npy(&skew, 4, |i, j| if i < j { 1.0 } else { 0.0 });
+    assert_one_line_error(
+        &run(&["spectrum", "--matrix", skew.to_str().unwrap(), "--out", o]),
+        1,
+        "skew.npy",
+    );
+    let junk = dir.path().join("junk.npy");
+    std::fs::write(&junk, b"\x93NUMPY garbage").unwrap();
+    assert_one_line_error(
+        &run(&["spectrum", "--matrix", junk.to_str().unwrap(), "--out", o]),
+        1,
+        "junk.npy",
+    );
+    assert_one_line_error(
+        &run(&[
+            "spectrum",
+            "--matrix",
+            skew.to_str().unwrap(),
+            "--out",
+            o,
+            "--probes",
+            "0",
+        ]),
+        2,
+        "--probes",
+    );
+    assert!(!out.join("spectrum.json").exists());
+}
