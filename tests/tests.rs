@@ -5,4 +5,5 @@ mod util;
 mod cli_data;
 mod cli_demo;
 mod cli_interrupt;
+mod cli_spectrum;
 mod cli_train_analyze;
