@@ -144,16 +144,7 @@ impl Trainer {
             flag: "--dtype",
             reason,
         })?;
-        let shape = data.shape();
-        let input = [shape.channels, shape.height, shape.width];
-        let model = Model::new(
-            &config.model,
-            data.classes(),
-            input,
-            dtype,
-            device,
-            config.seed,
-        )?;
+        let model = new_model(&config, &data, dtype, device)?;
         let sgd = Sgd::new(config.sgd(), model.trainable().len());
         // A stale log from an abandoned attempt must not mix with this run's records.
         let _ = std::fs::remove_file(run.log());
@@ -216,16 +207,7 @@ impl Trainer {
             ));
         }
         let dtype = parse_dtype(&config.dtype).map_err(corrupt)?;
-        let shape = data.shape();
-        let input = [shape.channels, shape.height, shape.width];
-        let mut model = Model::new(
-            &config.model,
-            data.classes(),
-            input,
-            dtype,
-            device,
-            config.seed,
-        )?;
+        let mut model = new_model(&config, &data, dtype, device)?;
         let mut tensors = file.tensors;
         let mut momentum: HashMap<String, Tensor> = HashMap::new();
         tensors.retain(|name, tensor| match name.strip_prefix(MOMENTUM_PREFIX) {
@@ -476,6 +458,25 @@ struct EpochStats {
     grad_norm: f64,
     sharpness: f64,
     steps: usize,
+}
+
+/// The model of `config` for `data`'s classes and image shape, with its seeded initial weights.
+fn new_model(
+    config: &TrainConfig,
+    data: &Dataset,
+    dtype: DType,
+    device: &Device,
+) -> Result<Model, Error> {
+    let shape = data.shape();
+    let input = [shape.channels, shape.height, shape.width];
+    Ok(Model::new(
+        &config.model,
+        data.classes(),
+        input,
+        dtype,
+        device,
+        config.seed,
+    )?)
 }
 
 /// Loads the data set of `config` and applies its imbalance.
