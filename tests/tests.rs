@@ -2,8 +2,10 @@
 
 mod util;
 
+mod cli_bad_inputs;
 mod cli_data;
 mod cli_demo;
 mod cli_interrupt;
+
 mod cli_spectrum;
 mod cli_train_analyze;

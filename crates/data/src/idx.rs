@@ -206,8 +206,13 @@ fn assemble(spec: DatasetSpec, files: [(PathBuf, Vec<u8>); 4]) -> Result<Dataset
 /// Reads `train-images-idx3-ubyte[.gz]` and the three other MNIST files from `dir`.
 pub(crate) fn load_dir(spec: DatasetSpec, dir: &Path) -> Result<Dataset> {
     io::require_dir(dir)?;
-    // Look for all four files before reading any, so a missing one is reported at once.
-    let paths = all(FILES.map(|name| io::find_maybe_gz(dir, name)))?;
+    // Look for all four files before reading any, so a missing one is reported at once. The
+    // original MNIST and Fashion-MNIST name the test split `t10k-*`, mnist10k `test-*`.
+    let paths = all(FILES.map(|name| match name.strip_prefix("test-") {
+        Some(rest) => io::find_maybe_gz(dir, &format!("t10k-{rest}"))
+            .or_else(|_| io::find_maybe_gz(dir, name)),
+        None => io::find_maybe_gz(dir, name),
+    }))?;
     let files = all(paths.map(|path| io::read(&path).map(|bytes| (path, bytes))))?;
     assemble(spec, files)
 }
