@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::util::*;
 
 /// Width and height of a PNG, decoding the whole image (so a truncated file fails).
-fn png_size(path: &Path) -> (u32, u32) {
+pub fn png_size(path: &Path) -> (u32, u32) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     let mut reader = decoder
         .read_info()

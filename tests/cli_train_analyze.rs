@@ -6,7 +6,7 @@ use crate::util::*;
 
 const DATA: &str = "synthetic:classes=3,dim=6,n=40,test=10,seed=1";
 
-fn train_tiny(dir: &Path, extra: &[&str]) {
+pub fn train_tiny(dir: &Path, extra: &[&str]) {
     let out_dir = dir.to_str().unwrap();
     let mut args = vec![
         "train",

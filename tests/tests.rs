@@ -6,6 +6,6 @@ mod cli_bad_inputs;
 mod cli_data;
 mod cli_demo;
 mod cli_interrupt;
-
+mod cli_landscape;
 mod cli_spectrum;
 mod cli_train_analyze;

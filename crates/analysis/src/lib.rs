@@ -8,12 +8,17 @@
 //! - [`analyze`] estimates every class's Hessian (and the all-classes one) with shared probe
 //!   vectors, gives each a [`SaddleRule`] verdict and writes `spectrum.json`
 //!   ([`AnalysisReport`]) and `summary.csv`, resumably.
+//! - [`class_landscape`] walks a class loss along its Hessian's extreme eigenvectors and a
+//!   random direction (and on their plane) next to the quadratic model
+//!   ([`LandscapeReport`], `landscape.json`): the saddle seen, not just its eigenvalue.
 #![deny(missing_docs)]
 
 mod analyze;
 mod error;
+mod landscape;
 mod operator;
 mod report;
+mod setup;
 mod source;
 mod verdict;
 
@@ -25,6 +30,12 @@ pub use analyze::{
     AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet, Subject,
 };
 pub use error::Error;
+pub use landscape::{
+    class_landscape, default_range, landscape, landscape_classes, read_landscape, read_landscapes,
+    write_landscape, DirectionCurve, DirectionKind, LandscapeParams, LandscapeReport, LossSurface,
+    Plane, DEFAULT_PLANE_POINTS, DEFAULT_POINTS, LANDSCAPE_FILE, RANDOM_DIRECTION_STREAM,
+    RANGE_FRACTION, RANGE_LIMITS, RANGE_LOSS_FLOOR,
+};
 pub use operator::ClassHessian;
 pub use report::{
     AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,

@@ -88,7 +88,8 @@ impl<'a> HessianSetup<'a> {
                 reason: "`train` needs a saddlescope checkpoint (its metadata says which loss it was trained with)".into(),
             })?,
         };
-        let spec = BatchSpec::new(params.batch_size, model.device().clone()).with_dtype(params.dtype);
+        let spec =
+            BatchSpec::new(params.batch_size, model.device().clone()).with_dtype(params.dtype);
         Ok(Self {
             original: subject.model,
             converted,
@@ -134,4 +135,3 @@ impl<'a> HessianSetup<'a> {
         )?))
     }
 }
-

@@ -12,15 +12,15 @@ use saddlescope_spectral::TraceMethod;
 
 use crate::*;
 
-struct Fixture {
+pub(crate) struct Fixture {
     data: Dataset,
     long_tailed: LongTailed,
-    model: Model,
+    pub(crate) model: Model,
 }
 
 /// 3 classes of a 4-d Gaussian mixture (uneven after a step imbalance), a tanh MLP with 27
 /// parameters in f64: small enough for a dense Hessian, curved enough to be indefinite.
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let full = Dataset::load(
         &"synthetic:classes=3,dim=4,n=12,test=4,seed=0"
             .parse()
@@ -52,7 +52,7 @@ fn fixture() -> Fixture {
     }
 }
 
-fn subject(f: &Fixture) -> Subject<'_> {
+pub(crate) fn subject(f: &Fixture) -> Subject<'_> {
     Subject {
         model: &f.model,
         split: f.data.train(),
@@ -70,7 +70,7 @@ fn subject(f: &Fixture) -> Subject<'_> {
     }
 }
 
-fn params(trace: TraceMethod) -> AnalyzeParams {
+pub(crate) fn params(trace: TraceMethod) -> AnalyzeParams {
     let mut p = AnalyzeParams::default();
     p.spectrum.slq.steps = 27;
     p.spectrum.slq.probes = 3;
@@ -81,7 +81,7 @@ fn params(trace: TraceMethod) -> AnalyzeParams {
     p
 }
 
-fn finished(outcome: AnalysisOutcome) -> AnalysisReport {
+pub(crate) fn finished(outcome: AnalysisOutcome) -> AnalysisReport {
     match outcome {
         AnalysisOutcome::Finished(report) => *report,
         AnalysisOutcome::Interrupted { .. } => panic!("interrupted"),
@@ -89,7 +89,7 @@ fn finished(outcome: AnalysisOutcome) -> AnalysisReport {
 }
 
 /// The dense Hessian of the mean CE over class `class` (None: all), column by column.
-fn dense_hessian(f: &Fixture, class: Option<usize>) -> DMatrix<f64> {
+pub(crate) fn dense_hessian(f: &Fixture, class: Option<usize>) -> DMatrix<f64> {
     let spec = BatchSpec::new(5, Device::Cpu).with_dtype(DType::F64);
     let classes: Vec<usize> = class.map_or((0..3).collect(), |c| vec![c]);
     let batches: Vec<Batch> = classes

@@ -31,4 +31,8 @@ pub enum Command {
     Demo(crate::cmd_demo::DemoArgs),
     /// SLQ density, extreme eigenvalues and trace of a dense symmetric matrix (.npy), as JSON
     Spectrum(crate::cmd_spectrum::SpectrumArgs),
+    /// Time and peak memory of a forward pass, a gradient and an HVP (bench slq: SLQ bookkeeping share)
+    Bench(crate::cmd_bench::BenchArgs),
+    /// Loss of one class along its Hessian's extreme eigenvectors (and their plane), with the quadratic model
+    Landscape(crate::cmd_landscape::LandscapeArgs),
 }

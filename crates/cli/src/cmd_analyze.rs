@@ -8,16 +8,12 @@ use candle_core::DType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use saddlescope_analysis::{
-    analyze, build_model, read_checkpoint, AnalysisObserver, AnalysisOutcome, AnalysisReport,
-    AnalyzeParams, ArchHints, CheckpointInfo, ClassSpectrum, HessianLoss, SaddleRule, Subject,
-    DEFAULT_SADDLE_RATIO,
+    analyze, AnalysisObserver, AnalysisOutcome, AnalysisReport, AnalyzeParams, ClassSpectrum,
+    HessianLoss, SaddleRule, DEFAULT_SADDLE_RATIO,
 };
-use saddlescope_data::{Dataset, DatasetSpec, GroupRule, Imbalance, LongTailConfig, LongTailed};
-use saddlescope_nn::{drw_weights, DRW_BETA};
-use saddlescope_spectral::SpectrumParams;
 
-use crate::dataset_args::data_error;
-use crate::device::parse_device;
+use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
+use crate::cmd_landscape::analysis_landscapes;
 use crate::usage::usage;
 
 /// Flags of `saddlescope analyze`.
@@ -25,45 +21,13 @@ use crate::usage::usage;
 #[command(
     after_help = "A saddle: lambda_min < 0 by more than its residual bound and \
 |lambda_min|/lambda_max >= --saddle-ratio. Outputs: OUT/spectrum.json (every estimate per class \
-and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results, reused by --resume)."
+and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results, reused by --resume); \
+with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}."
 )]
 pub struct AnalyzeArgs {
-    /// Checkpoint: a saddlescope .safetensors, a safetensors file with PyTorch names, or a
-    /// PyTorch .pth/.pth.tar (zip format; state_dict or {"state_dict": ...}; `module.` stripped)
-    #[arg(value_name = "CHECKPOINT")]
-    checkpoint: PathBuf,
     /// Output directory
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Data set [default: the checkpoint's; required for foreign checkpoints]
-    #[arg(long, value_name = "SPEC")]
-    dataset: Option<String>,
-    /// Architecture of a foreign checkpoint: resnet32, resnet32-normed, mlp:..., cnn
-    #[arg(long, value_name = "SPEC")]
-    arch: Option<String>,
-    /// Class count of a foreign checkpoint [default: from its classifier]
-    #[arg(long, value_name = "C")]
-    classes: Option<usize>,
-    /// Long-tail profile of a foreign checkpoint's training set (exp, step, none)
-    #[arg(long, value_name = "exp|step|none", default_value = "exp")]
-    imbalance: String,
-    /// Imbalance ratio of a foreign checkpoint's training set
-    #[arg(
-        long,
-        value_name = "R",
-        default_value_t = 100.0,
-        allow_negative_numbers = true
-    )]
-    ratio: f64,
-    /// Seed of the long-tailed subset selection of a foreign checkpoint
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    data_seed: u64,
-    /// Which samples: train (the long-tailed subset the model was trained on) or test
-    #[arg(long, value_name = "train|test", default_value = "train")]
-    split: String,
-    /// Only the first N samples of each class (in data-set order) [default: all]
-    #[arg(long, value_name = "N")]
-    samples_per_class: Option<usize>,
     /// Loss whose Hessian is analysed: ce (plain cross-entropy, as the paper) or train (the
     /// checkpoint's training loss with its DRW weights / LDAM margins / VS adjustments)
     #[arg(long, value_name = "ce|train", default_value = "ce")]
@@ -74,29 +38,14 @@ pub struct AnalyzeArgs {
     /// Skip the all-classes Hessian
     #[arg(long)]
     no_all: bool,
-    /// Lanczos steps per probe (m)
-    #[arg(long, value_name = "M", default_value_t = 100)]
-    lanczos_steps: usize,
+    #[command(flatten)]
+    solver: SolverArgs,
     /// SLQ probe vectors per Hessian
     #[arg(long, value_name = "K", default_value_t = 4)]
     probes: usize,
-    /// Seed of the probe vectors (the same probes for every class)
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    seed: u64,
     /// Number of top eigenvalues reported
     #[arg(long, value_name = "K", default_value_t = 5)]
     top_k: usize,
-    /// Relative tolerance of the extreme eigenvalues (residual bound <= tol * |lambda|)
-    #[arg(
-        long,
-        value_name = "T",
-        default_value_t = 1e-6,
-        allow_negative_numbers = true
-    )]
-    tol: f64,
-    /// HVP budget of the extreme-eigenvalue solver per Hessian
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    max_applications: usize,
     /// |lambda_min|/lambda_max from which a certainly negative lambda_min is a saddle
     #[arg(long, value_name = "R", default_value_t = DEFAULT_SADDLE_RATIO, allow_negative_numbers = true)]
     saddle_ratio: f64,
@@ -112,15 +61,20 @@ pub struct AnalyzeArgs {
     /// Reuse the per-class results already in OUT that have the same settings
     #[arg(long)]
     resume: bool,
+    /// Also draw the loss landscape (1-D curves along u_max, u_min and a random direction) of
+    /// every class flagged as a saddle and of the head class with the largest lambda_max,
+    /// into OUT/landscape/class-NNNN/
+    #[arg(long)]
+    landscape: bool,
     /// Worker threads [default: all cores]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// cpu or cuda
-    #[arg(long, value_name = "cpu|cuda", default_value = "cpu")]
-    device: String,
     /// No progress bars and no table
     #[arg(long)]
     quiet: bool,
+    // Last: its foreign-checkpoint help heading covers the flags after it.
+    #[command(flatten)]
+    source: CheckpointArgs,
 }
 
 /// A bar per Hessian on a terminal; notices on stderr.
@@ -194,14 +148,6 @@ pub fn table(report: &AnalysisReport) -> String {
     out
 }
 
-fn analysis_error(err: saddlescope_analysis::Error) -> anyhow::Error {
-    match err {
-        saddlescope_analysis::Error::Usage { .. } => usage(err.to_string()),
-        saddlescope_analysis::Error::Data(e) => data_error(e),
-        other => anyhow::Error::new(other),
-    }
-}
-
 /// Runs `saddlescope analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(threads) = args.threads {
@@ -213,7 +159,6 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             .num_threads(threads)
             .build_global();
     }
-    let device = parse_device(&args.device)?;
     let dtype = match args.dtype.as_str() {
         "f32" => DType::F32,
         "f64" => DType::F64,
@@ -224,120 +169,14 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         "train" => HessianLoss::Train,
         other => return Err(usage(format!("--loss {other:?}: expected ce or train"))),
     };
-    if !matches!(args.split.as_str(), "train" | "test") {
-        return Err(usage(format!(
-            "--split {:?}: expected train or test",
-            args.split
-        )));
-    }
-    if args.samples_per_class == Some(0) {
-        return Err(usage("--samples-per-class 0: need at least 1"));
-    }
-    let hints = ArchHints {
-        arch: args
-            .arch
-            .as_deref()
-            .map(|a| a.parse().map_err(|e| usage(format!("--arch {a:?}: {e}"))))
-            .transpose()?,
-        classes: args.classes,
-    };
-    let file = read_checkpoint(&args.checkpoint).map_err(analysis_error)?;
-    let meta = file.meta.clone();
-    let spec_override: Option<DatasetSpec> = args
-        .dataset
-        .as_deref()
-        .map(|s| s.parse().map_err(data_error))
-        .transpose()?;
-    // The long-tailed setting: ours from the metadata, a foreign one from the flags.
-    let long_tailed = match (&meta, spec_override) {
-        (Some(meta), spec) => {
-            let mut lt = meta.data.clone();
-            if let Some(spec) = spec {
-                lt.dataset = spec;
-            }
-            lt
-        }
-        (None, Some(spec)) => {
-            let full = Dataset::load(&spec).map_err(data_error)?;
-            let config = LongTailConfig {
-                imbalance: args.imbalance.parse::<Imbalance>().map_err(data_error)?,
-                ratio: args.ratio,
-                n_max: None,
-                seed: args.data_seed,
-                groups: GroupRule::default(),
-            };
-            LongTailed::new(&full, &config).map_err(data_error)?
-        }
-        (None, None) => {
-            return Err(usage(format!(
-                "--dataset: {} has no saddlescope metadata, say which data it was trained on (e.g. --dataset cifar10:DIR)",
-                args.checkpoint.display()
-            )))
-        }
-    };
-    let data = long_tailed.load().map_err(data_error)?;
-    let shape = data.shape();
-    let input = [shape.channels, shape.height, shape.width];
-    let sha256 = file.sha256.clone();
-    let model = build_model(&args.checkpoint, file, &hints, input, DType::F32, &device)
-        .map_err(analysis_error)?;
-    if model.classes() != data.classes() {
-        return Err(usage(format!(
-            "--dataset: {} has {} classes but {} has {}",
-            long_tailed.dataset,
-            data.classes(),
-            args.checkpoint.display(),
-            model.classes()
-        )));
-    }
-    let training_loss = match &meta {
-        Some(meta) => {
-            let counts = &long_tailed.train_counts;
-            let weights = if meta.config.reweight_at(meta.epoch) {
-                Some(drw_weights(counts, DRW_BETA)?)
-            } else {
-                None
-            };
-            Some(meta.config.loss.build(counts, weights.as_deref())?)
-        }
-        None => None,
-    };
-    let metadata = match &meta {
-        Some(meta) => serde_json::to_value(meta)?,
-        None => {
-            serde_json::json!({ "arch": args.arch, "classes": model.classes(), "format": "foreign" })
-        }
-    };
-    let split = if args.split == "train" {
-        data.train()
-    } else {
-        data.test()
-    };
-    let subject = Subject {
-        model: &model,
-        split,
-        split_name: args.split.clone(),
-        train_counts: &long_tailed.train_counts,
-        groups: &long_tailed.groups,
-        class_names: data.class_names(),
-        training_loss,
-        checkpoint: CheckpointInfo {
-            path: args.checkpoint.display().to_string(),
-            sha256,
-            metadata,
-        },
-        dataset: long_tailed.dataset.to_string(),
-    };
-    let mut spectrum = SpectrumParams::default();
-    spectrum.slq.steps = args.lanczos_steps;
+    let loaded = args.source.load()?;
+    let subject = loaded.subject();
+    let mut spectrum = args.solver.spectrum();
     spectrum.slq.probes = args.probes;
-    spectrum.slq.seed = args.seed;
     spectrum.top_k = args.top_k;
-    spectrum.tol = args.tol;
-    spectrum.max_applications = args.max_applications;
     let params = AnalyzeParams {
         spectrum,
-        samples_per_class: args.samples_per_class,
+        samples_per_class: args.source.samples_per_class,
         loss,
         class_ids: args.class_ids.clone(),
         include_all: !args.no_all,
@@ -371,6 +210,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             if !args.quiet {
                 print!("{}", table(&report));
                 eprintln!("wrote {}", args.out.join("spectrum.json").display());
+            }
+            if args.landscape {
+                return analysis_landscapes(&subject, &params, &report, &args.out, args.quiet);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -145,6 +145,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "--max-applications",
             budget,
             "--resume",
+            "--landscape",
         ]);
         if args.quiet {
             analyze.push("--quiet".into());

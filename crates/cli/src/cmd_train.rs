@@ -43,7 +43,7 @@ pub struct TrainArgs {
     /// Head/medium/tail groups: thirds or counts:MANY,FEW
     #[arg(long, value_name = "RULE")]
     groups: Option<String>,
-    /// Architecture: mlp:W1,W2,..., mlp-tanh:..., cnn[:W1,W2], resnet32, resnet32-normed
+    /// Architecture: mlp:W1,W2,..., mlp-tanh:..., cnn or cnn:W1,W2, resnet32, resnet32-normed
     #[arg(long, value_name = "SPEC")]
     model: Option<String>,
     /// Loss: ce, ldam[:max_m=0.5,s=30], vs[:gamma=0.3,tau=1], la[:tau=1], focal[:gamma=1]

@@ -3,10 +3,13 @@
 //! that every command stays testable as a function.
 
 mod args;
+mod checkpoint_args;
 mod cmd_analyze;
+mod cmd_bench;
 mod cmd_compare;
 mod cmd_data;
 mod cmd_demo;
+mod cmd_landscape;
 mod cmd_plot;
 mod cmd_report;
 mod cmd_spectrum;
@@ -58,5 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => cmd_report::run(args),
         Command::Demo(args) => cmd_demo::run(args),
         Command::Spectrum(args) => cmd_spectrum::run(args),
+        Command::Bench(args) => cmd_bench::run(args),
+        Command::Landscape(args) => cmd_landscape::run(args),
     }
 }

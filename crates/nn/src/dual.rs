@@ -3,6 +3,7 @@
 use candle_core::{Result as CResult, Tensor};
 
 use crate::error::Result;
+use crate::ops;
 use crate::value::Value;
 
 /// A primal tensor with its forward-mode tangent (Pearlmutter's R-operator).
@@ -76,6 +77,35 @@ impl Value for Dual {
             (Some(l), Some(r)) => Some((l + r)?),
             (l, r) => l.or(r),
         };
+        Ok(Self { primal, tangent })
+    }
+
+    fn conv2d_bias(
+        &self,
+        kernel: &Self,
+        bias: &Self,
+        padding: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        let primal = ops::conv2d_add(&self.primal, &kernel.primal, &bias.primal, padding, stride)?;
+        // ḃ is the starting value of the first tangent convolution, whose result is the
+        // starting value of the second: the tangent costs its two GEMMs and nothing more.
+        let mut tangent = bias.tangent.clone();
+        let terms = [
+            self.tangent.as_ref().map(|tx| (tx, &kernel.primal)),
+            kernel.tangent.as_ref().map(|tk| (&self.primal, tk)),
+        ];
+        for (x, k) in terms.into_iter().flatten() {
+            tangent = Some(match &tangent {
+                Some(z) => ops::conv2d_add(x, k, z, padding, stride)?,
+                None => ops::conv2d(x, k, padding, stride)?,
+            });
+        }
+        if let (Some(t), None, None) = (&tangent, &self.tangent, &kernel.tangent) {
+            // A lone shift tangent: broadcast to the output.
+            let channels = t.elem_count();
+            tangent = Some(t.reshape((1, channels, 1, 1))?.broadcast_as(primal.shape())?);
+        }
         Ok(Self { primal, tangent })
     }
 
@@ -161,5 +191,35 @@ mod tests {
         let s = a.add(&b).unwrap();
         let st: Vec<Vec<f64>> = s.tangent.unwrap().to_vec2().unwrap();
         assert_eq!(st, vec![vec![1.0, 2.0, 3.0]; 2]);
+    }
+
+    /// The fused `conv2d_bias` has the tangent of `conv2d` followed by the broadcast add,
+    /// for every combination of present tangents (to f64 rounding).
+    #[test]
+    fn conv_bias_tangent_matches_conv_then_add() {
+        let dev = Device::Cpu;
+        let t = |dims: &[usize], seed: u64| {
+            let n: usize = dims.iter().product();
+            let v: Vec<f64> = (0..n).map(|i| ((i as u64 * 37 + seed * 11) % 17) as f64 / 8.0 - 1.0).collect();
+            Tensor::from_vec(v, dims, &dev).unwrap()
+        };
+        let (x, k, b) = (t(&[2, 3, 5, 5], 1), t(&[4, 3, 3, 3], 2), t(&[4], 3));
+        let (tx, tk, tb) = (t(&[2, 3, 5, 5], 4), t(&[4, 3, 3, 3], 5), t(&[4], 6));
+        for mask in 0..8u8 {
+            let pick = |bit: u8, v: &Tensor| (mask & bit != 0).then(|| v.clone());
+            let xd = Dual::new(x.clone(), pick(1, &tx));
+            let kd = Dual::new(k.clone(), pick(2, &tk));
+            let bd = Dual::new(b.clone(), pick(4, &tb));
+            let fused = xd.conv2d_bias(&kd, &bd, 1, 2).unwrap();
+            let plain = xd.conv2d(&kd, 1, 2).unwrap().add(&bd.reshape(&[1, 4, 1, 1]).unwrap()).unwrap();
+            assert_eq!(fused.tangent.is_some(), plain.tangent.is_some(), "mask {mask}");
+            let diff = |a: &Tensor, b: &Tensor| -> f64 {
+                (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+            };
+            assert!(diff(&fused.primal, &plain.primal) < 1e-13);
+            if let (Some(f), Some(p)) = (&fused.tangent, &plain.tangent) {
+                assert!(diff(f, &p.broadcast_as(f.shape()).unwrap()) < 1e-13, "mask {mask}");
+            }
+        }
     }
 }

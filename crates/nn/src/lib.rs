@@ -36,15 +36,19 @@
 #![deny(missing_docs)]
 
 mod class_stats;
-mod conv_kernel;
+mod conv_cpu;
+mod cpu_gemm;
 mod dual;
 mod error;
 pub mod hessian;
 mod init;
 mod layers;
 mod loss;
+mod matmul_cpu;
 mod model;
 mod models;
+mod ops;
+mod relu_cpu;
 mod selection;
 mod store;
 mod value;
@@ -57,5 +61,6 @@ pub use layers::Activation;
 pub use loss::{Loss, LossSpec, FOCAL_GAMMA, LDAM_MAX_M, LDAM_S, VS_GAMMA, VS_TAU};
 pub use model::{BnMode, Model};
 pub use models::ModelSpec;
+pub use ops::{cpu_ops, set_cpu_ops, CpuOps};
 pub use selection::{ParamSelection, SelectedParam};
 pub use value::Value;

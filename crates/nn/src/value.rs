@@ -19,11 +19,12 @@
 //!   matching candle's own ReLU gradient (its derivative is zero almost everywhere).
 //!
 //! Everything else (linear maps, `tanh`, `log_softmax`, normalization, pooling, batch
-//! statistics) is composed from them in provided methods below.
+//! statistics) is composed from them in provided methods below; `conv2d_bias` is also
+//! overridden by both implementations, which fuse it for speed.
 
 use candle_core::{shape::Dims, Result as CResult, Tensor};
 
-use crate::conv_kernel;
+use crate::ops;
 use crate::error::Result;
 
 /// A tensor-like value that may carry a forward-mode tangent.
@@ -52,14 +53,12 @@ pub trait Value: Clone + Send + Sync + Sized {
     /// Broadcast sum `a + b`, with tangent `ta + tb` (broadcast to the result's shape).
     fn add(&self, rhs: &Self) -> Result<Self>;
 
+
     /// `max(x, 0)`, with tangent `1[x ≥ 0]·t`; the mask is a constant taken from the
     /// detached primal (the convention of candle's ReLU gradient, so that `H·v` is the
     /// derivative of the very gradient candle computes).
     fn relu(&self) -> Result<Self> {
-        self.unary(
-            |x| x.relu(),
-            |x, _, t| t.mul(&x.detach().ge(0.0)?.to_dtype(t.dtype())?),
-        )
+        self.unary(ops::relu, |x, _, t| ops::relu_tangent(t, x))
     }
 
     /// A linear map applied to primal and tangent alike: `f(x)`, tangent `f(t)`.
@@ -87,13 +86,23 @@ pub trait Value: Clone + Send + Sync + Sized {
 
     /// Matrix product `a · b`.
     fn matmul(&self, rhs: &Self) -> Result<Self> {
-        self.bilinear(rhs, |a, b| a.matmul(b))
+        self.bilinear(rhs, ops::matmul)
     }
 
     /// 2-d convolution of `(N, C_in, H, W)` by a `(C_out, C_in, k, k)` kernel, through the
     /// crate's single convolution routine.
     fn conv2d(&self, kernel: &Self, padding: usize, stride: usize) -> Result<Self> {
-        self.bilinear(kernel, |x, k| conv_kernel::conv2d(x, k, padding, stride))
+        self.bilinear(kernel, |x, k| ops::conv2d(x, k, padding, stride))
+    }
+
+    /// `conv2d(x, k) + b` with a per-output-channel shift `b: (C_out,)`, tangent
+    /// `conv(ẋ, k) + conv(x, k̇) + ḃ`. Composed here from [`conv2d`](Value::conv2d) and
+    /// [`add`](Value::add); [`Tensor`] and [`Dual`](crate::Dual) override it to fuse the
+    /// shift (and the tangent's shift) into a convolution's GEMM.
+    fn conv2d_bias(&self, kernel: &Self, bias: &Self, padding: usize, stride: usize) -> Result<Self> {
+        let channels = bias.primal().elem_count();
+        self.conv2d(kernel, padding, stride)?
+            .add(&bias.reshape(&[1, channels, 1, 1])?)
     }
 
     /// `x²` elementwise, tangent `2x·t`.
@@ -192,7 +201,13 @@ impl Value for Tensor {
         Ok(self.broadcast_add(rhs)?)
     }
 
-    fn relu(&self) -> Result<Self> {
-        Ok(Tensor::relu(self)?)
+    fn conv2d_bias(
+        &self,
+        kernel: &Self,
+        bias: &Self,
+        padding: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        Ok(ops::conv2d_add(self, kernel, bias, padding, stride)?)
     }
 }

@@ -91,9 +91,11 @@ pub fn training_curves(
                     width: halo_width(i, runs.len()),
                     segments: segments(run.value, metric),
                     end_label: None,
+                    dashed: false,
                 })
                 .collect(),
             zero_line: false,
+            x: None,
         })
         .collect();
     let epochs = runs

@@ -216,7 +216,8 @@ pub(crate) fn check_class(c: &ClassSpectrum, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn invalid_data(path: &Path, detail: String) -> Error {
+/// An [`Error::InvalidData`] naming `path`.
+pub(crate) fn invalid_data(path: &Path, detail: String) -> Error {
     Error::InvalidData {
         path: path.to_path_buf(),
         detail,

@@ -15,6 +15,8 @@
 //!   class.
 //! - [`training_curves`]: overall and per-group test accuracy by epoch for several runs.
 //! - [`timeline`]: λ_min and λ_max of each class across checkpoints of one run.
+//! - [`landscape_curves`], [`landscape_plane`]: a class's loss along u_max, u_min and a
+//!   random direction with the quadratic model, and on the (u_max, u_min) plane.
 //! - [`write_all`]: the four figures of one analysis under fixed file names.
 //!
 //! Every figure has an options struct with `Default` and a fixed pixel size, picks PNG or
@@ -45,6 +47,7 @@ mod densities;
 mod density_figure;
 mod error;
 mod input;
+mod landscape;
 mod line_figure;
 mod output;
 mod raster;
@@ -67,6 +70,7 @@ pub use densities::{
 };
 pub use error::Error;
 pub use input::Labeled;
+pub use landscape::{landscape_curves, landscape_plane, LandscapeOptions, PlaneOptions};
 pub use output::Format;
 pub use timeline::{timeline, TimelineOptions};
 

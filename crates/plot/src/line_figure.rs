@@ -1,6 +1,7 @@
-//! Drawing line panels over epochs: training curves and eigenvalue timelines. Lines may
-//! have gaps (a metric missing at some epoch) and a label at their right end, pushed apart
-//! so labels never overlap.
+//! Drawing line panels: training curves and eigenvalue timelines over epochs, loss
+//! landscapes over distance. Lines may have gaps (a metric missing at some epoch), be dashed
+//! (a model beside a measurement) and carry a label at their right end, pushed apart so
+//! labels never overlap.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -23,6 +24,8 @@ pub(crate) struct Line {
     pub segments: Vec<Vec<(f64, f64)>>,
     /// Text drawn right of the last point.
     pub end_label: Option<String>,
+    /// Drawn dashed, without dots.
+    pub dashed: bool,
 }
 
 /// One panel.
@@ -38,6 +41,9 @@ pub(crate) struct LinePanel {
     pub lines: Vec<Line>,
     /// Draw a dashed line at y = 0.
     pub zero_line: bool,
+    /// The panel's own x axis and its description (always drawn), instead of the figure's
+    /// shared one.
+    pub x: Option<(Axis, String)>,
 }
 
 /// Panels in a grid over one shared x axis.
@@ -78,7 +84,8 @@ impl Figure for LineFigure {
 }
 
 impl LineFigure {
-    /// Draws one panel; only `bottom` panels (none below them) describe the shared x axis.
+    /// Draws one panel; only `bottom` panels (none below them) describe the shared x axis,
+    /// every panel its own.
     fn draw_panel<DB: DrawingBackend>(
         &self,
         cell: &DrawingArea<DB, Shift>,
@@ -98,7 +105,11 @@ impl LineFigure {
         for label in panel.lines.iter().filter_map(|l| l.end_label.as_ref()) {
             label_width = label_width.max(plot_area.estimate_text_size(label, &label_style)?.0);
         }
-        let x_area = SIZES.tick * 1.8 + if bottom { SIZES.desc * 1.6 } else { 0.0 };
+        let (x, x_desc, describe_x) = match &panel.x {
+            Some((axis, desc)) => (*axis, desc.as_str(), true),
+            None => (self.x, self.x_desc.as_str(), bottom),
+        };
+        let x_area = SIZES.tick * 1.8 + if describe_x { SIZES.desc * 1.6 } else { 0.0 };
         let y_area = SIZES.tick * 3.6 + SIZES.desc * 1.6;
         let mut chart = ChartBuilder::on(&plot_area)
             .margin_top(6)
@@ -107,7 +118,7 @@ impl LineFigure {
             .margin_right(16 + label_width + if label_width > 0 { 8 } else { 0 })
             .x_label_area_size(x_area as u32)
             .y_label_area_size(y_area as u32)
-            .build_cartesian_2d(self.x, panel.y)?;
+            .build_cartesian_2d(x, panel.y)?;
         let (width, height) = plot_area.dim_in_pixel();
         let mut mesh = chart.configure_mesh();
         mesh.x_labels(((width as f64 - y_area) / 70.0).clamp(2.0, 15.0) as usize)
@@ -118,20 +129,27 @@ impl LineFigure {
             .light_line_style(GRID_LIGHT)
             .max_light_lines(1)
             .y_desc(panel.y_desc.as_str());
-        if bottom {
-            mesh.x_desc(self.x_desc.as_str());
+        if describe_x {
+            mesh.x_desc(x_desc);
         }
         mesh.draw()?;
         if panel.zero_line {
-            let ends = [(self.x.lo(), 0.0), (self.x.hi(), 0.0)];
+            let ends = [(x.lo(), 0.0), (x.hi(), 0.0)];
             chart.draw_series(DashedLineSeries::new(ends, 6, 4, MUTED.stroke_width(1)))?;
         }
         for line in &panel.lines {
             for segment in &line.segments {
-                chart.draw_series(LineSeries::new(
-                    segment.iter().copied(),
-                    line.color.stroke_width(line.width),
-                ))?;
+                let style = line.color.stroke_width(line.width);
+                if line.dashed {
+                    chart.draw_series(DashedLineSeries::new(
+                        segment.iter().copied(),
+                        8,
+                        6,
+                        style,
+                    ))?;
+                    continue;
+                }
+                chart.draw_series(LineSeries::new(segment.iter().copied(), style))?;
                 if self.dots {
                     let radius = line.width / 2 + 2;
                     chart.draw_series(

@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use nalgebra::{DMatrix, DVector};
-use saddlescope_analysis::{AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum};
+use saddlescope_analysis::{
+    AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, DirectionCurve, DirectionKind,
+    LandscapeReport, Plane,
+};
 use saddlescope_data::GroupRule;
 use saddlescope_spectral::{
     estimate_spectrum, DenseSymmetric, DensityParams, SlqParams, SpectrumParams,
@@ -204,6 +207,161 @@ fn check_svg(path: &Path, expected: &[&str]) -> String {
         assert!(svg.contains(s), "{} lacks {s:?}", path.display());
     }
     svg
+}
+
+/// A saddle's landscape: along u_max (λ = 20) the loss rises, along u_min (λ = -1.5) it
+/// falls and then turns up (a quartic term), a random direction is nearly flat; the plane is
+/// the same model in two variables.
+fn synthetic_landscape() -> LandscapeReport {
+    let loss0 = 0.8;
+    let curve = |name, lambda: f64, slope: f64, quartic: f64, range: f64| {
+        let t: Vec<f64> = (0..41).map(|i| range * (i as f64 - 20.0) / 20.0).collect();
+        let quadratic: Vec<f64> = t
+            .iter()
+            .map(|t| loss0 + slope * t + 0.5 * lambda * t * t)
+            .collect();
+        let loss = t
+            .iter()
+            .zip(&quadratic)
+            .map(|(t, q)| q + quartic * t.powi(4))
+            .collect();
+        DirectionCurve {
+            name,
+            eigenvalue: lambda,
+            bound: 1e-12,
+            t,
+            loss,
+            quadratic,
+        }
+    };
+    let grid =
+        |range: f64| -> Vec<f64> { (0..21).map(|i| range * (i as f64 - 10.0) / 10.0).collect() };
+    let (s, t) = (grid(0.2), grid(0.7));
+    let loss = s
+        .iter()
+        .map(|s| {
+            t.iter()
+                .map(|t| loss0 + 10.0 * s * s - 0.75 * t * t + 0.3 * t.powi(4))
+                .collect()
+        })
+        .collect();
+    LandscapeReport {
+        class: 9,
+        loss0,
+        directions: vec![
+            curve(DirectionKind::Max, 20.0, -0.01, 5.0, 0.2),
+            curve(DirectionKind::Min, -1.5, -0.02, 0.3, 0.7),
+            curve(DirectionKind::Random, 0.004, -0.001, 0.01, 1.0),
+        ],
+        plane: Some(Plane { s, t, loss }),
+    }
+}
+
+/// Pixels `[r, g, b]` of a PNG for which `keep` holds.
+fn count_pixels(path: &Path, keep: impl Fn(&[u8]) -> bool) -> usize {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf[..info.buffer_size()]
+        .chunks(3)
+        .filter(|p| keep(p))
+        .count()
+}
+
+/// Pixels within 12 of `color` in every channel.
+fn count_color(path: &Path, color: (u8, u8, u8)) -> usize {
+    count_pixels(path, |p| {
+        p[0].abs_diff(color.0) <= 12 && p[1].abs_diff(color.1) <= 12 && p[2].abs_diff(color.2) <= 12
+    })
+}
+
+#[test]
+fn landscape_figures_in_both_formats() {
+    let report = synthetic_landscape();
+    let dir = tempfile::tempdir().unwrap();
+    let options = LandscapeOptions {
+        subtitle: Some("synthetic · class 9 (tail)".into()),
+        ..LandscapeOptions::default()
+    };
+    let curves = dir.path().join("landscape.png");
+    landscape_curves(&report, &curves, &options).unwrap();
+    check_png(&curves, (1500, 620));
+    // The u_min curve (purple, 3 px over ~400 px) and the u_max curve (orange) are drawn.
+    assert!(count_color(&curves, (148, 103, 189)) > 600);
+    assert!(count_color(&curves, (255, 127, 14)) > 600);
+    let plane = dir.path().join("plane.png");
+    landscape_plane(&report, &plane, &PlaneOptions::default()).unwrap();
+    check_png(&plane, (1000, 850));
+    // Both sides of the diverging scale: the saddle rises along u_max (red, up to the
+    // scale's end) and falls along u_min (blue, 3/4 of the way: the plane falls by 0.3 and
+    // rises by 0.4).
+    assert!(count_color(&plane, (178, 24, 43)) > 2000);
+    let blue = count_pixels(&plane, |p| p[2] > 150 && p[0] < 120);
+    assert!(blue > 20_000, "{blue} blue pixels");
+
+    let curves = dir.path().join("landscape.svg");
+    landscape_curves(&report, &curves, &options).unwrap();
+    check_svg(
+        &curves,
+        &[
+            "Loss of class 9 along the extreme Hessian eigenvectors",
+            "synthetic · class 9 (tail)",
+            "u_max · λ_max = 20 ± 1e-12",
+            "u_min · λ_min = -1.5 ± 1e-12",
+            "random u · uᵀHu = 0.004",
+            "t (distance along u_min)",
+            "second-order model L(w) + t·g·u + ½λt²",
+            "lowest along u_min: 0.4905 at t = 0.7 (-0.309)",
+        ],
+    );
+    let plane = dir.path().join("plane.svg");
+    landscape_plane(&report, &plane, &PlaneOptions::default()).unwrap();
+    check_svg(
+        &plane,
+        &[
+            "Loss of class 9 on the plane of u_max and u_min",
+            "s along u_max (λ_max = 20 ± 1e-12)",
+            "t along u_min (λ_min = -1.5 ± 1e-12)",
+            "L(w) = 0.8 (white)",
+        ],
+    );
+}
+
+#[test]
+fn bad_landscapes_fail_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.png");
+    let mut report = synthetic_landscape();
+    report.plane = None;
+    let err = landscape_plane(&report, &path, &PlaneOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "nothing to draw in {}: the landscape of class 9 has no plane",
+            path.display()
+        )
+    );
+    report.directions[1].loss[3] = f64::NAN;
+    let err = landscape_curves(&report, &path, &LandscapeOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("cannot draw {}: curve u_min holds NaN", path.display())
+    );
+    report.directions[1].loss.pop();
+    let err = landscape_curves(&report, &path, &LandscapeOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("curve u_min has 41 t, 40 loss"),
+        "{err}"
+    );
+    let mut report = synthetic_landscape();
+    report.plane.as_mut().unwrap().loss[4].pop();
+    let err = landscape_plane(&report, &path, &PlaneOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::InvalidData { .. }), "{err}");
+    report.directions.clear();
+    let err = landscape_curves(&report, &path, &LandscapeOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Empty { .. }), "{err}");
+    assert!(!path.exists());
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
@@ -614,4 +772,12 @@ fn write_examples() {
     )
     .unwrap();
     eigen_bars(&many, &dir.join("bars_100.png"), &BarOptions::default()).unwrap();
+    let landscape = synthetic_landscape();
+    landscape_curves(
+        &landscape,
+        &dir.join("landscape.png"),
+        &LandscapeOptions::default(),
+    )
+    .unwrap();
+    landscape_plane(&landscape, &dir.join("plane.png"), &PlaneOptions::default()).unwrap();
 }

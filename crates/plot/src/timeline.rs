@@ -87,6 +87,7 @@ pub fn timeline(
                     width: 2,
                     segments: vec![points.iter().map(|&(epoch, p)| (epoch, value(p))).collect()],
                     end_label: named.then(|| c.name.clone()),
+                    dashed: false,
                 })
             })
             .collect();
@@ -107,6 +108,7 @@ pub fn timeline(
             y_desc: name.into(),
             lines,
             zero_line: zero,
+            x: None,
         }
     };
     let panels = vec![

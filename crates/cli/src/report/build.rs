@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use saddlescope_analysis::{AnalysisReport, ClassSpectrum};
+use saddlescope_analysis::{
+    read_landscapes, AnalysisDir, AnalysisReport, ClassSpectrum, DirectionKind,
+};
 use saddlescope_data::Group;
 use saddlescope_plot::{
-    class_grid, compare_densities, compare_lambda_min, eigen_bars, head_tail, training_curves,
-    BarOptions, CurveOptions, DensityOptions, GridOptions, Labeled, XScale,
+    class_grid, compare_densities, compare_lambda_min, eigen_bars, head_tail, landscape_curves,
+    training_curves, BarOptions, CurveOptions, DensityOptions, GridOptions, Labeled,
+    LandscapeOptions, XScale,
 };
 use saddlescope_train::io::write_atomic;
 
@@ -248,6 +251,71 @@ fn group_table(analyses: &[Named<AnalysisReport>]) -> Block {
     Block::Table(header.iter().map(|s| s.to_string()).collect(), rows)
 }
 
+/// The loss landscapes of an analysis (`analyze --landscape`, `OUT/landscape/`), redrawn
+/// into `dir` as `landscape_class_NNN.png`: a heading and one captioned figure per class
+/// (linked by `relative` path), with the paths written; nothing when the analysis has none.
+fn landscape_blocks(
+    a: &Named<AnalysisReport>,
+    dir: &Path,
+    relative: &dyn Fn(&Path) -> PathBuf,
+) -> anyhow::Result<(Vec<Block>, Vec<PathBuf>)> {
+    let landscapes = read_landscapes(&AnalysisDir::new(&a.dir))?;
+    if landscapes.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut blocks = vec![Block::Heading(
+        2,
+        format!(
+            "{}: loss landscapes along the extreme eigenvectors",
+            a.label
+        ),
+    )];
+    let mut written = Vec::new();
+    for l in &landscapes {
+        let class = a.value.classes.iter().find(|c| c.class == Some(l.class));
+        let who = class.map_or(format!("class {}", l.class), |c| {
+            let saddle = if c.saddle { ", saddle" } else { "" };
+            format!("class {} ({}{saddle})", c.name, group_name(c.group))
+        });
+        let path = dir.join(format!("landscape_class_{:03}.png", l.class));
+        landscape_curves(
+            l,
+            &path,
+            &LandscapeOptions {
+                subtitle: Some(format!("{} · {}", a.label, who)),
+                ..LandscapeOptions::default()
+            },
+        )?;
+        let along_min = l.direction(DirectionKind::Min).map_or(String::new(), |d| {
+            let (t, lowest) = d.lowest();
+            if lowest < l.loss0 {
+                format!(
+                    "; along u_min (λ_min = {}) it falls by {} to {} at t = {}",
+                    sci(d.eigenvalue),
+                    sci(l.loss0 - lowest),
+                    sci(lowest),
+                    sci(t)
+                )
+            } else {
+                format!(
+                    "; along u_min (λ_min = {}) it never falls below L(w) on the grid",
+                    sci(d.eigenvalue)
+                )
+            }
+        });
+        blocks.push(Block::Figure(
+            relative(&path),
+            format!(
+                "{}: loss of {who} along u_max, u_min and a random direction, dashed the quadratic model; L(w) = {}{along_min}.",
+                a.label,
+                sci(l.loss0)
+            ),
+        ));
+        written.push(path);
+    }
+    Ok((blocks, written))
+}
+
 fn run_blocks(run: &Named<Run>) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(2, format!("Run {}", run.label))];
     if let Some(last) = run.value.log.last() {
@@ -435,6 +503,9 @@ pub fn write_report(
             ));
             written.push(overlay);
         }
+        let (landscape, figures) = landscape_blocks(a, &dir, &relative)?;
+        blocks.extend(landscape);
+        written.extend(figures);
     }
     blocks.push(Block::Heading(1, "Reproducibility".into()));
     let mut facts = vec![

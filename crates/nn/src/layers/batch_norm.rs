@@ -58,8 +58,8 @@ impl BatchNorm2d {
     /// convolution in these models).
     ///
     /// In eval mode BN is the per-channel affine map `y ↦ a·y + b`, so it is folded into
-    /// the kernel, `conv(x, a·K) + b`: the same function with one product over the
-    /// activation fewer in the forward pass and three fewer in the tangent.
+    /// the kernel, `conv(x, a·K) + b` with `b` added inside the convolution: the same
+    /// function with no pass over the activation beyond the convolution itself.
     pub(crate) fn forward_conv<V: Value>(&self, ctx: &Ctx<V>, conv: &Conv2d, x: &V) -> Result<V> {
         let channel = [1, self.channels, 1, 1];
         match ctx.bn {
@@ -72,8 +72,7 @@ impl BatchNorm2d {
                     .recip()?;
                 let a = ctx.param(self.weight).linear(|g| g.mul(&inv_std))?;
                 let shift = ctx.param(self.bias).sub(&a.linear(|t| t.mul(&mean))?)?;
-                conv.forward_scaled(ctx, x, &a)?
-                    .add(&shift.reshape(&channel)?)
+                conv.forward_affine(ctx, x, &a, &shift)
             }
             BnRun::Batch { momentum } => {
                 let y = conv.forward(ctx, x)?;

@@ -2,7 +2,7 @@
 //!
 //! `y = conv(x, K)` with `x: (N, C_in, H, W)`, `K: (C_out, C_in, k, k)` (`weight`), zero
 //! padding `p`, stride `s`; `y: (N, C_out, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1)`.
-//! Every convolution goes through the crate's single routine (`conv_kernel`).
+//! Every convolution goes through the crate's single routine (`ops::conv2d`).
 //!
 //! Tangent: bilinear, `ẏ = conv(ẋ, K) + conv(x, K̇)` ([`Value::conv2d`]); the input batch
 //! has no tangent, so the stem convolution pays only the second term.
@@ -51,14 +51,21 @@ impl Conv2d {
         x.conv2d(ctx.param(self.weight), self.padding, self.stride)
     }
 
-    /// The convolution with every output channel `o` scaled by `scale[o]` (shape
-    /// `(C_out,)`), computed as `conv(x, scale·K)`: a product over the small kernel, not
-    /// over the output (tangent `conv(ẋ, s·K) + conv(x, ṡ·K + s·K̇)`).
-    pub(crate) fn forward_scaled<V: Value>(&self, ctx: &Ctx<V>, x: &V, scale: &V) -> Result<V> {
+    /// `scale[o]·conv(x, K)[o] + shift[o]` for every output channel `o` (`scale`, `shift`:
+    /// `(C_out,)`), computed as `conv(x, scale·K) + shift` with the shift inside the
+    /// convolution: a product over the small kernel, not over the output (tangent
+    /// `conv(ẋ, s·K) + conv(x, ṡ·K + s·K̇) + ḃ`).
+    pub(crate) fn forward_affine<V: Value>(
+        &self,
+        ctx: &Ctx<V>,
+        x: &V,
+        scale: &V,
+        shift: &V,
+    ) -> Result<V> {
         let outputs = scale.primal().dim(0)?;
         let kernel = ctx
             .param(self.weight)
             .mul(&scale.reshape(&[outputs, 1, 1, 1])?)?;
-        x.conv2d(&kernel, self.padding, self.stride)
+        x.conv2d_bias(&kernel, shift, self.padding, self.stride)
     }
 }

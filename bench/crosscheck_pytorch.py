@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Cross-check of `saddlescope analyze` against an independent PyTorch + SciPy computation
+on the same ResNet-32 weights and samples (issue 6, "Must show"). A script for the closing
+note, not a CI test; needs PyTorch 2.x, NumPy and SciPy.
+
+    cargo build --release --bin saddlescope
+    python3 bench/crosscheck_pytorch.py [--work DIR] [--classes 0,1,2] [--skip-rust]
+
+Steps:
+1. Writes a tiny fake CIFAR-10 directory (binary version: `data_batch_1..5.bin`,
+   `test_batch.bin`, 3073-byte records = label + R, G, B planes of 32x32 uint8), 10 images
+   per class in every file, classes interleaved in a seeded order; images are seeded smooth
+   patterns plus noise.
+2. Runs `saddlescope analyze tests/fixtures/pytorch/resnet32_dp.pth.tar --arch resnet32
+   --dataset cifar10:DIR --imbalance none --split test --class-ids ... --no-all --dtype f32
+   --lanczos-steps 100 --probes 1`, and (for the trace's error bar: one probe has none) a
+   second, cheap run with many probes and m = 5.
+3. In PyTorch (float32, eval-mode BN, CIFAR-10 normalization, each class's test samples in
+   file order, mean cross-entropy): λ_max and λ_min of each class's Hessian with
+   double-backward HVPs and `scipy.sparse.linalg.eigsh` (`which='LA'` / `'SA'`) on a
+   LinearOperator, and a Hutchinson trace with many Rademacher probes.
+4. Prints a table with relative differences and the wall times.
+"""
+
+import argparse
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse.linalg as sla
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "pytorch"
+CHECKPOINT = FIXTURES / "resnet32_dp.pth.tar"
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2023, 0.1994, 0.2010)
+RECORD = 1 + 3 * 32 * 32
+
+
+def load_fixture_module():
+    """`make_fixtures.py`, for its ResNet-32 definition (one definition of the network)."""
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- 1. fake CIFAR-10 ---------------------------------------------------------------------
+
+
+def fake_images(rng, labels):
+    """Seeded uint8 (N, 3, 32, 32): a class-coloured smooth pattern, random phase, noise."""
+    yy, xx = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    images = np.empty((len(labels), 3, 32, 32), dtype=np.uint8)
+    for k, c in enumerate(labels):
+        fx, fy = 1 + c % 4, 1 + c // 4
+        phase = rng.uniform(0, 2 * math.pi, size=3)
+        for ch in range(3):
+            base = 128 + 50 * math.sin(c + 2 * ch)
+            wave = 60 * np.sin(2 * math.pi * (fx * xx + fy * yy) / 32 + phase[ch])
+            noise = rng.normal(0, 20, size=(32, 32))
+            images[k, ch] = np.clip(base + wave + noise, 0, 255).astype(np.uint8)
+    return images
+
+
+def write_fake_cifar(directory, per_class=10, seed=0):
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    for name in names:
+        labels = rng.permutation(np.repeat(np.arange(10), per_class))
+        images = fake_images(rng, labels)
+        records = np.concatenate(
+            [labels.astype(np.uint8)[:, None], images.reshape(len(labels), -1)], axis=1
+        )
+        (directory / name).write_bytes(records.tobytes())
+
+
+def read_split(path):
+    """Labels and normalized float32 images of a CIFAR-10 binary file, in file order."""
+    raw = np.frombuffer(path.read_bytes(), dtype=np.uint8).reshape(-1, RECORD)
+    labels = raw[:, 0].astype(np.int64)
+    x = raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    mean = np.array(MEAN, dtype=np.float32)[None, :, None, None]
+    std = np.array(STD, dtype=np.float32)[None, :, None, None]
+    return labels, (x - mean) / std
+
+
+# --- 2. saddlescope -----------------------------------------------------------------------
+
+
+def run_analyze(binary, data_dir, out, classes, extra):
+    cmd = [
+        str(binary), "analyze", str(CHECKPOINT), "--arch", "resnet32",
+        "--dataset", f"cifar10:{data_dir}", "--imbalance", "none", "--split", "test",
+        "--class-ids", ",".join(map(str, classes)), "--no-all", "--dtype", "f32",
+        "--out", str(out), "--quiet", *extra,
+    ]
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - start
+    report = json.loads((out / "spectrum.json").read_text())
+    return {r["class"]: r for r in report["classes"]}, wall
+
+
+# --- 3. PyTorch reference -----------------------------------------------------------------
+
+
+def load_model(fixtures_module):
+    checkpoint = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("module."): v for k, v in checkpoint["state_dict"].items()}
+    model = fixtures_module.resnet32(10, use_norm=False)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+class ClassHessian:
+    """HVPs of the mean cross-entropy of one class's samples (double backward)."""
+
+    def __init__(self, model, x, y):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.dtype = self.params[0].dtype
+        self.n = sum(p.numel() for p in self.params)
+        x = torch.from_numpy(x).to(self.dtype)
+        loss = F.cross_entropy(model(x), torch.from_numpy(y))
+        self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
+        self.applications = 0
+
+    def apply(self, v):
+        """H v for a torch vector of the model's dtype."""
+        chunks, at = [], 0
+        for p in self.params:
+            chunks.append(v[at : at + p.numel()].view_as(p))
+            at += p.numel()
+        hv = torch.autograd.grad(self.grads, self.params, grad_outputs=chunks, retain_graph=True)
+        self.applications += 1
+        return torch.cat([h.reshape(-1) for h in hv])
+
+    def operator(self):
+        def matvec(v):
+            v = torch.from_numpy(np.asarray(v, dtype=np.float64).reshape(-1)).to(self.dtype)
+            return self.apply(v).double().numpy()
+
+        return sla.LinearOperator((self.n, self.n), matvec=matvec, dtype=np.float64)
+
+
+def extreme(hessian, which, tol, seed):
+    v0 = np.random.default_rng(seed).standard_normal(hessian.n)
+    before = hessian.applications
+    value = sla.eigsh(
+        hessian.operator(), k=1, which=which, tol=tol, ncv=40, maxiter=100_000,
+        v0=v0, return_eigenvectors=False,
+    )[0]
+    return float(value), hessian.applications - before
+
+
+def hutchinson(hessian, probes, seed):
+    gen = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(probes):
+        z = torch.randint(0, 2, (hessian.n,), generator=gen).to(hessian.dtype).mul_(2).sub_(1)
+        samples.append(float(torch.dot(z.double(), hessian.apply(z).double())))
+    samples = np.array(samples)
+    return samples.mean(), samples.std(ddof=1) / math.sqrt(probes), samples.std(ddof=1)
+
+
+# --- 4. table -----------------------------------------------------------------------------
+
+
+def rel(a, b):
+    return abs(a - b) / abs(b)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/saddlescope-crosscheck"))
+    parser.add_argument("--bin", type=Path, default=ROOT / "target/release/saddlescope")
+    parser.add_argument("--classes", default="0,1,2")
+    parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--trace-probes", type=int, default=16,
+                        help="probes of the second saddlescope run (trace error bar)")
+    parser.add_argument("--hutchinson", type=int, default=200,
+                        help="Rademacher probes of the PyTorch trace")
+    parser.add_argument("--tol", type=float, default=1e-6, help="eigsh tol")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--f64", action="store_true",
+                        help="also compute the extremes in float64 PyTorch (which f32 result is closer)")
+    parser.add_argument("--skip-rust", action="store_true",
+                        help="reuse the saddlescope outputs already in --work")
+    args = parser.parse_args()
+    classes = [int(c) for c in args.classes.split(",")]
+    torch.set_num_threads(args.threads)
+
+    data_dir = args.work / "cifar10"
+    write_fake_cifar(data_dir, args.per_class)
+    walls = {}
+    if args.skip_rust:
+        main_out, trace_out = args.work / "main", args.work / "trace"
+        rust = {r["class"]: r for r in json.loads((main_out / "spectrum.json").read_text())["classes"]}
+        rust_trace = {r["class"]: r for r in json.loads((trace_out / "spectrum.json").read_text())["classes"]}
+    else:
+        threads = ["--threads", str(args.threads)]
+        rust, walls["saddlescope analyze (m=100, 1 probe)"] = run_analyze(
+            args.bin, data_dir, args.work / "main", classes,
+            ["--lanczos-steps", "100", "--probes", "1", *threads])
+        rust_trace, walls[f"saddlescope analyze (m=5, {args.trace_probes} probes, trace)"] = run_analyze(
+            args.bin, data_dir, args.work / "trace", classes,
+            ["--lanczos-steps", "5", "--top-k", "1", "--max-applications", "5",
+             "--probes", str(args.trace_probes), *threads])
+
+    fixtures_module = load_fixture_module()
+    model = load_model(fixtures_module)
+    labels, images = read_split(data_dir / "test_batch.bin")
+    rows = []
+    exact = {}
+    torch_wall = 0.0
+    for c in classes:
+        index = np.flatnonzero(labels == c)
+        start = time.perf_counter()
+        hessian = ClassHessian(model, images[index], labels[index])
+        lmax, n_max = extreme(hessian, "LA", args.tol, seed=c)
+        lmin, n_min = extreme(hessian, "SA", args.tol, seed=1000 + c)
+        trace, trace_se, probe_sd = hutchinson(hessian, args.hutchinson, seed=c)
+        elapsed = time.perf_counter() - start
+        torch_wall += elapsed
+        r, rt = rust[c], rust_trace[c]
+        assert r["samples"] == len(index), (r["samples"], len(index))
+        if args.f64:
+            hessian64 = ClassHessian(model.double(), images[index], labels[index])
+            exact[c] = (extreme(hessian64, "LA", 1e-10, seed=c)[0],
+                        extreme(hessian64, "SA", 1e-10, seed=1000 + c)[0])
+            model.float()
+            del hessian64
+        rows.append((c, r, rt, lmax, lmin, trace, trace_se, probe_sd, n_max, n_min, elapsed))
+
+    print()
+    print(f"ResNet-32 {CHECKPOINT.name}, {len(images)} fake CIFAR-10 test images, "
+          f"{args.per_class} per class, float32, eval-mode BN, mean CE; n = {hessian.n} parameters")
+    head = (f"{'class':>5} {'quantity':<10} {'saddlescope':>14} {'(bound)':>9} "
+            f"{'PyTorch+eigsh':>14} {'rel. diff':>9}")
+    print(head)
+    print("-" * len(head))
+    worst = 0.0
+    for c, r, rt, lmax, lmin, trace, trace_se, probe_sd, n_max, n_min, _ in rows:
+        for name, ours, bound, theirs in [
+            ("lambda_max", r["lambda_max"], r["lambda_max_bound"], lmax),
+            ("lambda_min", r["lambda_min"], r["lambda_min_bound"], lmin),
+        ]:
+            d = rel(ours, theirs)
+            worst = max(worst, d)
+            print(f"{c:>5} {name:<10} {ours:>14.7e} {bound:>9.1e} {theirs:>14.7e} {d:>9.1e}")
+        if c in exact:
+            for name, ours, theirs, ref in [("lambda_max", r["lambda_max"], lmax, exact[c][0]),
+                                            ("lambda_min", r["lambda_min"], lmin, exact[c][1])]:
+                print(f"{'':>5} {name:<10} f64 PyTorch {ref:.9e}: saddlescope f32 off by "
+                      f"{rel(ours, ref):.1e}, PyTorch f32 by {rel(theirs, ref):.1e}")
+    print(f"worst relative difference of the extreme eigenvalues: {worst:.1e} (target 1e-3)")
+    print()
+    print("trace: saddlescope (probe Hutchinson) vs PyTorch Hutchinson "
+          f"({args.hutchinson} Rademacher probes), z = difference / combined standard error")
+    head = (f"{'class':>5} {'saddlescope m=100 1 probe':>26} {'saddlescope K probes':>28} "
+            f"{'PyTorch':>26} {'z(1 probe)':>10} {'z(K)':>6}")
+    print(head)
+    print("-" * len(head))
+    for c, r, rt, lmax, lmin, trace, trace_se, probe_sd, *_ in rows:
+        # One probe has no error bar of its own: its spread is the probe standard deviation,
+        # estimated from the PyTorch probes.
+        z1 = (r["trace"] - trace) / math.hypot(probe_sd, trace_se)
+        zk = (rt["trace"] - trace) / math.hypot(rt["trace_stderr"], trace_se)
+        print(f"{c:>5} {r['trace']:>26.5e} {rt['trace']:>14.5e} ± {rt['trace_stderr']:>10.2e} "
+              f"{trace:>13.5e} ± {trace_se:>10.2e} {z1:>10.2f} {zk:>6.2f}")
+    print()
+    print("converged flags (m=100 run):", {c: r["converged"] for c, r, *_ in rows},
+          "applications:", {c: r["applications"] for c, r, *_ in rows})
+    for c, *_, n_max, n_min, elapsed in rows:
+        print(f"PyTorch class {c}: eigsh LA {n_max} HVPs, SA {n_min} HVPs, "
+              f"+{args.hutchinson} Hutchinson HVPs, {elapsed:.1f} s")
+    for name, wall in walls.items():
+        print(f"wall {name}: {wall:.1f} s")
+    print(f"wall PyTorch reference (all classes): {torch_wall:.1f} s")
+    return 0 if worst <= 1e-3 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

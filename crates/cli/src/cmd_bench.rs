@@ -1,0 +1,292 @@
+//! `saddlescope bench`: wall time, CPU time and peak memory of a forward pass, a gradient
+//! and an exact Hessian-vector product on a standard model, as one JSON object (the keys of
+//! `bench/pytorch_reference.py`, so `just bench-vs-torch` can print ratios); `bench slq`:
+//! the share of a class-wise spectrum estimate spent outside the HVPs.
+//!
+//! Every measurement runs in a fresh child process (this executable, re-run with a hidden
+//! `--measure` flag), so that its peak resident set (`VmHWM`) is its own and the three peaks
+//! do not mask each other. Times are the median over `--repeats` after one warm-up.
+
+mod setup;
+mod slq;
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use saddlescope_nn::{set_cpu_ops, BnMode, CpuOps, HessianOperator, LossSpec, ParamSelection};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::usage::usage;
+use setup::{parse_dtype, random_batch, BenchModel};
+
+/// Flags of `saddlescope bench`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Prints a short table, then one JSON object on the last line (only the JSON \
+with --json). Keys: model, batch, dtype, params, threads, ops, forward_ms, grad_ms, hvp_ms \
+(medians), *_min_ms, *_cpu_ms (user+system CPU per repetition), forward_peak_rss_mb, \
+grad_peak_rss_mb, hvp_peak_rss_mb, hvp_over_grad, hvp_over_grad_peak_rss, loadavg_before, \
+loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
+`just bench-vs-torch`."
+)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    #[command(flatten)]
+    hvp: HvpBenchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Share of a class-wise spectrum estimate spent outside the HVPs (SLQ bookkeeping)
+    Slq(slq::SlqBenchArgs),
+}
+
+/// Flags of the forward/gradient/HVP benchmark.
+#[derive(Debug, Args)]
+struct HvpBenchArgs {
+    /// Model: mlp (784-256-10), cnn (MNIST CNN) or resnet32 (CIFAR ResNet-32)
+    #[arg(long, value_name = "mlp|cnn|resnet32", default_value = "mlp")]
+    model: String,
+    /// Samples per batch [default: 512 mlp, 128 cnn, 32 resnet32]
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+    /// Element type
+    #[arg(long, value_name = "f32|f64", default_value = "f32")]
+    dtype: String,
+    /// Timed repetitions of each measurement (after one warm-up)
+    #[arg(long, value_name = "R", default_value_t = 5)]
+    repeats: usize,
+    /// Print only the JSON object
+    #[arg(long)]
+    json: bool,
+    /// CPU convolutions and matrix products: saddlescope (its GEMM custom ops) or candle
+    /// (candle's own, for before/after comparisons)
+    #[arg(long, value_name = "saddlescope|candle", default_value = "saddlescope")]
+    ops: String,
+    /// Internal: run one measurement in this process and print it
+    #[arg(long, hide = true, value_name = "forward|grad|hvp")]
+    measure: Option<String>,
+}
+
+/// One measurement, as a child process prints it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sample {
+    median_ms: f64,
+    min_ms: f64,
+    cpu_ms: Option<f64>,
+    peak_rss_mb: Option<f64>,
+    params: usize,
+}
+
+const KINDS: [&str; 3] = ["forward", "grad", "hvp"];
+
+/// Runs `saddlescope bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(BenchCommand::Slq(slq)) => slq::run(slq),
+        None => run_hvp(args.hvp),
+    }
+}
+
+fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
+    let model = BenchModel::parse(&args.model)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let batch = args.batch.unwrap_or(model.default_batch());
+    if batch == 0 {
+        return Err(usage("--batch 0: need at least 1 sample"));
+    }
+    if args.repeats == 0 {
+        return Err(usage("--repeats 0: need at least 1"));
+    }
+    let ops = match args.ops.as_str() {
+        "saddlescope" => CpuOps::Saddlescope,
+        "candle" => CpuOps::Candle,
+        other => {
+            return Err(usage(format!(
+                "--ops {other:?}: expected saddlescope or candle"
+            )))
+        }
+    };
+    if let Some(kind) = &args.measure {
+        set_cpu_ops(ops);
+        let sample = measure(model, batch, dtype, args.repeats, kind)?;
+        println!("{}", serde_json::to_string(&sample)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let loadavg_before = loadavg();
+    let mut samples = Vec::new();
+    for kind in KINDS {
+        samples.push(spawn_child(&args, batch, kind)?);
+    }
+    let [fwd, grad, hvp] = &samples[..] else {
+        bail!("expected three measurements")
+    };
+    let report = json!({
+        "model": model.name(),
+        "batch": batch,
+        "dtype": args.dtype,
+        "params": hvp.params,
+        "threads": rayon::current_num_threads(),
+        "ops": args.ops,
+        "repeats": args.repeats,
+        "forward_ms": fwd.median_ms,
+        "grad_ms": grad.median_ms,
+        "hvp_ms": hvp.median_ms,
+        "forward_min_ms": fwd.min_ms,
+        "grad_min_ms": grad.min_ms,
+        "hvp_min_ms": hvp.min_ms,
+        "forward_cpu_ms": fwd.cpu_ms,
+        "grad_cpu_ms": grad.cpu_ms,
+        "hvp_cpu_ms": hvp.cpu_ms,
+        "forward_peak_rss_mb": fwd.peak_rss_mb,
+        "grad_peak_rss_mb": grad.peak_rss_mb,
+        "hvp_peak_rss_mb": hvp.peak_rss_mb,
+        "hvp_over_grad": hvp.median_ms / grad.median_ms,
+        "hvp_over_grad_peak_rss": hvp.peak_rss_mb.zip(grad.peak_rss_mb).map(|(h, g)| h / g),
+        "loadavg_before": loadavg_before,
+        "loadavg_after": loadavg(),
+    });
+    if !args.json {
+        println!(
+            "{} batch {batch} {}, {} parameters, {} threads, ops {}",
+            model.name(),
+            args.dtype,
+            hvp.params,
+            rayon::current_num_threads(),
+            args.ops
+        );
+        for (kind, s) in KINDS.iter().zip(&samples) {
+            println!(
+                "{kind:<8} {:>10.2} ms (min {:.2}, cpu {}) peak RSS {}",
+                s.median_ms,
+                s.min_ms,
+                s.cpu_ms.map_or("n/a".into(), |c| format!("{c:.1} ms")),
+                s.peak_rss_mb.map_or("n/a".into(), |m| format!("{m:.1} MB")),
+            );
+        }
+        println!("hvp/grad {:.2}", hvp.median_ms / grad.median_ms);
+    }
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Re-runs this executable for one measurement and reads its JSON line.
+fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<Sample> {
+    let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
+    let out = Command::new(&exe)
+        .args(["bench", "--model", &args.model, "--dtype", &args.dtype])
+        .args(["--batch", &batch.to_string()])
+        .args(["--repeats", &args.repeats.to_string()])
+        .args(["--ops", &args.ops, "--measure", kind])
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "the {kind} measurement failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("the {kind} measurement printed {line:?}"))
+}
+
+/// Times `kind` (`forward`: the loss; `grad`: loss and gradient; `hvp`: one H·v, all
+/// parameters) in this process.
+fn measure(
+    model: BenchModel,
+    batch: usize,
+    dtype: candle_core::DType,
+    repeats: usize,
+    kind: &str,
+) -> anyhow::Result<Sample> {
+    if !KINDS.contains(&kind) {
+        return Err(usage(format!(
+            "--measure {kind:?}: expected forward, grad or hvp"
+        )));
+    }
+    let data = random_batch(model, batch, dtype)?;
+    let net = model.build(dtype, data.x())?;
+    let loss = LossSpec::Ce.build(&[1; 10], None)?;
+    let op = HessianOperator::new(
+        &net,
+        vec![data],
+        loss,
+        ParamSelection::all(&net),
+        BnMode::Eval,
+    )?;
+    let v: Vec<f64> = (0..op.dim())
+        .map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5)
+        .collect();
+    let mut out = vec![0.0; op.dim()];
+    let mut once = || -> anyhow::Result<f64> {
+        let start = Instant::now();
+        match kind {
+            "forward" => drop(op.loss()?),
+            "grad" => drop(op.loss_and_grad_flat()?),
+            _ => op.hvp_flat(&v, &mut out)?,
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    };
+    once()?;
+    let cpu_before = cpu_ms();
+    let mut times = (0..repeats)
+        .map(|_| once())
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    let cpu_ms = cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) / repeats as f64);
+    times.sort_by(f64::total_cmp);
+    let mid = times.len() / 2;
+    let median_ms = if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        (times[mid - 1] + times[mid]) / 2.0
+    };
+    Ok(Sample {
+        median_ms,
+        min_ms: times[0],
+        cpu_ms,
+        peak_rss_mb: peak_rss_mb(),
+        params: net.param_count(),
+    })
+}
+
+/// Peak resident set of this process (`VmHWM`), Linux only.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// User + system CPU time of this process in ms (`/proc/self/stat`, 100 ticks per second),
+/// Linux only.
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) * 10.0)
+}
+
+/// The 1-minute load average (`/proc/loadavg`), Linux only: the machine may be shared.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,409 @@
+//! The three convolution kernels on contiguous slices: forward, input gradient and weight
+//! gradient, each as im2col/col2im around one GEMM per sample, samples in parallel.
+//!
+//! For one sample with `col = im2col(x): (C_in·kh·kw, Ho·Wo)` and the kernel viewed as
+//! `K: (C_out, C_in·kh·kw)`:
+//! - forward: `y = K · col`, `(C_out, Ho·Wo)`, already NCHW;
+//! - input gradient of `⟨g, y⟩`: `dx = col2im(Kᵀ · g)` (col2im adds every column entry
+//!   back onto the pixel it was read from);
+//! - weight gradient: `dK = Σ_n g_n · col_nᵀ`.
+//!
+//! Parallel work is split by sample only (fixed chunks for the weight gradient, summed in
+//! chunk order), and each GEMM runs single-threaded, so results are bit-identical for any
+//! number of threads.
+
+use candle_core::{bail, Result, WithDType};
+use rayon::prelude::*;
+
+use crate::cpu_gemm::{matmul, Mat, Threads};
+
+/// Columns a GEMM should have at least: samples are batched side by side until the patch
+/// matrix is this wide (the 8x8 images of ResNet's last stage would otherwise make skinny,
+/// slow GEMMs).
+const GEMM_COLUMNS: usize = 512;
+
+/// Shapes of one convolution `y = conv(x, k)`: `x: (n, c_in, h, w)`,
+/// `k: (c_out, c_in, kh, kw)`, `y: (n, c_out, ho, wo)`, zero padding and stride.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub padding: usize,
+    pub stride: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Geometry {
+    /// Checks the sizes and derives the output side lengths
+    /// `(h + 2p − kh)/s + 1` (floor), as candle and PyTorch do.
+    pub fn new(
+        [n, c_in, h, w]: [usize; 4],
+        [c_out, k_in, kh, kw]: [usize; 4],
+        padding: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        if k_in != c_in {
+            bail!("conv2d: kernel has {k_in} input channels, the input has {c_in}")
+        }
+        if stride == 0 {
+            bail!("conv2d: stride 0")
+        }
+        if kh == 0 || kw == 0 || kh > h + 2 * padding || kw > w + 2 * padding {
+            bail!("conv2d: kernel {kh}x{kw} does not fit the padded input {h}x{w} (padding {padding})")
+        }
+        Ok(Self {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh,
+            kw,
+            padding,
+            stride,
+            ho: (h + 2 * padding - kh) / stride + 1,
+            wo: (w + 2 * padding - kw) / stride + 1,
+        })
+    }
+
+    pub fn x_dims(&self) -> [usize; 4] {
+        [self.n, self.c_in, self.h, self.w]
+    }
+
+    pub fn k_dims(&self) -> [usize; 4] {
+        [self.c_out, self.c_in, self.kh, self.kw]
+    }
+
+    pub fn y_dims(&self) -> [usize; 4] {
+        [self.n, self.c_out, self.ho, self.wo]
+    }
+
+    /// Rows of the im2col matrix, `c_in·kh·kw`.
+    fn patch(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Samples per GEMM: enough for [`GEMM_COLUMNS`] columns, at least 1. A function of the
+    /// geometry only, so the order of every sum (and the rounding) does not depend on the
+    /// number of threads.
+    fn samples_per_gemm(&self) -> usize {
+        GEMM_COLUMNS.div_ceil(self.pixels().max(1)).clamp(1, self.n.max(1))
+    }
+
+    /// Chunks of [`samples_per_gemm`](Self::samples_per_gemm) samples each thread takes at
+    /// least, so that every thread allocates its buffers about once per call (only the
+    /// scheduling depends on the thread count, never a result).
+    fn chunks_per_thread(&self) -> usize {
+        self.n
+            .div_ceil(self.samples_per_gemm())
+            .div_ceil(rayon::current_num_threads())
+            .max(1)
+    }
+
+    /// Columns of the im2col matrix, `ho·wo`.
+    fn pixels(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    fn x_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    fn y_len(&self) -> usize {
+        self.c_out * self.pixels()
+    }
+
+    /// Output columns `[lo, hi)` whose input column `ox·s + kj − p` lies inside `[0, w)`.
+    fn valid_cols(&self, kj: usize) -> (usize, usize) {
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(kj).div_ceil(s);
+        let hi = if self.w + p > kj {
+            ((self.w + p - kj - 1) / s + 1).min(self.wo)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+
+    /// The input row `oy·s + ki − p` if it lies inside `[0, h)`.
+    fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
+        (oy * self.stride + ki)
+            .checked_sub(self.padding)
+            .filter(|&iy| iy < self.h)
+    }
+}
+
+/// `col[(c·kh + ki)·kw + kj, oy·wo + ox] = x[c, oy·s + ki − p, ox·s + kj − p]` (0 outside)
+/// for one sample `x: (c_in, h, w)`; row `r` of the patch matrix starts at `col[r·ld]`
+/// (`ld ≥ ho·wo`: several samples side by side in one matrix).
+fn im2col<T: WithDType>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
+    let zero = T::from_f64(0.0);
+    let (s, p, wo) = (g.stride, g.padding, g.wo);
+    for row in 0..g.patch() {
+        let dst = &mut col[row * ld..row * ld + g.pixels()];
+        let (c, ki, kj) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
+        let (lo, hi) = g.valid_cols(kj);
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for (oy, out) in dst.chunks_exact_mut(wo).enumerate() {
+            let Some(iy) = g.input_row(oy, ki) else {
+                out.fill(zero);
+                continue;
+            };
+            let src = &plane[iy * g.w..(iy + 1) * g.w];
+            out[..lo].fill(zero);
+            out[hi..].fill(zero);
+            if lo < hi {
+                let first = lo * s + kj - p;
+                if s == 1 {
+                    out[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                } else {
+                    for (o, i) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(s)) {
+                        *o = *i;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: `x[c, iy, ix] += col[...]` for every entry read from it;
+/// `x` must start at zero.
+fn col2im<T: WithDType>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
+    let (s, p, wo) = (g.stride, g.padding, g.wo);
+    for row in 0..g.patch() {
+        let src = &col[row * ld..row * ld + g.pixels()];
+        let (c, ki, kj) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
+        let (lo, hi) = g.valid_cols(kj);
+        if lo >= hi {
+            continue;
+        }
+        let first = lo * s + kj - p;
+        let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for (oy, values) in src.chunks_exact(wo).enumerate() {
+            let Some(iy) = g.input_row(oy, ki) else {
+                continue;
+            };
+            let dst = &mut plane[iy * g.w + first..(iy + 1) * g.w];
+            for (d, v) in dst.iter_mut().step_by(s).zip(&values[lo..hi]) {
+                *d += *v;
+            }
+        }
+    }
+}
+
+/// `m` samples of `(rows, pixels)` blocks, `src[j][r][p]`, laid side by side as one
+/// `(rows, m·pixels)` matrix `dst[r][j·pixels + p]` (or back, when `to_samples`).
+fn interleave<T: Copy>(src: &[T], dst: &mut [T], rows: usize, pixels: usize, to_samples: bool) {
+    let m = src.len() / (rows * pixels).max(1);
+    for j in 0..m {
+        for r in 0..rows {
+            let sample = j * rows * pixels + r * pixels;
+            let wide = r * m * pixels + j * pixels;
+            if to_samples {
+                dst[sample..sample + pixels].copy_from_slice(&src[wide..wide + pixels]);
+            } else {
+                dst[wide..wide + pixels].copy_from_slice(&src[sample..sample + pixels]);
+            }
+        }
+    }
+}
+
+fn check_len(what: &str, len: usize, expected: usize) -> Result<()> {
+    if len != expected {
+        bail!("conv2d: {what} holds {len} values, expected {expected}")
+    }
+    Ok(())
+}
+
+/// What a convolution's output starts from before the product is accumulated onto it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Addend<'a, T> {
+    /// Zero.
+    None,
+    /// A per-output-channel shift `b: (c_out,)`.
+    Channel(&'a [T]),
+    /// A tensor of the output's shape `(n, c_out, ho, wo)`.
+    Full(&'a [T]),
+}
+
+impl<'a, T> Addend<'a, T> {
+    /// A per-channel shift when `channel`, else a full tensor.
+    pub fn of(z: &'a [T], channel: bool) -> Self {
+        if channel {
+            Self::Channel(z)
+        } else {
+            Self::Full(z)
+        }
+    }
+}
+
+/// `y = conv(x, k) + z` for contiguous `x: (n, c_in, h, w)`, `k: (c_out, c_in, kh, kw)` and
+/// an addend `z` (folded into the GEMM: the output starts as `z` and the product is
+/// accumulated onto it, so the sum costs no pass of its own).
+pub(crate) fn forward<T: WithDType>(
+    g: &Geometry,
+    x: &[T],
+    k: &[T],
+    addend: Addend<T>,
+) -> Result<Vec<T>> {
+    check_len("input", x.len(), g.n * g.x_len())?;
+    check_len("kernel", k.len(), g.c_out * g.patch())?;
+    match addend {
+        Addend::None => {}
+        Addend::Channel(b) => check_len("bias", b.len(), g.c_out)?,
+        Addend::Full(z) => check_len("addend", z.len(), g.n * g.y_len())?,
+    }
+    let nb = g.samples_per_gemm();
+    let zero = T::from_f64(0.0);
+    let mut y = vec![zero; g.n * g.y_len()];
+    let kernel = Mat::row_major(k, g.c_out, g.patch());
+    y.par_chunks_mut((nb * g.y_len()).max(1))
+        .enumerate()
+        .zip(x.par_chunks((nb * g.x_len()).max(1)))
+        .with_min_len(g.chunks_per_thread())
+        .try_for_each_init(
+            || (vec![zero; g.patch() * nb * g.pixels()], vec![zero; nb * g.y_len()]),
+            |(col, wide), ((chunk, y_c), x_c)| {
+                let m = y_c.len() / g.y_len();
+                let cols = m * g.pixels();
+                for (j, x_n) in x_c.chunks_exact(g.x_len()).enumerate() {
+                    im2col(g, x_n, &mut col[j * g.pixels()..], cols);
+                }
+                let col = Mat::row_major(&col[..g.patch() * cols], g.patch(), cols);
+                let dst = if m == 1 { &mut *y_c } else { &mut wide[..y_c.len()] };
+                match addend {
+                    Addend::None => {}
+                    Addend::Channel(b) => {
+                        for (row, &shift) in dst.chunks_exact_mut(cols).zip(b) {
+                            row.fill(shift);
+                        }
+                    }
+                    Addend::Full(z) => {
+                        let z_c = &z[chunk * nb * g.y_len()..][..dst.len()];
+                        interleave(z_c, dst, g.c_out, g.pixels(), false);
+                    }
+                }
+                let accumulate = !matches!(addend, Addend::None);
+                matmul(dst, (cols, 1), kernel, col, accumulate, Threads::One)?;
+                if m > 1 {
+                    interleave(&wide[..y_c.len()], y_c, g.c_out, g.pixels(), true);
+                }
+                Ok::<(), candle_core::Error>(())
+            },
+        )?;
+    Ok(y)
+}
+
+/// `Σ_{n, pixels} y[n, c, ·]` for contiguous `y: (n, c, pixels)`: the gradient of a
+/// per-channel shift, summed in a fixed order.
+pub(crate) fn channel_sum<T: WithDType>(y: &[T], [n, c, pixels]: [usize; 3]) -> Result<Vec<T>> {
+    check_len("channel-sum input", y.len(), n * c * pixels)?;
+    let mut out = vec![T::from_f64(0.0); c];
+    for sample in y.chunks_exact((c * pixels).max(1)) {
+        for (o, row) in out.iter_mut().zip(sample.chunks_exact(pixels.max(1))) {
+            *o += row.iter().fold(T::from_f64(0.0), |acc, &v| acc + v);
+        }
+    }
+    Ok(out)
+}
+
+/// `dx = ∂⟨dy, conv(x, k)⟩/∂x` for contiguous `dy: (n, c_out, ho, wo)` and `k`
+/// (the transposed convolution of `dy` by `k`).
+///
+/// With stride 1 and a square kernel this is a forward convolution of `dy` by the flipped
+/// kernel with swapped channels, `k'[c, o, i, j] = k[o, c, kh−1−i, kw−1−j]`, padding
+/// `kh − 1 − p`: its GEMM has inner dimension `c_out·kh·kw` instead of `c_out` (3-4x faster
+/// here). Otherwise `col = kᵀ · dy`, then col2im.
+pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Result<Vec<T>> {
+    check_len("output gradient", dy.len(), g.n * g.y_len())?;
+    check_len("kernel", k.len(), g.c_out * g.patch())?;
+    if g.stride == 1 && g.kh == g.kw && g.padding < g.kh {
+        let flipped = Geometry::new(
+            g.y_dims(),
+            [g.c_in, g.c_out, g.kh, g.kw],
+            g.kh - 1 - g.padding,
+            1,
+        )?;
+        let mut k_flip = Vec::with_capacity(k.len());
+        for c in 0..g.c_in {
+            for o in 0..g.c_out {
+                let base = (o * g.c_in + c) * g.kh * g.kw;
+                k_flip.extend(k[base..base + g.kh * g.kw].iter().rev());
+            }
+        }
+        return forward(&flipped, dy, &k_flip, Addend::None);
+    }
+    let nb = g.samples_per_gemm();
+    let zero = T::from_f64(0.0);
+    let mut dx = vec![zero; g.n * g.x_len()];
+    let kernel_t = Mat::row_major(k, g.c_out, g.patch()).t();
+    dx.par_chunks_mut((nb * g.x_len()).max(1))
+        .zip(dy.par_chunks((nb * g.y_len()).max(1)))
+        .with_min_len(g.chunks_per_thread())
+        .try_for_each_init(
+            || (vec![zero; g.patch() * nb * g.pixels()], vec![zero; nb * g.y_len()]),
+            |(col, wide), (dx_c, dy_c)| {
+                let m = dy_c.len() / g.y_len();
+                let cols = m * g.pixels();
+                interleave(dy_c, wide, g.c_out, g.pixels(), false);
+                let dy_wide = Mat::row_major(&wide[..dy_c.len()], g.c_out, cols);
+                matmul(&mut col[..g.patch() * cols], (cols, 1), kernel_t, dy_wide, false, Threads::One)?;
+                for (j, dx_n) in dx_c.chunks_exact_mut(g.x_len()).enumerate() {
+                    col2im(g, &col[j * g.pixels()..], cols, dx_n);
+                }
+                Ok::<(), candle_core::Error>(())
+            },
+        )?;
+    Ok(dx)
+}
+
+/// `dk = ∂⟨dy, conv(x, k)⟩/∂k = Σ_n dy_n · im2col(x_n)ᵀ` for contiguous `x` and `dy`:
+/// one GEMM per chunk of samples (fixed by the geometry), partial sums added in chunk
+/// order.
+pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> Result<Vec<T>> {
+    check_len("input", x.len(), g.n * g.x_len())?;
+    check_len("output gradient", dy.len(), g.n * g.y_len())?;
+    let nb = g.samples_per_gemm();
+    let zero = T::from_f64(0.0);
+    let size = g.c_out * g.patch();
+    let partials: Vec<Vec<T>> = x
+        .par_chunks((nb * g.x_len()).max(1))
+        .zip(dy.par_chunks((nb * g.y_len()).max(1)))
+        .with_min_len(g.chunks_per_thread())
+        .map_init(
+            || (vec![zero; g.patch() * nb * g.pixels()], vec![zero; nb * g.y_len()]),
+            |(col, wide), (x_c, dy_c)| {
+                let m = dy_c.len() / g.y_len();
+                let cols = m * g.pixels();
+                for (j, x_n) in x_c.chunks_exact(g.x_len()).enumerate() {
+                    im2col(g, x_n, &mut col[j * g.pixels()..], cols);
+                }
+                interleave(dy_c, wide, g.c_out, g.pixels(), false);
+                let dy_wide = Mat::row_major(&wide[..dy_c.len()], g.c_out, cols);
+                let col_t = Mat::row_major(&col[..g.patch() * cols], g.patch(), cols).t();
+                // dk is stored column-major (dkᵀ row-major), the orientation gemm's kernels
+                // write natively: 1.5-1.8x faster than row-major here.
+                let mut dk_t = vec![zero; size];
+                matmul(&mut dk_t, (1, g.c_out), dy_wide, col_t, false, Threads::One)?;
+                Ok(dk_t)
+            },
+        )
+        .collect::<Result<_>>()?;
+    let mut partials = partials.into_iter();
+    let mut total_t = partials.next().unwrap_or_else(|| vec![zero; size]);
+    for part in partials {
+        for (t, p) in total_t.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    // With one pixel per "sample", un-interleaving is the transpose dkᵀ → dk.
+    let mut dk = vec![zero; size];
+    interleave(&total_t, &mut dk, g.patch(), 1, true);
+    Ok(dk)
+}

@@ -1,0 +1,130 @@
+//! A checked wrapper around the `gemm` crate's matrix product (the GEMM candle itself
+//! uses on the CPU), shared by the convolution and matrix-product custom ops.
+
+use candle_core::{bail, Result, WithDType};
+use gemm::{gemm, Parallelism};
+
+/// Products with fewer multiply-adds than this run single-threaded: splitting them costs
+/// more than it gains.
+const PARALLEL_MIN_FLOPS: usize = 1 << 20;
+
+/// A strided matrix view: element `(i, j)` at `data[i·rs + j·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mat<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// A contiguous row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose (a view).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+}
+
+/// Whether a `rows × cols` matrix with strides `(rs, cs)` lies inside `len` elements.
+fn fits(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+/// How a product may use threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Threads {
+    /// Always on the calling thread (inside an already parallel loop).
+    One,
+    /// On rayon's pool when the product is large.
+    Pool,
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), `dst` an
+/// `lhs.rows × rhs.cols` matrix with strides `(dst_rs, dst_cs)`.
+///
+/// gemm splits only the output among threads, so every entry is summed in the same order
+/// whatever the thread count. Errors (never undefined behaviour) if a matrix does not fit
+/// its slice.
+pub(crate) fn matmul<T: WithDType>(
+    dst: &mut [T],
+    (dst_rs, dst_cs): (usize, usize),
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    accumulate: bool,
+    threads: Threads,
+) -> Result<()> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if rhs.rows != k
+        || !fits(dst.len(), m, n, dst_rs, dst_cs)
+        || !fits(lhs.data.len(), m, k, lhs.rs, lhs.cs)
+        || !fits(rhs.data.len(), k, n, rhs.rs, rhs.cs)
+    {
+        bail!(
+            "internal GEMM of ({m}x{k})·({}x{n}) does not fit its buffers",
+            rhs.rows
+        )
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst[i * dst_rs + j * dst_cs] = T::from_f64(0.0);
+                }
+            }
+        }
+        return Ok(());
+    }
+    let parallelism = match threads {
+        Threads::Pool if m * n * k >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 => {
+            Parallelism::Rayon(rayon::current_num_threads())
+        }
+        _ => Parallelism::None,
+    };
+    // SAFETY: the three matrices were checked to lie inside their slices; `dst` is borrowed
+    // mutably and so aliases neither input; T is f32 or f64 (the only dtypes the custom ops
+    // accept), which gemm supports.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::from_f64(1.0),
+            T::from_f64(1.0),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The routines every convolution and matrix product of the models goes through.
+//!
+//! A convolution appears three times per layer in an HVP (the primal and the two tangent
+//! terms of the bilinear rule) and its backward dominates the CPU cost, so all of them are
+//! routed here, with ReLU. On the CPU, f32 and f64 tensors run saddlescope's custom ops
+//! (`conv_cpu`: im2col/col2im + GEMM; `matmul_cpu`: a GEMM whose backward skips constant
+//! operands; `relu_cpu`: ReLU with a one-pass derivative), each with exact derivatives of
+//! every order; other devices and dtypes, or a
+//! process that chose [`CpuOps::Candle`], use candle's own operations.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use crate::{conv_cpu, matmul_cpu, relu_cpu};
+
+/// Which implementation runs CPU convolutions and matrix products (and their gradients)
+/// in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CpuOps {
+    /// saddlescope's custom ops (the default): GEMM-based convolutions parallel over
+    /// samples, products that skip the gradients of constants; bit-identical results for
+    /// any thread count.
+    #[default]
+    Saddlescope,
+    /// candle's `conv2d` / `conv_transpose2d` / `matmul`, kept for before/after benchmarks.
+    Candle,
+}
+
+static USE_CANDLE: AtomicBool = AtomicBool::new(false);
+
+/// Chooses the CPU operations for the whole process (for benchmarks: both compute the same
+/// functions up to rounding). Set it before building graphs: a backward pass runs the
+/// gradient ops of whichever implementation built its forward graph.
+pub fn set_cpu_ops(choice: CpuOps) {
+    USE_CANDLE.store(choice == CpuOps::Candle, Ordering::Relaxed);
+}
+
+/// The CPU operations in use ([`set_cpu_ops`]).
+pub fn cpu_ops() -> CpuOps {
+    if USE_CANDLE.load(Ordering::Relaxed) {
+        CpuOps::Candle
+    } else {
+        CpuOps::Saddlescope
+    }
+}
+
+/// Whether `t` goes to the custom ops: CPU, f32 or f64, not switched off.
+fn custom(t: &Tensor) -> bool {
+    matches!(t.device(), Device::Cpu)
+        && matches!(t.dtype(), DType::F32 | DType::F64)
+        && cpu_ops() == CpuOps::Saddlescope
+}
+
+/// `y = conv2d(x, k)` for `x: (N, C_in, H, W)`, `k: (C_out, C_in, kh, kw)`, zero padding
+/// `padding` on each side, stride `stride`, no dilation, no groups; output
+/// `(N, C_out, (H + 2p − kh)/s + 1, (W + 2p − kw)/s + 1)`. Bilinear in `(x, k)`.
+pub(crate) fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+    if custom(x) {
+        conv_cpu::conv2d(x, kernel, padding, stride)
+    } else {
+        x.conv2d(kernel, padding, stride, 1, 1)
+    }
+}
+
+/// `conv2d(x, k) + z` for an addend `z` of shape `(C_out,)` (a per-output-channel shift:
+/// an eval-mode batch norm folded into the convolution) or of the output's shape (the
+/// other term of a bilinear tangent). On the CPU the addend is the GEMM's starting value,
+/// so the sum costs no pass over the output and a shift's gradient no broadcast reduction.
+pub(crate) fn conv2d_add(
+    x: &Tensor,
+    kernel: &Tensor,
+    z: &Tensor,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    if custom(x) {
+        return conv_cpu::conv2d_add(x, kernel, z, padding, stride);
+    }
+    let y = conv2d(x, kernel, padding, stride)?;
+    match z.rank() {
+        1 => y.broadcast_add(&z.reshape((1, z.elem_count(), 1, 1))?),
+        _ => y.add(z),
+    }
+}
+
+/// `max(x, 0)`.
+pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
+    if custom(x) {
+        relu_cpu::relu(x)
+    } else {
+        x.relu()
+    }
+}
+
+/// `t ⊙ 1[x ≥ 0]`, ReLU's derivative applied to `t`, the mask a constant (candle's ReLU
+/// gradient convention).
+pub(crate) fn relu_tangent(t: &Tensor, x: &Tensor) -> Result<Tensor> {
+    if custom(t) {
+        relu_cpu::mask_mul(t, x)
+    } else {
+        t.mul(&x.detach().ge(0.0)?.to_dtype(t.dtype())?)
+    }
+}
+
+/// `a·b`; 2-d operands on the CPU use the custom product, anything else candle's matmul.
+pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if custom(a) && a.rank() == 2 && b.rank() == 2 {
+        matmul_cpu::matmul(a, b)
+    } else {
+        a.matmul(b)
+    }
+}
