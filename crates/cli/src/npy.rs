@@ -490,4 +490,28 @@ mod tests {
         assert_eq!(shape_string(&[5]), "(5,)");
         assert_eq!(shape_string(&[3, 4]), "(3, 4)");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Arbitrary bytes behind the npy magic and a header length never panic the reader.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            header_len in 0u16..300,
+            header in "[ -~]{0,300}",
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("fuzz.npy");
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend(header_len.to_le_bytes());
+            bytes.extend(header.as_bytes());
+            bytes.extend(tail);
+            std::fs::write(&path, bytes).unwrap();
+            if let Err(e) = read(&path) {
+                let message = format!("{e:#}");
+                proptest::prop_assert!(message.contains("fuzz.npy"), "{}", message);
+            }
+        }
+    }
 }
