@@ -17,3 +17,9 @@ ci:
 # Look for repeated code introduced by the working-tree change.
 dup:
     duplicates --change
+
+# saddlescope vs PyTorch (double-backward HVPs) on MLP, CNN and ResNet-32: times, peak
+# memory and their ratios. Needs `pip install torch` (several GB); never run by CI.
+bench-vs-torch repeats="5":
+    cargo build --release --bin saddlescope
+    python3 bench/pytorch_reference.py --compare target/release/saddlescope --repeats {{repeats}}

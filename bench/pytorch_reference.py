@@ -5,7 +5,15 @@ the tests; needs PyTorch 2.x (`pip install torch`, several GB).
 
     python3 bench/pytorch_reference.py --model resnet32 --batch 32 --dtype f32 --repeats 5
 
-Prints one JSON object on its last line with the keys of `saddlescope bench --json`:
+    python3 bench/pytorch_reference.py --compare target/release/saddlescope
+
+With `--compare BINARY` it runs `BINARY bench --json` and this reference for each model
+(`--models`, default all three; `--batch` and `--dtype` apply to all) one after the other
+and prints a table of the ratios saddlescope/PyTorch (HVP, gradient), HVP/gradient for
+both, and the load average around the run (the machine may be shared); `just
+bench-vs-torch` does this.
+
+Otherwise it prints one JSON object on its last line with the keys of `saddlescope bench --json`:
 `model`, `batch`, `dtype`, `params`, `threads`, `forward_ms`, `grad_ms`, `hvp_ms` (medians
 over `--repeats` after one warm-up), `forward_peak_rss_mb`, `grad_peak_rss_mb`,
 `hvp_peak_rss_mb` (peak resident set, each measured in a fresh child process so that the
@@ -143,6 +151,55 @@ def measure(args, kind):
     return statistics.median(times), peak_mb, sum(p.numel() for p in params)
 
 
+def loadavg():
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return float("nan")
+
+
+def reference(args, model, batch):
+    cmd = [sys.executable, __file__, "--model", model, "--dtype", args.dtype,
+           "--repeats", str(args.repeats), "--threads", str(args.threads)]
+    if batch is not None:
+        cmd += ["--batch", str(batch)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def compare(args):
+    """Runs saddlescope and PyTorch on each model and prints the ratios."""
+    rows = []
+    start = loadavg()
+    for model in args.models.split(","):
+        cmd = [args.compare, "bench", "--model", model, "--dtype", args.dtype,
+               "--repeats", str(args.repeats), "--json"]
+        if args.batch is not None:
+            cmd += ["--batch", str(args.batch)]
+        ours = json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                         text=True).stdout.strip().splitlines()[-1])
+        theirs = reference(args, model, args.batch)
+        rows.append((model, ours, theirs))
+    end = loadavg()
+    print(f"load average (1 min): {start:.2f} before, {end:.2f} after; "
+          f"median of {args.repeats} repeats, {args.dtype}, PyTorch {torch.__version__} "
+          f"with {args.threads} threads")
+    head = ("model", "batch", "grad ms s/t", "hvp ms s/t", "grad s/t", "hvp s/t",
+            "hvp/grad s", "hvp/grad t", "hvp/grad peak s", "hvp/grad peak t")
+    print(" | ".join(head))
+    for model, s, t in rows:
+        print(" | ".join([
+            model, str(s["batch"]),
+            f"{s['grad_ms']:.1f}/{t['grad_ms']:.1f}", f"{s['hvp_ms']:.1f}/{t['hvp_ms']:.1f}",
+            f"{s['grad_ms'] / t['grad_ms']:.2f}", f"{s['hvp_ms'] / t['hvp_ms']:.2f}",
+            f"{s['hvp_ms'] / s['grad_ms']:.2f}", f"{t['hvp_ms'] / t['grad_ms']:.2f}",
+            f"{s['hvp_peak_rss_mb'] / s['grad_peak_rss_mb']:.2f}",
+            f"{t['hvp_peak_rss_mb'] / t['grad_peak_rss_mb']:.2f}",
+        ]))
+    print(json.dumps({"loadavg_before": start, "loadavg_after": end,
+                      "runs": [{"model": m, "saddlescope": s, "pytorch": t} for m, s, t in rows]}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mlp", choices=["mlp", "cnn", "resnet32"])
@@ -152,7 +209,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--child", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--compare", metavar="BINARY",
+                        help="run BINARY bench too and print ratios (see above)")
+    parser.add_argument("--models", default="mlp,cnn,resnet32",
+                        help="models for --compare, comma-separated")
     args = parser.parse_args()
+    if args.compare:
+        compare(args)
+        return
     if args.batch is None:
         args.batch = {"mlp": 512, "cnn": 128, "resnet32": 32}[args.model]
     if args.child:

@@ -9,6 +9,9 @@ use saddlescope_train::{read_safetensors, write_safetensors};
 
 use crate::util::*;
 
+/// Named tensors of a checkpoint, as written.
+type NamedTensors = Vec<(String, Tensor)>;
+
 const DATA: &str = "synthetic:classes=3,dim=6,n=40,test=10,seed=1";
 
 /// One bad case: the arguments, the expected exit code and a substring of the message.
@@ -104,8 +107,8 @@ fn every_bad_input_fails_cleanly() {
     assert!(trained.status.success(), "{}", stderr(&trained));
     let good = run_dir.join("last.safetensors");
     let file = read_safetensors(&good, &Device::Cpu).unwrap();
-    let damaged = |name: &str, edit: &dyn Fn(&mut Vec<(String, Tensor)>)| -> PathBuf {
-        let mut tensors: Vec<(String, Tensor)> = file
+    let damaged = |name: &str, edit: &dyn Fn(&mut NamedTensors)| -> PathBuf {
+        let mut tensors: NamedTensors = file
             .tensors
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))

@@ -186,8 +186,7 @@ fn state_mismatch_names_missing_unexpected_and_misshaped_tensors() {
         DType::F32,
         &Device::Cpu,
     )
-    .err()
-    .expect("a broken state must not build");
+    .expect_err("a broken state must not build");
     let message = one_line_naming(err, &broken);
     for part in [
         "missing ",
@@ -217,8 +216,7 @@ fn wrong_head_names_the_classifier_tensors() {
         DType::F32,
         &Device::Cpu,
     )
-    .err()
-    .expect("a NormedLinear head must not load as Linear");
+    .expect_err("a NormedLinear head must not load as Linear");
     let message = one_line_naming(err, &path);
     assert!(
         message.contains("missing linear.bias"),

@@ -19,6 +19,7 @@ mod device;
 mod interrupt;
 mod npy;
 mod report;
+mod runtime;
 mod usage;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ use crate::args::{Cli, Command};
 use crate::usage::UsageError;
 
 fn main() -> ExitCode {
+    runtime::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

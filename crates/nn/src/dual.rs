@@ -26,6 +26,40 @@ impl Dual {
     }
 }
 
+impl Dual {
+    /// `f(a, b) + z` for `f` bilinear, tangent `f(ȧ, b) + f(a, ḃ) + ż`, given `f_add(a, b, z)
+    /// = f(a, b) + z` computed in one pass (`z` the starting value of a GEMM): `ż` starts
+    /// the first tangent term and each term starts the next, so the tangent costs its
+    /// products and nothing more. A lone `ż` is `spread` to the output's shape.
+    fn bilinear_add(
+        &self,
+        rhs: &Self,
+        addend: &Self,
+        f_add: impl Fn(&Tensor, &Tensor, &Tensor) -> CResult<Tensor>,
+        f: impl Fn(&Tensor, &Tensor) -> CResult<Tensor>,
+        spread: impl Fn(&Tensor, &Tensor) -> CResult<Tensor>,
+    ) -> Result<Self> {
+        let primal = f_add(&self.primal, &rhs.primal, &addend.primal)?;
+        let terms = [
+            self.tangent.as_ref().map(|ta| (ta, &rhs.primal)),
+            rhs.tangent.as_ref().map(|tb| (&self.primal, tb)),
+        ];
+        let mut tangent = addend.tangent.clone();
+        let mut products = 0;
+        for (a, b) in terms.into_iter().flatten() {
+            tangent = Some(match &tangent {
+                Some(z) => f_add(a, b, z)?,
+                None => f(a, b)?,
+            });
+            products += 1;
+        }
+        if products == 0 {
+            tangent = tangent.map(|t| spread(&t, &primal)).transpose()?;
+        }
+        Ok(Self { primal, tangent })
+    }
+}
+
 /// `t` broadcast to `shape` when it differs (a bias tangent meeting a tangent-free input).
 fn broadcast_to(t: &Tensor, like: &Tensor) -> CResult<Tensor> {
     if t.shape() == like.shape() {
@@ -87,26 +121,34 @@ impl Value for Dual {
         padding: usize,
         stride: usize,
     ) -> Result<Self> {
-        let primal = ops::conv2d_add(&self.primal, &kernel.primal, &bias.primal, padding, stride)?;
-        // ḃ is the starting value of the first tangent convolution, whose result is the
-        // starting value of the second: the tangent costs its two GEMMs and nothing more.
-        let mut tangent = bias.tangent.clone();
-        let terms = [
-            self.tangent.as_ref().map(|tx| (tx, &kernel.primal)),
-            kernel.tangent.as_ref().map(|tk| (&self.primal, tk)),
-        ];
-        for (x, k) in terms.into_iter().flatten() {
-            tangent = Some(match &tangent {
-                Some(z) => ops::conv2d_add(x, k, z, padding, stride)?,
-                None => ops::conv2d(x, k, padding, stride)?,
-            });
-        }
-        if let (Some(t), None, None) = (&tangent, &self.tangent, &kernel.tangent) {
-            // A lone shift tangent: broadcast to the output.
-            let channels = t.elem_count();
-            tangent = Some(t.reshape((1, channels, 1, 1))?.broadcast_as(primal.shape())?);
-        }
-        Ok(Self { primal, tangent })
+        self.bilinear_add(
+            kernel,
+            bias,
+            |x, k, z| ops::conv2d_add(x, k, z, padding, stride),
+            |x, k| ops::conv2d(x, k, padding, stride),
+            |b, like| {
+                let channels = b.elem_count();
+                b.reshape((1, channels, 1, 1))?.broadcast_as(like.shape())
+            },
+        )
+    }
+
+    fn linear_layer(&self, weight: &Self, bias: &Self) -> Result<Self> {
+        self.bilinear_add(weight, bias, ops::matmul_t_add, ops::matmul_t, |b, like| {
+            b.broadcast_as(like.shape())
+        })
+    }
+
+    fn add_relu(&self, rhs: &Self) -> Result<Self> {
+        let (Some(ta), Some(tb)) = (&self.tangent, &rhs.tangent) else {
+            return self.add(rhs)?.relu();
+        };
+        let sum = self.primal.broadcast_add(&rhs.primal)?;
+        let tangent = ops::relu_tangent_sum(ta, tb, &sum)?;
+        Ok(Self {
+            primal: ops::relu(&sum)?,
+            tangent: Some(tangent),
+        })
     }
 
     fn add(&self, rhs: &Self) -> Result<Self> {

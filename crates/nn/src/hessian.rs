@@ -220,7 +220,18 @@ impl<'a> HessianOperator<'a> {
 
     /// The sample-set loss and its gradient on the selected block.
     pub fn loss_and_grad_flat(&self) -> Result<(f64, Vec<f64>)> {
-        self.loss_and_grad_at(&vec![0.0; self.dim()])
+        // The model's own variables for the block (no perturbed copies), detached values
+        // elsewhere.
+        let mut params: Vec<Tensor> = self
+            .model
+            .trainable()
+            .iter()
+            .map(|(_, var)| var.as_detached_tensor())
+            .collect();
+        for e in self.selection.entries() {
+            params[e.index] = self.model.trainable()[e.index].1.as_tensor().clone();
+        }
+        self.loss_and_grad_of(&params)
     }
 
     /// The sample-set loss at `w + δ`, `δ` a flat vector on the selected block (e.g. `t·u`
@@ -244,11 +255,16 @@ impl<'a> HessianOperator<'a> {
         for e in self.selection.entries() {
             params[e.index] = Var::from_tensor(&params[e.index])?.into_inner();
         }
-        let tracked = self.selected(&params, Tensor::clone);
+        self.loss_and_grad_of(&params)
+    }
+
+    /// Loss and gradient on the selected block at `params` (the selected ones tracked).
+    fn loss_and_grad_of(&self, params: &[Tensor]) -> Result<(f64, Vec<f64>)> {
+        let tracked = self.selected(params, Tensor::clone);
         let mut total = 0.0;
         let mut grad = vec![0.0; self.dim()];
         for (batch, share) in self.batches.iter().zip(&self.shares) {
-            let logits = self.model.forward_with(&params, &batch.x, self.bn)?;
+            let logits = self.model.forward_with(params, &batch.x, self.bn)?;
             let loss = self.loss.compute(&logits, &batch.labels)?;
             total += share * loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             for (g, d) in grad.iter_mut().zip(self.flat_grad(&loss, &tracked)?) {

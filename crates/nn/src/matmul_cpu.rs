@@ -12,8 +12,11 @@
 //! Operands of any 2-d strides are read in place (a transposed weight is a view).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType,
+};
 
+use crate::conv_cpu::dense;
 use crate::cpu_gemm::{matmul as gemm_into, Mat, Threads};
 
 /// `a·b` for 2-d `a: (m, k)`, `b: (k, n)` on the CPU, f32 or f64.
@@ -24,6 +27,25 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             ta: false,
             tb: false,
         },
+    )
+}
+
+/// `x·wᵀ` for 2-d `x: (m, k)`, `w: (n, k)` (a linear layer; `w`'s gradient comes out in
+/// `w`'s own layout, with no transposed view to add through).
+pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    MatMul::apply(false, true, x, w)
+}
+
+/// `x·wᵀ + z` for 2-d `x: (m, k)`, `w: (n, k)` and `z` a row shift `(n,)` (a linear
+/// layer's bias) or an `(m, n)` matrix, `z` being the GEMM's starting value.
+pub(crate) fn matmul_t_add(x: &Tensor, w: &Tensor, z: &Tensor) -> Result<Tensor> {
+    x.apply_op3(
+        w,
+        z,
+        MatMulAdd(MatMul {
+            ta: false,
+            tb: true,
+        }),
     )
 }
 
@@ -58,10 +80,12 @@ fn view<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout, t: bool) -> 
     Ok(if t { m.t() } else { m })
 }
 
+/// `op_a(a)·op_b(b) (+ z)`, `z` a row shift `(n,)` or an `(m, n)` matrix.
 fn product<T: WithDType>(
     op: &MatMul,
     (s1, l1): (&CpuStorage, &Layout),
     (s2, l2): (&CpuStorage, &Layout),
+    addend: Option<(&CpuStorage, &Layout)>,
 ) -> Result<(Vec<T>, [usize; 2])> {
     let (a, b) = (view::<T>(s1, l1, op.ta)?, view::<T>(s2, l2, op.tb)?);
     if a.cols != b.rows {
@@ -73,9 +97,43 @@ fn product<T: WithDType>(
             b.cols
         )
     }
-    let mut out = vec![T::from_f64(0.0); a.rows * b.cols];
-    gemm_into(&mut out, (b.cols, 1), a, b, false, Threads::Pool)?;
-    Ok((out, [a.rows, b.cols]))
+    let (m, n) = (a.rows, b.cols);
+    let mut out = vec![T::from_f64(0.0); m * n];
+    if let Some((s3, l3)) = addend {
+        let z = dense::<T>(s3, l3)?;
+        match l3.dims() {
+            [len] if *len == n => out.chunks_exact_mut(n.max(1)).for_each(|row| row.copy_from_slice(&z)),
+            [rows, cols] if (*rows, *cols) == (m, n) => out.copy_from_slice(&z),
+            other => bail!("matmul: addend of shape {other:?}, expected [{n}] or [{m}, {n}]"),
+        }
+    }
+    gemm_into(&mut out, (n, 1), a, b, addend.is_some(), Threads::Pool)?;
+    Ok((out, [m, n]))
+}
+
+/// Runs `product` on f32 or f64 storages.
+fn dispatch(
+    op: &MatMul,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    addend: Option<(&CpuStorage, &Layout)>,
+) -> Result<(CpuStorage, Shape)> {
+    let same = |s: &CpuStorage| s.dtype() == s1.dtype();
+    if !same(s2) || !addend.is_none_or(|(s3, _)| same(s3)) {
+        bail!("matmul: operands of mixed dtypes, starting with {:?}", s1.dtype())
+    }
+    let (storage, dims) = match s1 {
+        CpuStorage::F32(_) => {
+            let (v, d) = product::<f32>(op, (s1, l1), (s2, l2), addend)?;
+            (CpuStorage::F32(v), d)
+        }
+        CpuStorage::F64(_) => {
+            let (v, d) = product::<f64>(op, (s1, l1), (s2, l2), addend)?;
+            (CpuStorage::F64(v), d)
+        }
+        other => bail!("matmul: dtype {:?}, expected f32 or f64", other.dtype()),
+    };
+    Ok((storage, Shape::from(dims.to_vec())))
 }
 
 impl CustomOp2 for MatMul {
@@ -90,22 +148,7 @@ impl CustomOp2 for MatMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (storage, dims) = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (v, d) = product::<f32>(self, (s1, l1), (s2, l2))?;
-                (CpuStorage::F32(v), d)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (v, d) = product::<f64>(self, (s1, l1), (s2, l2))?;
-                (CpuStorage::F64(v), d)
-            }
-            _ => bail!(
-                "matmul: operands of dtype {:?} and {:?}, expected both f32 or both f64",
-                s1.dtype(),
-                s2.dtype()
-            ),
-        };
-        Ok((storage, Shape::from(dims.to_vec())))
+        dispatch(self, (s1, l1), (s2, l2), None)
     }
 
     fn bwd(
@@ -131,6 +174,78 @@ impl CustomOp2 for MatMul {
             Some(MatMul::apply(!ta, false, a, g)?)
         };
         Ok((da, db))
+    }
+}
+
+/// `op_a(a)·op_b(b) + z`: arguments `(a, b, z)`. Gradients: those of [`MatMul`], and
+/// `dz = g` or, for a row shift, `dz = Σ_rows g` ([`ColumnSum`]).
+struct MatMulAdd(MatMul);
+
+impl CustomOp3 for MatMulAdd {
+    fn name(&self) -> &'static str {
+        "saddlescope-matmul-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        dispatch(&self.0, (s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        z: &Tensor,
+        c: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (da, db) = self.0.bwd(a, b, c, g)?;
+        let dz = match (z.track_op(), z.rank()) {
+            (false, _) => None,
+            (true, 1) => Some(g.apply_op1(ColumnSum)?),
+            (true, _) => Some(g.clone()),
+        };
+        Ok((da, db, dz))
+    }
+}
+
+/// `s[j] = Σ_i g[i, j]`, the gradient of a row shift; its own gradient broadcasts back.
+struct ColumnSum;
+
+impl CustomOp1 for ColumnSum {
+    fn name(&self) -> &'static str {
+        "saddlescope-column-sum"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let &[_, n] = layout.dims() else {
+            bail!("column sum: shape {:?}, expected 2 dimensions", layout.dims())
+        };
+        fn sum<T: WithDType>(g: &[T], n: usize) -> Vec<T> {
+            let mut out = vec![T::from_f64(0.0); n];
+            for row in g.chunks_exact(n.max(1)) {
+                out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+            }
+            out
+        }
+        let out = match storage {
+            CpuStorage::F32(_) => CpuStorage::F32(sum(&dense(storage, layout)?, n)),
+            CpuStorage::F64(_) => CpuStorage::F64(sum(&dense(storage, layout)?, n)),
+            other => bail!("column sum: dtype {:?}, expected f32 or f64", other.dtype()),
+        };
+        Ok((out, Shape::from(n)))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let n = grad.elem_count();
+        Ok(Some(grad.reshape((1, n))?.broadcast_as(arg.shape())?))
     }
 }
 
@@ -193,6 +308,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `x·wᵀ + z` (row shift or full matrix) and its three gradients equal candle's
+    /// `matmul` + `broadcast_add` (f64, 1e-13).
+    #[test]
+    fn matmul_t_add_matches_candle_with_gradients() {
+        let (x, w) = (seeded(5, 7, 1, DType::F64), seeded(3, 7, 2, DType::F64));
+        let r = seeded(5, 3, 3, DType::F64);
+        for z in [seeded(1, 3, 4, DType::F64).squeeze(0).unwrap(), seeded(5, 3, 5, DType::F64)] {
+            let vars = [&x, &w, &z].map(|t| Var::from_tensor(t).unwrap());
+            let [xv, wv, zv] = vars.each_ref().map(|v| v.as_tensor());
+            let run = |c: Tensor| {
+                let g = c.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+                [c, g.get(xv).unwrap().clone(), g.get(wv).unwrap().clone(), g.get(zv).unwrap().clone()]
+            };
+            let ours = run(matmul_t_add(xv, wv, zv).unwrap());
+            let theirs = run(xv.matmul(&wv.t().unwrap()).unwrap().broadcast_add(zv).unwrap());
+            for (o, t) in ours.iter().zip(&theirs) {
+                assert!(max_rel(o, t) <= 1e-13, "rank {}: {:e}", z.rank(), max_rel(o, t));
+            }
+        }
+        assert!(matmul_t_add(&x, &w, &seeded(1, 4, 6, DType::F64).squeeze(0).unwrap()).is_err());
+        let plain = matmul_t(&x, &w).unwrap();
+        assert!(max_rel(&plain, &x.matmul(&w.t().unwrap()).unwrap()) <= 1e-14);
     }
 
     /// A strided operand (a transposed view) is read in place; a constant operand gets no

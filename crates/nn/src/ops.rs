@@ -84,12 +84,43 @@ pub(crate) fn conv2d_add(
     }
 }
 
+/// `x·wᵀ` (a linear layer without bias); 2-d operands on the CPU use the custom product,
+/// which returns `w`'s gradient in `w`'s layout.
+pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if custom(x) && x.rank() == 2 && w.rank() == 2 {
+        matmul_cpu::matmul_t(x, w)
+    } else {
+        x.matmul(&w.t()?)
+    }
+}
+
+/// `x·wᵀ + z` for an addend `z` of shape `(n,)` (a linear layer's bias, one per output
+/// column) or of the product's shape (the other term of a bilinear tangent); on the CPU the
+/// addend is the GEMM's starting value.
+pub(crate) fn matmul_t_add(x: &Tensor, w: &Tensor, z: &Tensor) -> Result<Tensor> {
+    if custom(x) && x.rank() == 2 && w.rank() == 2 {
+        matmul_cpu::matmul_t_add(x, w, z)
+    } else {
+        x.matmul(&w.t()?)?.broadcast_add(z)
+    }
+}
+
 /// `max(x, 0)`.
 pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
     if custom(x) {
         relu_cpu::relu(x)
     } else {
         x.relu()
+    }
+}
+
+/// `(a + b) ⊙ 1[x ≥ 0]`: the tangent of `relu(u + w)` at `x = u + w`, fused on the CPU
+/// when `a`, `b` and `x` share a shape.
+pub(crate) fn relu_tangent_sum(a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor> {
+    if custom(a) && a.shape() == b.shape() && a.shape() == x.shape() {
+        relu_cpu::mask_mul_sum(a, b, x)
+    } else {
+        relu_tangent(&a.broadcast_add(b)?, x)
     }
 }
 

@@ -19,8 +19,8 @@
 //!   matching candle's own ReLU gradient (its derivative is zero almost everywhere).
 //!
 //! Everything else (linear maps, `tanh`, `log_softmax`, normalization, pooling, batch
-//! statistics) is composed from them in provided methods below; `conv2d_bias` is also
-//! overridden by both implementations, which fuse it for speed.
+//! statistics) is composed from them in provided methods below; `conv2d_bias` and
+//! `linear_layer` are also overridden by both implementations, which fuse them for speed.
 
 use candle_core::{shape::Dims, Result as CResult, Tensor};
 
@@ -59,6 +59,13 @@ pub trait Value: Clone + Send + Sync + Sized {
     /// derivative of the very gradient candle computes).
     fn relu(&self) -> Result<Self> {
         self.unary(ops::relu, |x, _, t| ops::relu_tangent(t, x))
+    }
+
+    /// `relu(a + b)` (a residual connection), composed here from [`add`](Value::add) and
+    /// [`relu`](Value::relu); [`Dual`](crate::Dual) overrides it to form the tangent
+    /// `1[a + b ≥ 0]·(ȧ + ḃ)` in one pass.
+    fn add_relu(&self, rhs: &Self) -> Result<Self> {
+        self.add(rhs)?.relu()
     }
 
     /// A linear map applied to primal and tangent alike: `f(x)`, tangent `f(t)`.
@@ -103,6 +110,14 @@ pub trait Value: Clone + Send + Sync + Sized {
         let channels = bias.primal().elem_count();
         self.conv2d(kernel, padding, stride)?
             .add(&bias.reshape(&[1, channels, 1, 1])?)
+    }
+
+    /// `x·Wᵀ + b` (a linear layer: `W: (out, in)`, `b: (out,)`), tangent
+    /// `ẋ·Wᵀ + x·Ẇᵀ + ḃ`. Composed here from [`matmul`](Value::matmul) and
+    /// [`add`](Value::add); [`Tensor`] and [`Dual`](crate::Dual) override it to fuse the
+    /// bias into the product's GEMM and to read `W` in place.
+    fn linear_layer(&self, weight: &Self, bias: &Self) -> Result<Self> {
+        self.matmul(&weight.linear(|w| w.t())?)?.add(bias)
     }
 
     /// `x²` elementwise, tangent `2x·t`.
@@ -209,5 +224,9 @@ impl Value for Tensor {
         stride: usize,
     ) -> Result<Self> {
         Ok(ops::conv2d_add(self, kernel, bias, padding, stride)?)
+    }
+
+    fn linear_layer(&self, weight: &Self, bias: &Self) -> Result<Self> {
+        Ok(ops::matmul_t_add(self, weight, bias)?)
     }
 }

@@ -4,7 +4,7 @@
 //! `y: (N, out)`.
 //!
 //! Tangent: bilinear in `(x, W)` plus linear in `b`:
-//! `ẏ = ẋ·Wᵀ + x·Ẇᵀ + ḃ` ([`Value::matmul`] and [`Value::add`]).
+//! `ẏ = ẋ·Wᵀ + x·Ẇᵀ + ḃ` ([`Value::linear_layer`]).
 //!
 //! Init as PyTorch with the reference code's `_weights_init`: `W` Kaiming-normal
 //! (`N(0, 2/in)`), `b ~ U(−1/√in, 1/√in)`.
@@ -34,7 +34,6 @@ impl Linear {
 
     /// `x·Wᵀ + b` for `x: (N, in)`.
     pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
-        let wt = ctx.param(self.weight).linear(|w| w.t())?;
-        x.matmul(&wt)?.add(ctx.param(self.bias))
+        x.linear_layer(ctx.param(self.weight), ctx.param(self.bias))
     }
 }

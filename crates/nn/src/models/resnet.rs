@@ -53,7 +53,7 @@ impl BasicBlock {
             Some(planes) => shortcut_a(x, planes)?,
             None => x.clone(),
         };
-        out.add(&skip)?.relu()
+        out.add_relu(&skip)
     }
 }
 
