@@ -242,7 +242,9 @@ mod tests {
         let dev = Device::Cpu;
         let t = |dims: &[usize], seed: u64| {
             let n: usize = dims.iter().product();
-            let v: Vec<f64> = (0..n).map(|i| ((i as u64 * 37 + seed * 11) % 17) as f64 / 8.0 - 1.0).collect();
+            let v: Vec<f64> = (0..n)
+                .map(|i| ((i as u64 * 37 + seed * 11) % 17) as f64 / 8.0 - 1.0)
+                .collect();
             Tensor::from_vec(v, dims, &dev).unwrap()
         };
         let (x, k, b) = (t(&[2, 3, 5, 5], 1), t(&[4, 3, 3, 3], 2), t(&[4], 3));
@@ -253,14 +255,32 @@ mod tests {
             let kd = Dual::new(k.clone(), pick(2, &tk));
             let bd = Dual::new(b.clone(), pick(4, &tb));
             let fused = xd.conv2d_bias(&kd, &bd, 1, 2).unwrap();
-            let plain = xd.conv2d(&kd, 1, 2).unwrap().add(&bd.reshape(&[1, 4, 1, 1]).unwrap()).unwrap();
-            assert_eq!(fused.tangent.is_some(), plain.tangent.is_some(), "mask {mask}");
+            let plain = xd
+                .conv2d(&kd, 1, 2)
+                .unwrap()
+                .add(&bd.reshape(&[1, 4, 1, 1]).unwrap())
+                .unwrap();
+            assert_eq!(
+                fused.tangent.is_some(),
+                plain.tangent.is_some(),
+                "mask {mask}"
+            );
             let diff = |a: &Tensor, b: &Tensor| -> f64 {
-                (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+                (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap()
             };
             assert!(diff(&fused.primal, &plain.primal) < 1e-13);
             if let (Some(f), Some(p)) = (&fused.tangent, &plain.tangent) {
-                assert!(diff(f, &p.broadcast_as(f.shape()).unwrap()) < 1e-13, "mask {mask}");
+                assert!(
+                    diff(f, &p.broadcast_as(f.shape()).unwrap()) < 1e-13,
+                    "mask {mask}"
+                );
             }
         }
     }

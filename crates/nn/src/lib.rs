@@ -10,6 +10,11 @@
 //! - [`HessianOperator`]: `H·v` of a loss's mean over a sample set on a parameter block
 //!   ([`ParamSelection`]), exact, in f32 or f64, with eval-mode or batch-statistics BN.
 //!
+//! - [`CpuOps`]: on the CPU, convolutions, matrix products and ReLUs run saddlescope's
+//!   custom ops (im2col + GEMM, fused shifts, gradients only for tracked operands; exact
+//!   derivatives of every order, bit-identical for any thread count); [`set_cpu_ops`]
+//!   switches back to candle's own for comparisons.
+//!
 //! Every layer, model and loss is written once over the [`Value`] trait, implemented by a
 //! plain [`candle_core::Tensor`] and by [`Dual`] (primal + tangent). The dual forward pass
 //! yields `s(w) = ∇L(w)·v` as a tracked graph and candle's first-order backward of `s` is

@@ -65,7 +65,10 @@ impl MatMul {
 fn view<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout, t: bool) -> Result<Mat<'a, T>> {
     let data = storage.as_slice::<T>()?;
     let (&[rows, cols], &[rs, cs]) = (layout.dims(), layout.stride()) else {
-        bail!("matmul: operand of shape {:?}, expected 2 dimensions", layout.dims())
+        bail!(
+            "matmul: operand of shape {:?}, expected 2 dimensions",
+            layout.dims()
+        )
     };
     let Some(data) = data.get(layout.start_offset()..) else {
         bail!("matmul: layout {layout:?} exceeds its storage")
@@ -102,7 +105,9 @@ fn product<T: WithDType>(
     if let Some((s3, l3)) = addend {
         let z = dense::<T>(s3, l3)?;
         match l3.dims() {
-            [len] if *len == n => out.chunks_exact_mut(n.max(1)).for_each(|row| row.copy_from_slice(&z)),
+            [len] if *len == n => out
+                .chunks_exact_mut(n.max(1))
+                .for_each(|row| row.copy_from_slice(&z)),
             [rows, cols] if (*rows, *cols) == (m, n) => out.copy_from_slice(&z),
             other => bail!("matmul: addend of shape {other:?}, expected [{n}] or [{m}, {n}]"),
         }
@@ -120,7 +125,10 @@ fn dispatch(
 ) -> Result<(CpuStorage, Shape)> {
     let same = |s: &CpuStorage| s.dtype() == s1.dtype();
     if !same(s2) || !addend.is_none_or(|(s3, _)| same(s3)) {
-        bail!("matmul: operands of mixed dtypes, starting with {:?}", s1.dtype())
+        bail!(
+            "matmul: operands of mixed dtypes, starting with {:?}",
+            s1.dtype()
+        )
     }
     let (storage, dims) = match s1 {
         CpuStorage::F32(_) => {
@@ -226,7 +234,10 @@ impl CustomOp1 for ColumnSum {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let &[_, n] = layout.dims() else {
-            bail!("column sum: shape {:?}, expected 2 dimensions", layout.dims())
+            bail!(
+                "column sum: shape {:?}, expected 2 dimensions",
+                layout.dims()
+            )
         };
         fn sum<T: WithDType>(g: &[T], n: usize) -> Vec<T> {
             let mut out = vec![T::from_f64(0.0); n];
@@ -276,7 +287,10 @@ mod tests {
         assert_eq!(a.dims(), b.dims());
         let (a, b) = (f(a), f(b));
         let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+        a.iter()
+            .zip(&b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+            / scale
     }
 
     /// For every transposition pair, values and both gradients of `⟨r, op(a)·op(b)⟩`
@@ -289,8 +303,16 @@ mod tests {
             let tol = if dtype == DType::F64 { 1e-13 } else { 1e-5 };
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let (m, k, n) = (5, 7, 3);
-                let a = if ta { seeded(k, m, 1, dtype) } else { seeded(m, k, 1, dtype) };
-                let b = if tb { seeded(n, k, 2, dtype) } else { seeded(k, n, 2, dtype) };
+                let a = if ta {
+                    seeded(k, m, 1, dtype)
+                } else {
+                    seeded(m, k, 1, dtype)
+                };
+                let b = if tb {
+                    seeded(n, k, 2, dtype)
+                } else {
+                    seeded(k, n, 2, dtype)
+                };
                 let r = seeded(m, n, 3, dtype);
                 let (av, bv) = (Var::from_tensor(&a).unwrap(), Var::from_tensor(&b).unwrap());
                 let run = |c: Tensor| {
@@ -301,8 +323,14 @@ mod tests {
                 };
                 let ours = run(MatMul::apply(ta, tb, av.as_tensor(), bv.as_tensor()).unwrap());
                 let op = |t: &Tensor, tr: bool| if tr { t.t().unwrap() } else { t.clone() };
-                let theirs = run(op(av.as_tensor(), ta).matmul(&op(bv.as_tensor(), tb)).unwrap());
-                for (what, o, t) in [("c", &ours.0, &theirs.0), ("da", &ours.1, &theirs.1), ("db", &ours.2, &theirs.2)] {
+                let theirs = run(op(av.as_tensor(), ta)
+                    .matmul(&op(bv.as_tensor(), tb))
+                    .unwrap());
+                for (what, o, t) in [
+                    ("c", &ours.0, &theirs.0),
+                    ("da", &ours.1, &theirs.1),
+                    ("db", &ours.2, &theirs.2),
+                ] {
                     let err = max_rel(o, t);
                     assert!(err <= tol, "{dtype:?} ta={ta} tb={tb} {what}: {err:e}");
                 }
@@ -316,22 +344,64 @@ mod tests {
     fn matmul_t_add_matches_candle_with_gradients() {
         let (x, w) = (seeded(5, 7, 1, DType::F64), seeded(3, 7, 2, DType::F64));
         let r = seeded(5, 3, 3, DType::F64);
-        for z in [seeded(1, 3, 4, DType::F64).squeeze(0).unwrap(), seeded(5, 3, 5, DType::F64)] {
+        for z in [
+            seeded(1, 3, 4, DType::F64).squeeze(0).unwrap(),
+            seeded(5, 3, 5, DType::F64),
+        ] {
             let vars = [&x, &w, &z].map(|t| Var::from_tensor(t).unwrap());
             let [xv, wv, zv] = vars.each_ref().map(|v| v.as_tensor());
             let run = |c: Tensor| {
                 let g = c.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-                [c, g.get(xv).unwrap().clone(), g.get(wv).unwrap().clone(), g.get(zv).unwrap().clone()]
+                [
+                    c,
+                    g.get(xv).unwrap().clone(),
+                    g.get(wv).unwrap().clone(),
+                    g.get(zv).unwrap().clone(),
+                ]
             };
             let ours = run(matmul_t_add(xv, wv, zv).unwrap());
-            let theirs = run(xv.matmul(&wv.t().unwrap()).unwrap().broadcast_add(zv).unwrap());
+            let theirs = run(xv
+                .matmul(&wv.t().unwrap())
+                .unwrap()
+                .broadcast_add(zv)
+                .unwrap());
             for (o, t) in ours.iter().zip(&theirs) {
-                assert!(max_rel(o, t) <= 1e-13, "rank {}: {:e}", z.rank(), max_rel(o, t));
+                assert!(
+                    max_rel(o, t) <= 1e-13,
+                    "rank {}: {:e}",
+                    z.rank(),
+                    max_rel(o, t)
+                );
             }
         }
         assert!(matmul_t_add(&x, &w, &seeded(1, 4, 6, DType::F64).squeeze(0).unwrap()).is_err());
         let plain = matmul_t(&x, &w).unwrap();
         assert!(max_rel(&plain, &x.matmul(&w.t().unwrap()).unwrap()) <= 1e-14);
+    }
+
+    /// Large products run on rayon's pool, yet results are bit-identical for any thread
+    /// count (gemm splits the output, never the inner sum).
+    #[test]
+    fn bit_identical_across_thread_counts() {
+        let (x, w) = (
+            seeded(200, 300, 7, DType::F32),
+            seeded(150, 300, 8, DType::F32),
+        );
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                matmul_t(&x, &w)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+        };
+        assert_eq!(run(1), run(3));
     }
 
     /// A strided operand (a transposed view) is read in place; a constant operand gets no
@@ -341,7 +411,9 @@ mod tests {
         let x = seeded(6, 4, 4, DType::F64);
         let w = Var::from_tensor(&seeded(5, 4, 5, DType::F64)).unwrap();
         let y = matmul(&x, &w.as_tensor().t().unwrap()).unwrap();
-        let expected = x.matmul(&w.as_tensor().t().unwrap().contiguous().unwrap()).unwrap();
+        let expected = x
+            .matmul(&w.as_tensor().t().unwrap().contiguous().unwrap())
+            .unwrap();
         assert!(max_rel(&y, &expected) <= 1e-14);
         let op = MatMul {
             ta: false,

@@ -70,13 +70,25 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let out = match storage {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(map1(&dense(storage, layout)?, |v| if v > 0.0 { v } else { 0.0 }))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(map1(&dense(storage, layout)?, |v| if v > 0.0 { v } else { 0.0 }))
-            }
-            other => bail!("{}: dtype {:?}, expected f32 or f64", self.name(), other.dtype()),
+            CpuStorage::F32(_) => CpuStorage::F32(map1(&dense(storage, layout)?, |v| {
+                if v > 0.0 {
+                    v
+                } else {
+                    0.0
+                }
+            })),
+            CpuStorage::F64(_) => CpuStorage::F64(map1(&dense(storage, layout)?, |v| {
+                if v > 0.0 {
+                    v
+                } else {
+                    0.0
+                }
+            })),
+            other => bail!(
+                "{}: dtype {:?}, expected f32 or f64",
+                self.name(),
+                other.dtype()
+            ),
         };
         Ok((out, layout.shape().clone()))
     }
@@ -101,7 +113,11 @@ impl CustomOp2 for MaskMul {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         if l1.dims() != l2.dims() {
-            bail!("mask_mul: shapes {:?} and {:?} differ", l1.dims(), l2.dims())
+            bail!(
+                "mask_mul: shapes {:?} and {:?} differ",
+                l1.dims(),
+                l2.dims()
+            )
         }
         let out = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
@@ -164,21 +180,22 @@ impl CustomOp3 for MaskMulSum {
             let sum: Vec<T> = a.iter().zip(b).map(|(&a, &b)| a + b).collect();
             masked(&sum, x)
         }
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(
-                run::<f32>(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
-            ),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(
-                run::<f64>(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
-            ),
-            _ => bail!(
-                "{}: dtypes {:?}, {:?} and {:?}, expected all f32 or all f64",
-                self.name(),
-                s1.dtype(),
-                s2.dtype(),
-                s3.dtype()
-            ),
-        };
+        let out =
+            match (s1, s2, s3) {
+                (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(
+                    run::<f32>(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
+                ),
+                (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(
+                    run::<f64>(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
+                ),
+                _ => bail!(
+                    "{}: dtypes {:?}, {:?} and {:?}, expected all f32 or all f64",
+                    self.name(),
+                    s1.dtype(),
+                    s2.dtype(),
+                    s3.dtype()
+                ),
+            };
         Ok((out, l1.shape().clone()))
     }
 
@@ -223,7 +240,16 @@ mod tests {
             let (ours, d_ours) = grad(relu(xv.as_tensor()).unwrap());
             let (theirs, d_theirs) = grad(xv.as_tensor().relu().unwrap());
             let exact = |a: &Tensor, b: &Tensor| {
-                let d: f64 = (a - b).unwrap().abs().unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar().unwrap();
+                let d: f64 = (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap();
                 assert_eq!(d, 0.0, "{dtype:?}");
             };
             exact(&ours, &theirs);
@@ -246,7 +272,11 @@ mod tests {
         assert!(g.get(x.as_tensor()).is_none());
         let dt: Vec<f64> = g.get(t.as_tensor()).unwrap().to_vec1().unwrap();
         assert_eq!(dt, [0.0, 1.0, 1.0]);
-        assert!(mask_mul(t.as_tensor(), &Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap()).is_err());
+        assert!(mask_mul(
+            t.as_tensor(),
+            &Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap()
+        )
+        .is_err());
         let g = mask_mul_sum(t.as_tensor(), t.as_tensor(), x.as_tensor())
             .unwrap()
             .sum_all()

@@ -24,8 +24,8 @@
 
 use candle_core::{shape::Dims, Result as CResult, Tensor};
 
-use crate::ops;
 use crate::error::Result;
+use crate::ops;
 
 /// A tensor-like value that may carry a forward-mode tangent.
 ///
@@ -52,7 +52,6 @@ pub trait Value: Clone + Send + Sync + Sized {
 
     /// Broadcast sum `a + b`, with tangent `ta + tb` (broadcast to the result's shape).
     fn add(&self, rhs: &Self) -> Result<Self>;
-
 
     /// `max(x, 0)`, with tangent `1[x ≥ 0]·t`; the mask is a constant taken from the
     /// detached primal (the convention of candle's ReLU gradient, so that `H·v` is the
@@ -106,7 +105,13 @@ pub trait Value: Clone + Send + Sync + Sized {
     /// `conv(ẋ, k) + conv(x, k̇) + ḃ`. Composed here from [`conv2d`](Value::conv2d) and
     /// [`add`](Value::add); [`Tensor`] and [`Dual`](crate::Dual) override it to fuse the
     /// shift (and the tangent's shift) into a convolution's GEMM.
-    fn conv2d_bias(&self, kernel: &Self, bias: &Self, padding: usize, stride: usize) -> Result<Self> {
+    fn conv2d_bias(
+        &self,
+        kernel: &Self,
+        bias: &Self,
+        padding: usize,
+        stride: usize,
+    ) -> Result<Self> {
         let channels = bias.primal().elem_count();
         self.conv2d(kernel, padding, stride)?
             .add(&bias.reshape(&[1, channels, 1, 1])?)

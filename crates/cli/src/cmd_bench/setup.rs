@@ -101,5 +101,8 @@ pub fn random_batch(model: BenchModel, n: usize, dtype: DType) -> anyhow::Result
         .collect();
     let x = Tensor::from_vec(values, (n, c, h, w), &Device::Cpu)?.to_dtype(dtype)?;
     let labels: Vec<u32> = (0..n as u32).map(|i| i % 10).collect();
-    Ok(Batch::new(x, Tensor::new(labels.as_slice(), &Device::Cpu)?)?)
+    Ok(Batch::new(
+        x,
+        Tensor::new(labels.as_slice(), &Device::Cpu)?,
+    )?)
 }

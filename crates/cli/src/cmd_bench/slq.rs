@@ -68,13 +68,7 @@ pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
     let samples: usize = batches.iter().map(Batch::len).sum();
     let net = model.build(dtype, batches[0].x())?;
     let loss = LossSpec::Ce.build(&[1; 10], None)?;
-    let op = HessianOperator::new(
-        &net,
-        batches,
-        loss,
-        ParamSelection::all(&net),
-        BnMode::Eval,
-    )?;
+    let op = HessianOperator::new(&net, batches, loss, ParamSelection::all(&net), BnMode::Eval)?;
     let hessian = ClassHessian::new(op);
     let params = SpectrumParams {
         slq: SlqParams {
@@ -87,9 +81,11 @@ pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
         max_applications: args.max_applications,
         ..SpectrumParams::default()
     };
-    params
-        .validate()
-        .map_err(|e| usage(format!("bad --lanczos-steps/--probes/--max-applications: {e}")))?;
+    params.validate().map_err(|e| {
+        usage(format!(
+            "bad --lanczos-steps/--probes/--max-applications: {e}"
+        ))
+    })?;
     let loadavg_before = loadavg();
     let estimate = estimate_spectrum(&hessian, &params)?;
     let timing = estimate.timing;

@@ -93,7 +93,9 @@ impl Geometry {
     /// geometry only, so the order of every sum (and the rounding) does not depend on the
     /// number of threads.
     fn samples_per_gemm(&self) -> usize {
-        GEMM_COLUMNS.div_ceil(self.pixels().max(1)).clamp(1, self.n.max(1))
+        GEMM_COLUMNS
+            .div_ceil(self.pixels().max(1))
+            .clamp(1, self.n.max(1))
     }
 
     /// Chunks of [`samples_per_gemm`](Self::samples_per_gemm) samples each thread takes at
@@ -268,7 +270,12 @@ pub(crate) fn forward<T: WithDType>(
         .zip(x.par_chunks((nb * g.x_len()).max(1)))
         .with_min_len(g.chunks_per_thread())
         .try_for_each_init(
-            || (vec![zero; g.patch() * nb * g.pixels()], vec![zero; nb * g.y_len()]),
+            || {
+                (
+                    vec![zero; g.patch() * nb * g.pixels()],
+                    vec![zero; nb * g.y_len()],
+                )
+            },
             |(col, wide), ((chunk, y_c), x_c)| {
                 let m = y_c.len() / g.y_len();
                 let cols = m * g.pixels();
@@ -276,7 +283,11 @@ pub(crate) fn forward<T: WithDType>(
                     im2col(g, x_n, &mut col[j * g.pixels()..], cols);
                 }
                 let col = Mat::row_major(&col[..g.patch() * cols], g.patch(), cols);
-                let dst = if m == 1 { &mut *y_c } else { &mut wide[..y_c.len()] };
+                let dst = if m == 1 {
+                    &mut *y_c
+                } else {
+                    &mut wide[..y_c.len()]
+                };
                 match addend {
                     Addend::None => {}
                     Addend::Channel(b) => {
@@ -347,13 +358,25 @@ pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Resul
         .zip(dy.par_chunks((nb * g.y_len()).max(1)))
         .with_min_len(g.chunks_per_thread())
         .try_for_each_init(
-            || (vec![zero; g.patch() * nb * g.pixels()], vec![zero; nb * g.y_len()]),
+            || {
+                (
+                    vec![zero; g.patch() * nb * g.pixels()],
+                    vec![zero; nb * g.y_len()],
+                )
+            },
             |(col, wide), (dx_c, dy_c)| {
                 let m = dy_c.len() / g.y_len();
                 let cols = m * g.pixels();
                 interleave(dy_c, wide, g.c_out, g.pixels(), false);
                 let dy_wide = Mat::row_major(&wide[..dy_c.len()], g.c_out, cols);
-                matmul(&mut col[..g.patch() * cols], (cols, 1), kernel_t, dy_wide, false, Threads::One)?;
+                matmul(
+                    &mut col[..g.patch() * cols],
+                    (cols, 1),
+                    kernel_t,
+                    dy_wide,
+                    false,
+                    Threads::One,
+                )?;
                 for (j, dx_n) in dx_c.chunks_exact_mut(g.x_len()).enumerate() {
                     col2im(g, &col[j * g.pixels()..], cols, dx_n);
                 }
@@ -377,7 +400,12 @@ pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> Resu
         .zip(dy.par_chunks((nb * g.y_len()).max(1)))
         .with_min_len(g.chunks_per_thread())
         .map_init(
-            || (vec![zero; g.patch() * nb * g.pixels()], vec![zero; nb * g.y_len()]),
+            || {
+                (
+                    vec![zero; g.patch() * nb * g.pixels()],
+                    vec![zero; nb * g.y_len()],
+                )
+            },
             |(col, wide), (x_c, dy_c)| {
                 let m = dy_c.len() / g.y_len();
                 let cols = m * g.pixels();

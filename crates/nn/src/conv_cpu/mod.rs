@@ -1,10 +1,11 @@
-//! CPU convolution as three candle custom ops with exact derivatives of every order.
+//! CPU convolution as candle custom ops with exact derivatives of every order.
 //!
 //! candle's CPU `conv_transpose2d` (the input gradient) has no GEMM path and its weight
 //! gradient is a convolution with a huge inner dimension and nine outputs; together they
 //! made ~70% of a ResNet-32 gradient. Here all three maps are im2col/col2im around a GEMM
 //! (the `gemm` crate candle itself uses), samples in parallel with rayon
-//! ([`kernels`]).
+//! ([`kernels`]). The input gradient of a stride-1 convolution is a forward convolution
+//! with the flipped kernel (a GEMM with inner dimension `C_out·k²` rather than `C_out`).
 //!
 //! With `y = conv(x, k)` (padding `p`, stride `s`) the three ops are bilinear and each
 //! one's derivatives are the other two, so candle can differentiate any graph of them,
@@ -17,7 +18,11 @@
 //! | `InputGrad(g, k)` | `∂⟨g, conv(x, k)⟩/∂x` | `Conv(m, k)` | `WeightGrad(m, g)` |
 //! | `WeightGrad(x, g)` | `∂⟨g, conv(x, k)⟩/∂k` | `InputGrad(g, m)` | `Conv(x, m)` |
 //!
-//! (each row follows from `⟨g, conv(x, k)⟩` being one trilinear form). A gradient is only
+//! (each row follows from `⟨g, conv(x, k)⟩` being one trilinear form). `ConvAdd(x, k, z)`
+//! is `Conv` plus an addend that starts the GEMM (a per-channel shift `(C_out,)`, i.e. an
+//! eval-mode batch norm's, or a tensor of the output's shape, i.e. the other term of a
+//! bilinear tangent); its addend's gradient is `g` itself or `ChannelSum(g)`, whose own
+//! gradient is a broadcast. A gradient is only
 //! computed for an argument that is tracked (`Tensor::track_op`): the input images and the
 //! constant directions of an HVP cost nothing. Only `cpu_fwd` exists; other devices use
 //! candle's convolution (`ops`). Arguments of any layout are accepted.
@@ -106,7 +111,10 @@ fn check_dims(what: &str, got: [usize; 4], expected: [usize; 4]) -> Result<()> {
 
 /// The values of a tensor in row-major order: borrowed when contiguous, else gathered
 /// through its strides (broadcasts, transposes).
-pub(crate) fn dense<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout) -> Result<Cow<'a, [T]>> {
+pub(crate) fn dense<'a, T: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<Cow<'a, [T]>> {
     let data = storage.as_slice::<T>()?;
     if let Some((start, end)) = layout.contiguous_offsets() {
         return match data.get(start..end) {
@@ -318,12 +326,14 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let [n, c, h, w] = dims4("channel-sum input", layout)?;
         let out = match storage {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(kernels::channel_sum(&dense(storage, layout)?, [n, c, h * w])?)
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(kernels::channel_sum(&dense(storage, layout)?, [n, c, h * w])?)
-            }
+            CpuStorage::F32(_) => CpuStorage::F32(kernels::channel_sum(
+                &dense(storage, layout)?,
+                [n, c, h * w],
+            )?),
+            CpuStorage::F64(_) => CpuStorage::F64(kernels::channel_sum(
+                &dense(storage, layout)?,
+                [n, c, h * w],
+            )?),
             other => bail!(
                 "{}: dtype {:?}, expected f32 or f64",
                 self.name(),

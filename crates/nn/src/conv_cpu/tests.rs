@@ -14,7 +14,17 @@ use crate::init::kaiming_normal;
 /// `(n, c_in, h, w, c_out, kh, kw, padding, stride)`. candle's `conv_transpose2d` (and so
 /// its conv backward) takes one output padding for both axes, so every strided case drops
 /// as many rows as columns.
-type Case = (usize, usize, usize, usize, usize, usize, usize, usize, usize);
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
 
 const CASES: [Case; 8] = [
     (3, 2, 7, 9, 4, 3, 3, 1, 1),
@@ -51,7 +61,10 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
     let (a, b) = (values(a), values(b));
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     diff / scale
 }
 
@@ -79,7 +92,10 @@ fn forward_matches_candle_conv2d() {
         for (i, &case) in CASES.iter().enumerate() {
             let (x, k, _) = operands(case, dtype, 10 * i as u64);
             let (p, s) = (case.7, case.8);
-            let err = max_rel(&conv2d(&x, &k, p, s).unwrap(), &x.conv2d(&k, p, s, 1, 1).unwrap());
+            let err = max_rel(
+                &conv2d(&x, &k, p, s).unwrap(),
+                &x.conv2d(&k, p, s, 1, 1).unwrap(),
+            );
             assert!(err <= tolerance(dtype), "{dtype:?} case {case:?}: {err:e}");
         }
     }
@@ -121,7 +137,10 @@ fn gradients_match_candle() {
             let (tx, tk) = grads(xv.as_tensor().conv2d(kv.as_tensor(), p, s, 1, 1).unwrap());
             for (what, ours, theirs) in [("x", &dx, &tx), ("k", &dk, &tk)] {
                 let err = max_rel(ours, theirs);
-                assert!(err <= tolerance(dtype), "{dtype:?} d{what} {case:?}: {err:e}");
+                assert!(
+                    err <= tolerance(dtype),
+                    "{dtype:?} d{what} {case:?}: {err:e}"
+                );
             }
             let direct = weight_grad(&x, &r, p, s, (case.5, case.6)).unwrap();
             assert!(max_rel(&direct, &tk) <= tolerance(dtype));
@@ -189,13 +208,18 @@ fn conv_add_matches_conv_plus_addend_with_gradients() {
                 let ours = run(conv2d_add(xv, kv, zv, p, s).unwrap());
                 let conv = xv.conv2d(kv, p, s, 1, 1).unwrap();
                 let theirs = run(if z.rank() == 1 {
-                    conv.broadcast_add(&zv.reshape((1, case.4, 1, 1)).unwrap()).unwrap()
+                    conv.broadcast_add(&zv.reshape((1, case.4, 1, 1)).unwrap())
+                        .unwrap()
                 } else {
                     conv.add(zv).unwrap()
                 });
                 for (what, (o, t)) in ["y", "dx", "dk", "dz"].iter().zip(ours.iter().zip(&theirs)) {
                     let err = max_rel(o, t);
-                    assert!(err <= tolerance(dtype), "{dtype:?} {what} {case:?} rank {}: {err:e}", z.rank());
+                    assert!(
+                        err <= tolerance(dtype),
+                        "{dtype:?} {what} {case:?} rank {}: {err:e}",
+                        z.rank()
+                    );
                 }
             }
         }
@@ -241,13 +265,18 @@ fn untracked_arguments_get_none() {
 /// their strides.
 #[test]
 fn strided_arguments() {
-    let x = seeded(&[2, 3, 9, 7], 5, DType::F64).transpose(2, 3).unwrap();
+    let x = seeded(&[2, 3, 9, 7], 5, DType::F64)
+        .transpose(2, 3)
+        .unwrap();
     let k = seeded(&[1, 3, 3, 3], 6, DType::F64)
         .broadcast_as((4, 3, 3, 3))
         .unwrap();
     assert!(!x.is_contiguous() && !k.is_contiguous());
     let ours = conv2d(&x, &k, 1, 2).unwrap();
-    let theirs = x.contiguous().unwrap().conv2d(&k.contiguous().unwrap(), 1, 2, 1, 1);
+    let theirs = x
+        .contiguous()
+        .unwrap()
+        .conv2d(&k.contiguous().unwrap(), 1, 2, 1, 1);
     assert!(max_rel(&ours, &theirs.unwrap()) <= 1e-12);
 }
 
@@ -287,33 +316,4 @@ fn mismatched_shapes_are_errors() {
     let wrong = seeded(&[2, 4, 4, 4], 4, DType::F64);
     assert!(input_grad(&wrong, &seeded(&[4, 3, 3, 3], 2, DType::F64), 1, 1, (5, 5)).is_err());
     assert!(conv2d(&x, &seeded(&[4, 3, 3, 3], 2, DType::F32), 1, 1).is_err());
-}
-
-#[test]
-#[ignore]
-fn tmp_timing() {
-    use std::time::Instant;
-    let shapes: [(usize, usize, usize, usize, usize); 4] =
-        [(16, 16, 32, 1, 10), (16, 32, 32, 2, 1), (32, 32, 16, 1, 9), (64, 64, 8, 1, 9)];
-    for (c, o, hw, s, count) in shapes {
-        let case = (32, c, hw, hw, o, 3, 3, 1, s);
-        let (x, k, r) = operands(case, DType::F32, 1);
-        let time = |f: &dyn Fn()| {
-            f();
-            let t = Instant::now();
-            for _ in 0..5 {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e3 / 5.0
-        };
-        let fw = time(&|| drop(conv2d(&x, &k, 1, s).unwrap()));
-        let ig = time(&|| drop(input_grad(&r, &k, 1, s, (hw, hw)).unwrap()));
-        let wg = time(&|| drop(weight_grad(&x, &r, 1, s, (3, 3)).unwrap()));
-        let cfw = time(&|| drop(x.conv2d(&k, 1, s, 1, 1).unwrap()));
-        let flops = 2.0 * 32.0 * (o * c * 9) as f64 * r.dims()[2..].iter().product::<usize>() as f64;
-        eprintln!(
-            "{c}->{o} {hw} s{s} x{count}: fwd {fw:.2} ms ({:.1} GF/s) ig {ig:.2} ({:.1}) wg {wg:.2} ({:.1}) candle fwd {cfw:.2}",
-            flops / fw / 1e6, flops / ig / 1e6, flops / wg / 1e6
-        );
-    }
 }
