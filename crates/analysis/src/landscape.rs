@@ -88,7 +88,7 @@ impl LandscapeParams {
             }
         }
         let odd = |flag: &'static str, k: usize| {
-            if k < 3 || k % 2 == 0 {
+            if k < 3 || k.is_multiple_of(2) {
                 return Err(Error::Usage {
                     flag,
                     reason: format!(

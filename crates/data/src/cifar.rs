@@ -162,7 +162,7 @@ const CIFAR100: Format = Format {
 /// Pixels and labels of one record file (already decompressed); `path` is for messages.
 fn parse_records(path: &Path, bytes: &[u8], format: Format) -> Result<(Vec<u8>, Vec<u32>)> {
     let record = format.label_bytes + SHAPE.len();
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         return Err(Error::RecordSize {
             path: path.to_path_buf(),
             size: bytes.len(),

@@ -252,7 +252,7 @@ fn symlog_ticks(lo: f64, hi: f64, c: f64, max: usize) -> Vec<f64> {
             let top = all.len().saturating_sub(1);
             all.into_iter()
                 .enumerate()
-                .filter(|(i, _)| (top - i) % stride == 0)
+                .filter(|(i, _)| (top - i).is_multiple_of(stride))
                 .map(|(_, v)| v)
                 .collect()
         };

@@ -135,7 +135,7 @@ impl Figure for DensityFigure {
         let cells = body.split_evenly((rows, columns));
         for (i, (cell, panel)) in cells.iter().zip(&self.panels).enumerate() {
             let bottom = i + columns >= self.panels.len();
-            let left = i % columns == 0;
+            let left = i.is_multiple_of(columns);
             self.draw_panel(cell, panel, bottom, left)?;
         }
         Ok(())

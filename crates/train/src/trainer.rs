@@ -395,7 +395,7 @@ impl Trainer {
         let epoch = record.epoch;
         let meta = self.meta(epoch, Some(record.test.clone()));
         if self.config.save_every > 0
-            && (epoch % self.config.save_every == 0 || epoch == self.config.epochs)
+            && (epoch.is_multiple_of(self.config.save_every) || epoch == self.config.epochs)
         {
             save_checkpoint(&self.run.epoch(epoch), &self.model, &meta)?;
         }

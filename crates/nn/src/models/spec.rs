@@ -125,7 +125,7 @@ impl FromStr for ModelSpec {
                 let depth: usize = digits
                     .parse()
                     .map_err(|_| bad("resnet depth is not a number"))?;
-                if depth < 8 || (depth - 2) % 6 != 0 {
+                if depth < 8 || !(depth - 2).is_multiple_of(6) {
                     return Err(bad(
                         "resnet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, ...)",
                     ));
