@@ -169,3 +169,41 @@ fn analyze_killed_mid_run_resumes_to_an_identical_report() {
         "resumed spectrum.json differs"
     );
 }
+
+#[test]
+fn ctrl_c_stops_train_at_a_safe_point_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut child = saddlescope_std()
+        .args(train_args(&run_dir))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while log_lines(&run_dir) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "timed out");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the interrupt"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("--resume") && !err.contains("panicked"),
+        "{err}"
+    );
+    let done = log_lines(&run_dir);
+    assert!((2..40).contains(&done), "{done} epochs");
+    let o = run(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(log_lines(&run_dir), 40);
+}
