@@ -63,10 +63,9 @@ pub(crate) fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize, stride: usize)
     }
 }
 
-/// `conv2d(x, k) + z` for an addend `z` of shape `(C_out,)` (a per-output-channel shift:
-/// an eval-mode batch norm folded into the convolution) or of the output's shape (the
-/// other term of a bilinear tangent). On the CPU the addend is the GEMM's starting value,
-/// so the sum costs no pass over the output and a shift's gradient no broadcast reduction.
+/// `conv2d(x, k) + z` for a per-output-channel shift `z: (C_out,)` (an eval-mode batch
+/// norm folded into the convolution). On the CPU the shift is the GEMM's starting value, so
+/// the sum costs no pass over the output.
 pub(crate) fn conv2d_add(
     x: &Tensor,
     kernel: &Tensor,
@@ -77,10 +76,30 @@ pub(crate) fn conv2d_add(
     if custom(x) {
         return conv_cpu::conv2d_add(x, kernel, z, padding, stride);
     }
-    let y = conv2d(x, kernel, padding, stride)?;
-    match z.rank() {
-        1 => y.broadcast_add(&z.reshape((1, z.elem_count(), 1, 1))?),
-        _ => y.add(z),
+    conv2d(x, kernel, padding, stride)?.broadcast_add(&z.reshape((1, z.elem_count(), 1, 1))?)
+}
+
+/// `conv2d(ẋ, k) + conv2d(x, k̇) + ż`: the tangent of `conv2d(x, k) (+ z)` when the input
+/// and the kernel both carry tangents (`ż`: an optional per-channel shift tangent
+/// `(C_out,)`). On the CPU one stacked convolution whose stacked input is not kept for
+/// the backward pass.
+pub(crate) fn conv2d_tangent(
+    x: &Tensor,
+    x_dot: &Tensor,
+    kernel: &Tensor,
+    kernel_dot: &Tensor,
+    shift_dot: Option<&Tensor>,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    if custom(x) {
+        return conv_cpu::conv2d_tangent(x, x_dot, kernel, kernel_dot, shift_dot, padding, stride);
+    }
+    let sum =
+        conv2d(x_dot, kernel, padding, stride)?.add(&conv2d(x, kernel_dot, padding, stride)?)?;
+    match shift_dot {
+        Some(z) => sum.broadcast_add(&z.reshape((1, z.elem_count(), 1, 1))?),
+        None => Ok(sum),
     }
 }
 

@@ -152,6 +152,10 @@ fn im2col<T: WithDType>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
         let (c, ki, kj) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
         let (lo, hi) = g.valid_cols(kj);
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        if s == 1 && wo == g.w {
+            shifted_plane(g, plane, dst, (ki, kj), (lo, hi));
+            continue;
+        }
         for (oy, out) in dst.chunks_exact_mut(wo).enumerate() {
             let Some(iy) = g.input_row(oy, ki) else {
                 out.fill(zero);
@@ -170,6 +174,37 @@ fn im2col<T: WithDType>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// One im2col row of a stride-1 convolution whose output rows are as wide as the input's
+/// (`wo = w`, e.g. a "same" 3x3): the row is the input plane shifted by
+/// `(ki − p)·w + kj − p` entries, so it is one contiguous copy, then the entries that
+/// wrapped around a row edge (columns outside `[lo, hi)`) or fell outside the plane are
+/// zeroed. Row-by-row copies of ~32 values cost more in call overhead than in bytes.
+fn shifted_plane<T: WithDType>(
+    g: &Geometry,
+    plane: &[T],
+    dst: &mut [T],
+    (ki, kj): (usize, usize),
+    (lo, hi): (usize, usize),
+) {
+    let zero = T::from_f64(0.0);
+    let (w, p) = (g.w, g.padding);
+    let offset = (ki * w + kj) as isize - (p * w + p) as isize;
+    let start = ((-offset).max(0) as usize).min(dst.len());
+    let end = ((plane.len() as isize - offset).max(0) as usize).clamp(start, dst.len());
+    if start < end {
+        let from = (start as isize + offset) as usize;
+        dst[start..end].copy_from_slice(&plane[from..from + end - start]);
+    }
+    dst[..start].fill(zero);
+    dst[end..].fill(zero);
+    if lo > 0 || hi < w {
+        for out in dst.chunks_exact_mut(w) {
+            out[..lo].fill(zero);
+            out[hi..].fill(zero);
         }
     }
 }
@@ -223,50 +258,26 @@ fn check_len(what: &str, len: usize, expected: usize) -> Result<()> {
     Ok(())
 }
 
-/// What a convolution's output starts from before the product is accumulated onto it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Addend<'a, T> {
-    /// Zero.
-    None,
-    /// A per-output-channel shift `b: (c_out,)`.
-    Channel(&'a [T]),
-    /// A tensor of the output's shape `(n, c_out, ho, wo)`.
-    Full(&'a [T]),
-}
-
-impl<'a, T> Addend<'a, T> {
-    /// A per-channel shift when `channel`, else a full tensor.
-    pub fn of(z: &'a [T], channel: bool) -> Self {
-        if channel {
-            Self::Channel(z)
-        } else {
-            Self::Full(z)
-        }
-    }
-}
-
-/// `y = conv(x, k) + z` for contiguous `x: (n, c_in, h, w)`, `k: (c_out, c_in, kh, kw)` and
-/// an addend `z` (folded into the GEMM: the output starts as `z` and the product is
-/// accumulated onto it, so the sum costs no pass of its own).
+/// `y = conv(x, k) + b` for contiguous `x: (n, c_in, h, w)`, `k: (c_out, c_in, kh, kw)` and
+/// an optional per-output-channel shift `b: (c_out,)` (folded into the GEMM: the output
+/// starts as `b` and the product is accumulated onto it, so the sum costs no pass of its
+/// own).
 pub(crate) fn forward<T: WithDType>(
     g: &Geometry,
     x: &[T],
     k: &[T],
-    addend: Addend<T>,
+    shift: Option<&[T]>,
 ) -> Result<Vec<T>> {
     check_len("input", x.len(), g.n * g.x_len())?;
     check_len("kernel", k.len(), g.c_out * g.patch())?;
-    match addend {
-        Addend::None => {}
-        Addend::Channel(b) => check_len("bias", b.len(), g.c_out)?,
-        Addend::Full(z) => check_len("addend", z.len(), g.n * g.y_len())?,
+    if let Some(b) = shift {
+        check_len("shift", b.len(), g.c_out)?;
     }
     let nb = g.samples_per_gemm();
     let zero = T::from_f64(0.0);
     let mut y = vec![zero; g.n * g.y_len()];
     let kernel = Mat::row_major(k, g.c_out, g.patch());
     y.par_chunks_mut((nb * g.y_len()).max(1))
-        .enumerate()
         .zip(x.par_chunks((nb * g.x_len()).max(1)))
         .with_min_len(g.chunks_per_thread())
         .try_for_each_init(
@@ -276,7 +287,7 @@ pub(crate) fn forward<T: WithDType>(
                     vec![zero; nb * g.y_len()],
                 )
             },
-            |(col, wide), ((chunk, y_c), x_c)| {
+            |(col, wide), (y_c, x_c)| {
                 let m = y_c.len() / g.y_len();
                 let cols = m * g.pixels();
                 for (j, x_n) in x_c.chunks_exact(g.x_len()).enumerate() {
@@ -288,20 +299,12 @@ pub(crate) fn forward<T: WithDType>(
                 } else {
                     &mut wide[..y_c.len()]
                 };
-                match addend {
-                    Addend::None => {}
-                    Addend::Channel(b) => {
-                        for (row, &shift) in dst.chunks_exact_mut(cols).zip(b) {
-                            row.fill(shift);
-                        }
-                    }
-                    Addend::Full(z) => {
-                        let z_c = &z[chunk * nb * g.y_len()..][..dst.len()];
-                        interleave(z_c, dst, g.c_out, g.pixels(), false);
+                if let Some(b) = shift {
+                    for (row, &value) in dst.chunks_exact_mut(cols).zip(b) {
+                        row.fill(value);
                     }
                 }
-                let accumulate = !matches!(addend, Addend::None);
-                matmul(dst, (cols, 1), kernel, col, accumulate, Threads::One)?;
+                matmul(dst, (cols, 1), kernel, col, shift.is_some(), Threads::One)?;
                 if m > 1 {
                     interleave(&wide[..y_c.len()], y_c, g.c_out, g.pixels(), true);
                 }
@@ -348,7 +351,7 @@ pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Resul
                 k_flip.extend(k[base..base + g.kh * g.kw].iter().rev());
             }
         }
-        return forward(&flipped, dy, &k_flip, Addend::None);
+        return forward(&flipped, dy, &k_flip, None);
     }
     let nb = g.samples_per_gemm();
     let zero = T::from_f64(0.0);
@@ -434,4 +437,16 @@ pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> Resu
     let mut dk = vec![zero; size];
     interleave(&total_t, &mut dk, g.patch(), 1, true);
     Ok(dk)
+}
+
+/// `cat([a, b], axis 1)` for contiguous `a: (n, c_a, …)` and `b: (n, c_b, …)` with `n`
+/// leading blocks: each block of `a` followed by the matching block of `b`.
+pub(crate) fn concat_blocks<T: Copy>(a: &[T], b: &[T], n: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (la, lb) = (a.len() / n.max(1), b.len() / n.max(1));
+    for i in 0..n {
+        out.extend_from_slice(&a[i * la..(i + 1) * la]);
+        out.extend_from_slice(&b[i * lb..(i + 1) * lb]);
+    }
+    out
 }

@@ -19,10 +19,10 @@
 //! | `WeightGrad(x, g)` | `∂⟨g, conv(x, k)⟩/∂k` | `InputGrad(g, m)` | `Conv(x, m)` |
 //!
 //! (each row follows from `⟨g, conv(x, k)⟩` being one trilinear form). `ConvAdd(x, k, z)`
-//! is `Conv` plus an addend that starts the GEMM (a per-channel shift `(C_out,)`, i.e. an
-//! eval-mode batch norm's, or a tensor of the output's shape, i.e. the other term of a
-//! bilinear tangent); its addend's gradient is `g` itself or `ChannelSum(g)`, whose own
-//! gradient is a broadcast. A gradient is only
+//! is `Conv` plus a per-channel shift `z: (C_out,)` that starts the GEMM (an eval-mode
+//! batch norm's); its gradient is `ChannelSum(g)`, whose own gradient is a broadcast.
+//! `ConvTangent(x, ẋ, [k, k̇, ż])` is a bilinear tangent `conv(ẋ, k) + conv(x, k̇) + ż` as one
+//! stacked convolution, differentiated through the ops above. A gradient is only
 //! computed for an argument that is tracked (`Tensor::track_op`): the input images and the
 //! constant directions of an HVP cost nothing. Only `cpu_fwd` exists; other devices use
 //! candle's convolution (`ops`). Arguments of any layout are accepted.
@@ -38,15 +38,15 @@ use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType,
 };
 
-use kernels::{Addend, Geometry};
+use kernels::Geometry;
 
 /// `y = conv2d(x, k)` with the custom op (CPU, f32 or f64).
 pub(crate) fn conv2d(x: &Tensor, k: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
     x.apply_op2(k, Conv { padding, stride })
 }
 
-/// `y = conv2d(x, k) + z`, the addend `z` a per-output-channel shift `(C_out,)` or a tensor
-/// of the output's shape, added inside the GEMM (CPU, f32 or f64).
+/// `y = conv2d(x, k) + z`, the shift `z: (C_out,)` (one per output channel) added inside the
+/// GEMM (CPU, f32 or f64).
 pub(crate) fn conv2d_add(
     x: &Tensor,
     k: &Tensor,
@@ -55,6 +55,54 @@ pub(crate) fn conv2d_add(
     stride: usize,
 ) -> Result<Tensor> {
     x.apply_op3(k, z, ConvAdd { padding, stride })
+}
+
+/// `ẏ = conv(ẋ, k) + conv(x, k̇) + ż`, the tangent of a convolution whose input and kernel
+/// both carry tangents, as one op (CPU, f32 or f64); `ż` an optional per-channel shift
+/// `(C_out,)`.
+///
+/// It is the single convolution `conv([ẋ, x], [k, k̇]) + ż` with the two inputs and the two
+/// kernels stacked along the input channels. Computed as two chained convolutions it would
+/// keep the first term alive as the second one's addend until the backward pass ends (an
+/// output-sized tensor per layer of an HVP graph) and would im2col `ẏ`'s gradient once per
+/// term; here the stacked input exists only while the op runs.
+pub(crate) fn conv2d_tangent(
+    x: &Tensor,
+    x_dot: &Tensor,
+    k: &Tensor,
+    k_dot: &Tensor,
+    shift_dot: Option<&Tensor>,
+    padding: usize,
+    stride: usize,
+) -> Result<Tensor> {
+    let (c_out, c_in, kh, kw) = k.dims4()?;
+    if k_dot.dims() != k.dims() || x_dot.dims() != x.dims() {
+        bail!(
+            "conv2d tangent: input {:?} with tangent {:?}, kernel {:?} with tangent {:?}",
+            x.dims(),
+            x_dot.dims(),
+            k.dims(),
+            k_dot.dims()
+        )
+    }
+    let mut parts = vec![k.flatten_all()?, k_dot.flatten_all()?];
+    if let Some(z) = shift_dot {
+        parts.push(z.flatten_all()?);
+    }
+    let packed = Tensor::cat(&parts, 0)?;
+    // The tangent goes first: candle's backward visits arguments in order, and taking
+    // the tangent chain before the primal one makes it process the two chains layer by
+    // layer, so a layer's primal gradient is not held until the whole tangent chain is done.
+    x_dot.apply_op3(
+        x,
+        &packed,
+        ConvTangent {
+            padding,
+            stride,
+            kernel: [c_out, c_in, kh, kw],
+            shift: shift_dot.is_some(),
+        },
+    )
 }
 
 /// The input gradient `∂⟨g, conv(x, k)⟩/∂x` for inputs of side lengths `(h, w)`.
@@ -206,8 +254,8 @@ impl CustomOp2 for Conv {
             (s1, l1),
             (s2, l2),
             g.y_dims(),
-            |x, k| kernels::forward(&g, x, k, Addend::None),
-            |x, k| kernels::forward(&g, x, k, Addend::None),
+            |x, k| kernels::forward(&g, x, k, None),
+            |x, k| kernels::forward(&g, x, k, None),
         )
     }
 
@@ -235,9 +283,8 @@ impl CustomOp2 for Conv {
     }
 }
 
-/// `y = conv(x, k) + z`: arguments `(x, k, z)`, `z` of shape `(C_out,)` (a per-channel
-/// shift) or of the output's shape. Gradients: those of [`Conv`], and `dz = g` or
-/// `dz = Σ_{n, h, w} g` ([`ChannelSum`]).
+/// `y = conv(x, k) + z`: arguments `(x, k, z)`, `z` a per-channel shift of shape
+/// `(C_out,)`. Gradients: those of [`Conv`], and `dz = Σ_{n, h, w} g` ([`ChannelSum`]).
 struct ConvAdd {
     padding: usize,
     stride: usize,
@@ -263,23 +310,21 @@ impl CustomOp3 for ConvAdd {
             self.padding,
             self.stride,
         )?;
-        let channel = l3.dims() == [g.c_out];
-        if !channel && l3.dims() != g.y_dims() {
+        if l3.dims() != [g.c_out] {
             bail!(
-                "conv2d: addend has shape {:?}, expected [{}] or {:?}",
+                "conv2d: shift has shape {:?}, expected [{}]",
                 l3.dims(),
-                g.c_out,
-                g.y_dims()
+                g.c_out
             )
         }
         let storage = match (s1, s2, s3) {
             (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let (x, k, z) = (dense(s1, l1)?, dense(s2, l2)?, dense::<f32>(s3, l3)?);
-                CpuStorage::F32(kernels::forward(&g, &x, &k, Addend::of(&z, channel))?)
+                CpuStorage::F32(kernels::forward(&g, &x, &k, Some(&z))?)
             }
             (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let (x, k, z) = (dense(s1, l1)?, dense(s2, l2)?, dense::<f64>(s3, l3)?);
-                CpuStorage::F64(kernels::forward(&g, &x, &k, Addend::of(&z, channel))?)
+                CpuStorage::F64(kernels::forward(&g, &x, &k, Some(&z))?)
             }
             _ => bail!(
                 "{}: arguments of dtype {:?}, {:?} and {:?}, expected all f32 or all f64",
@@ -305,10 +350,10 @@ impl CustomOp3 for ConvAdd {
             stride: self.stride,
         };
         let (dx, dk) = conv.bwd(x, k, y, grad)?;
-        let dz = match (z.track_op(), z.rank()) {
-            (false, _) => None,
-            (true, 1) => Some(grad.apply_op1(ChannelSum)?),
-            (true, _) => Some(grad.clone()),
+        let dz = if z.track_op() {
+            Some(grad.apply_op1(ChannelSum)?)
+        } else {
+            None
         };
         Ok((dx, dk, dz))
     }
@@ -465,5 +510,136 @@ impl CustomOp2 for WeightGrad {
             None
         };
         Ok((dx, dg))
+    }
+}
+
+/// `ẏ = conv(ẋ, k) + conv(x, k̇) + ż` ([`conv2d_tangent`]): arguments `(ẋ, x, packed)`,
+/// `packed = [k, k̇, ż]` flattened (`ż` only when `shift`). Gradients: the stacked
+/// convolution's, split back ([`InputGrad`] and [`WeightGrad`] of `[k, k̇]` and `[ẋ, x]`,
+/// [`ChannelSum`] for `ż`), so they are differentiable again.
+struct ConvTangent {
+    padding: usize,
+    stride: usize,
+    kernel: [usize; 4],
+    shift: bool,
+}
+
+impl ConvTangent {
+    /// Entries of one kernel.
+    fn kernel_len(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    /// The stacked convolution's geometry for an input of dims `x`.
+    fn stacked(&self, [n, c_in, h, w]: [usize; 4]) -> Result<Geometry> {
+        let [c_out, k_in, kh, kw] = self.kernel;
+        if k_in != c_in {
+            bail!("conv2d: kernel has {k_in} input channels, the input has {c_in}")
+        }
+        Geometry::new(
+            [n, 2 * c_in, h, w],
+            [c_out, 2 * c_in, kh, kw],
+            self.padding,
+            self.stride,
+        )
+    }
+
+    /// `conv([ẋ, x], [k, k̇]) + ż` on dense values.
+    fn run<T: WithDType>(
+        &self,
+        g: &Geometry,
+        x_dot: &[T],
+        x: &[T],
+        packed: &[T],
+    ) -> Result<Vec<T>> {
+        let len = self.kernel_len();
+        let expected = 2 * len + if self.shift { g.c_out } else { 0 };
+        if packed.len() != expected {
+            bail!(
+                "conv2d tangent: {} packed kernel values, expected {expected}",
+                packed.len()
+            )
+        }
+        let inputs = kernels::concat_blocks(x_dot, x, g.n);
+        let kernel = kernels::concat_blocks(&packed[..len], &packed[len..2 * len], g.c_out);
+        let shift = self.shift.then(|| &packed[2 * len..]);
+        kernels::forward(g, &inputs, &kernel, shift)
+    }
+}
+
+impl CustomOp3 for ConvTangent {
+    fn name(&self) -> &'static str {
+        "saddlescope-conv2d-tangent"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x_dims = dims4("input", l2)?;
+        check_dims("input tangent", dims4("input tangent", l1)?, x_dims)?;
+        let g = self.stacked(x_dims)?;
+        let storage = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(
+                self.run::<f32>(&g, &dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
+            ),
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(
+                self.run::<f64>(&g, &dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
+            ),
+            _ => bail!(
+                "{}: arguments of dtype {:?}, {:?} and {:?}, expected all f32 or all f64",
+                self.name(),
+                s1.dtype(),
+                s2.dtype(),
+                s3.dtype()
+            ),
+        };
+        Ok((storage, Shape::from(g.y_dims().to_vec())))
+    }
+
+    fn bwd(
+        &self,
+        x_dot: &Tensor,
+        x: &Tensor,
+        packed: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [_, c_in, kh, kw] = self.kernel;
+        let len = self.kernel_len();
+        let (p, s) = (self.padding, self.stride);
+        let (_, _, h, w) = x.dims4()?;
+        let (mut dx, mut dx_dot) = (None, None);
+        if x.track_op() || x_dot.track_op() {
+            let k = packed.narrow(0, 0, len)?.reshape(&self.kernel[..])?;
+            let k_dot = packed.narrow(0, len, len)?.reshape(&self.kernel[..])?;
+            let stacked = input_grad(grad, &Tensor::cat(&[&k, &k_dot], 1)?, p, s, (h, w))?;
+            if x.track_op() {
+                dx = Some(stacked.narrow(1, c_in, c_in)?);
+            }
+            if x_dot.track_op() {
+                dx_dot = Some(stacked.narrow(1, 0, c_in)?);
+            }
+        }
+        let dpacked = if packed.track_op() {
+            let inputs = Tensor::cat(&[x_dot, x], 1)?;
+            let dk = weight_grad(&inputs, grad, p, s, (kh, kw))?;
+            let mut parts = vec![
+                dk.narrow(1, 0, c_in)?.flatten_all()?,
+                dk.narrow(1, c_in, c_in)?.flatten_all()?,
+            ];
+            if self.shift {
+                parts.push(grad.apply_op1(ChannelSum)?);
+            }
+            Some(Tensor::cat(&parts, 0)?)
+        } else {
+            None
+        };
+        Ok((dx_dot, dx, dpacked))
     }
 }

@@ -8,7 +8,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{conv2d, conv2d_add, input_grad, weight_grad, Conv, InputGrad, WeightGrad};
+use super::{
+    conv2d, conv2d_add, conv2d_tangent, input_grad, weight_grad, Conv, InputGrad, WeightGrad,
+};
 use crate::init::kaiming_normal;
 
 /// `(n, c_in, h, w, c_out, kh, kw, padding, stride)`. candle's `conv_transpose2d` (and so
@@ -195,30 +197,72 @@ fn conv_add_matches_conv_plus_addend_with_gradients() {
         for (i, &case) in CASES.iter().enumerate() {
             let (x, k, r) = operands(case, dtype, 10 * i as u64);
             let (p, s) = (case.7, case.8);
-            let shift = seeded(&[case.4], 50 + i as u64, dtype);
-            let full = seeded(r.dims(), 60 + i as u64, dtype);
-            for z in [shift, full] {
-                let vars = [&x, &k, &z].map(|t| Var::from_tensor(t).unwrap());
-                let [xv, kv, zv] = vars.each_ref().map(|v| v.as_tensor());
-                let run = |y: Tensor| {
-                    let g = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-                    let grads = [xv, kv, zv].map(|t| g.get(t).unwrap().clone());
-                    [y, grads[0].clone(), grads[1].clone(), grads[2].clone()]
+            let z = seeded(&[case.4], 50 + i as u64, dtype);
+            let vars = [&x, &k, &z].map(|t| Var::from_tensor(t).unwrap());
+            let [xv, kv, zv] = vars.each_ref().map(|v| v.as_tensor());
+            let ours = with_grads(conv2d_add(xv, kv, zv, p, s).unwrap(), &r, &[xv, kv, zv]);
+            let theirs = with_grads(
+                xv.conv2d(kv, p, s, 1, 1)
+                    .unwrap()
+                    .broadcast_add(&zv.reshape((1, case.4, 1, 1)).unwrap())
+                    .unwrap(),
+                &r,
+                &[xv, kv, zv],
+            );
+            for (what, (o, t)) in ["y", "dx", "dk", "dz"].iter().zip(ours.iter().zip(&theirs)) {
+                let err = max_rel(o, t);
+                assert!(
+                    err <= tolerance(dtype),
+                    "{dtype:?} {what} {case:?}: {err:e}"
+                );
+            }
+        }
+    }
+}
+
+/// `[y, ∂⟨r, y⟩/∂v for v in vars]`.
+fn with_grads(y: Tensor, r: &Tensor, vars: &[&Tensor]) -> Vec<Tensor> {
+    let g = y.mul(r).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut out = vec![y];
+    out.extend(vars.iter().map(|v| g.get(v).unwrap().clone()));
+    out
+}
+
+/// The stacked tangent convolution equals `conv(ẋ, k) + conv(x, k̇) (+ ż)` by candle's
+/// convolutions, value and all five gradients, with and without the shift.
+#[test]
+fn conv_tangent_matches_two_convolutions_with_gradients() {
+    for dtype in [DType::F64, DType::F32] {
+        for (i, &case) in CASES.iter().enumerate() {
+            let seed = 10 * i as u64;
+            let (x, k, r) = operands(case, dtype, seed);
+            let (x_dot, k_dot, _) = operands(case, dtype, seed + 5);
+            let (p, s) = (case.7, case.8);
+            let z = seeded(&[case.4], seed + 9, dtype);
+            let vars = [&x, &x_dot, &k, &k_dot, &z].map(|t| Var::from_tensor(t).unwrap());
+            let all = vars.each_ref().map(|v| v.as_tensor());
+            let [xv, xdv, kv, kdv, zv] = all;
+            for shift in [Some(zv), None] {
+                let tracked = if shift.is_some() { &all[..] } else { &all[..4] };
+                let ours = conv2d_tangent(xv, xdv, kv, kdv, shift, p, s).unwrap();
+                let sum = (xdv.conv2d(kv, p, s, 1, 1).unwrap()
+                    + xv.conv2d(kdv, p, s, 1, 1).unwrap())
+                .unwrap();
+                let theirs = match shift {
+                    Some(z) => sum
+                        .broadcast_add(&z.reshape((1, case.4, 1, 1)).unwrap())
+                        .unwrap(),
+                    None => sum,
                 };
-                let ours = run(conv2d_add(xv, kv, zv, p, s).unwrap());
-                let conv = xv.conv2d(kv, p, s, 1, 1).unwrap();
-                let theirs = run(if z.rank() == 1 {
-                    conv.broadcast_add(&zv.reshape((1, case.4, 1, 1)).unwrap())
-                        .unwrap()
-                } else {
-                    conv.add(zv).unwrap()
-                });
-                for (what, (o, t)) in ["y", "dx", "dk", "dz"].iter().zip(ours.iter().zip(&theirs)) {
+                let ours = with_grads(ours, &r, tracked);
+                let theirs = with_grads(theirs, &r, tracked);
+                let names = ["y", "dx", "dx_dot", "dk", "dk_dot", "dz"];
+                for (what, (o, t)) in names.iter().zip(ours.iter().zip(&theirs)) {
                     let err = max_rel(o, t);
                     assert!(
                         err <= tolerance(dtype),
-                        "{dtype:?} {what} {case:?} rank {}: {err:e}",
-                        z.rank()
+                        "{dtype:?} {what} {case:?} shift {}: {err:e}",
+                        shift.is_some()
                     );
                 }
             }
