@@ -320,6 +320,7 @@ fn every_bad_input_fails_cleanly() {
         ("--split", "val", "analyze"),
         ("--loss", "hinge", "analyze"),
         ("--dtype", "f16", "analyze"),
+        ("--basis", "f16", "analyze"),
         ("--class-ids", "99", "analyze"),
         ("--batch-size", "0", "analyze"),
     ] {

@@ -189,6 +189,11 @@ fn bad_landscape_flags_exit_2_naming_the_flag() {
         2,
         "--lanczos-steps",
     );
+    assert_one_line_error(
+        &landscape(&["--class", "1", "--basis", "f16"]),
+        2,
+        "--basis",
+    );
     assert!(
         !out.exists(),
         "no output directory is left by a refused run"

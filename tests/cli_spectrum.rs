@@ -99,6 +99,48 @@ fn spectrum_finds_the_known_extremes_and_is_thread_count_independent() {
 }
 
 #[test]
+fn spectrum_with_an_f32_basis_finds_the_extremes_to_1e6() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 300;
+    let matrix = dir.path().join("saddle.npy");
+    write_npy(&matrix, n, |i, j| saddle(i, j, n));
+    let m = matrix.to_str().unwrap();
+    let out = dir.path().join("f32");
+    let o = saddlescope()
+        .args(["spectrum", "--matrix", m, "--out", out.to_str().unwrap()])
+        .args(["--basis", "f32", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = read_json(&out.join("spectrum.json"));
+    assert_eq!(json["params"]["basis"], "f32");
+    // An f32 basis is orthonormal to ~1e-7, which limits the Ritz values to about that
+    // accuracy relative to ‖A‖ = 40: 1e-6 relative holds with room.
+    let (max, min) = (
+        json["lambda_max"].as_f64().unwrap(),
+        json["lambda_min"].as_f64().unwrap(),
+    );
+    assert!((max - 40.0).abs() <= 1e-6 * 40.0, "{max}");
+    assert!((min + 3.0).abs() <= 1e-6 * 40.0, "{min}");
+    // Anything else is a one-line usage error naming the flag, and writes nothing.
+    let bad = dir.path().join("f16");
+    assert_one_line_error(
+        &run(&[
+            "spectrum",
+            "--matrix",
+            m,
+            "--out",
+            bad.to_str().unwrap(),
+            "--basis",
+            "f16",
+        ]),
+        2,
+        "--basis",
+    );
+    assert!(!bad.exists());
+}
+
+#[test]
 fn spectrum_rejects_bad_matrices_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");

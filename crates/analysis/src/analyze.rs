@@ -192,6 +192,7 @@ pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
         param_filter: params.param_filter.clone(),
         tol: params.spectrum.tol,
         top_k: params.spectrum.top_k,
+        basis: params.spectrum.slq.basis,
     }
 }
 

@@ -2,7 +2,7 @@
 //! `plot`, `compare` and `report`. Field names are the JSON keys.
 
 use saddlescope_data::Group;
-use saddlescope_spectral::SpectrumEstimate;
+use saddlescope_spectral::{BasisPrecision, SpectrumEstimate};
 use serde::{Deserialize, Serialize};
 
 /// Spectrum of one class-wise (or the all-classes) Hessian, with its verdict.
@@ -70,6 +70,11 @@ pub struct AnalysisParams {
     pub tol: f64,
     /// Number of top eigenvalues reported.
     pub top_k: usize,
+    /// Storage of the Lanczos basis (`"f64"` or `"f32"`, `--basis`): f32 limits the Ritz
+    /// values to ~1e-7 relative accuracy. Files written before the flag existed used f64, the
+    /// default when the key is absent.
+    #[serde(default)]
+    pub basis: BasisPrecision,
 }
 
 /// How well tr H_all = Σ_c π_c tr H_c holds with the shared probes.

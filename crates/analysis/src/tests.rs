@@ -8,7 +8,7 @@ use candle_core::{DType, Device};
 use nalgebra::{DMatrix, SymmetricEigen};
 use saddlescope_data::{BatchSpec, Dataset, GroupRule, Imbalance, LongTailConfig, LongTailed};
 use saddlescope_nn::{Batch, BnMode, HessianOperator, LossSpec, Model, ParamSelection};
-use saddlescope_spectral::TraceMethod;
+use saddlescope_spectral::{BasisPrecision, TraceMethod};
 
 use crate::*;
 
@@ -280,22 +280,45 @@ fn resume_reuses_finished_classes_and_reproduces_the_report() {
         std::fs::read_to_string(out.spectrum()).unwrap() == first,
         "resumed report is not byte-identical"
     );
+    // A class file written before `basis` was a setting (f64, the default) is still reused.
+    let part = dir.path().join("classes/class-0000.json");
+    let mut stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&part).unwrap()).unwrap();
+    let key = stored["key"]["params"].as_object_mut().unwrap();
+    assert_eq!(key.remove("basis"), Some(serde_json::json!("f64")));
+    std::fs::write(&part, serde_json::to_vec(&stored).unwrap()).unwrap();
+    let reuse = Reuse::default();
+    let run = |p: &AnalyzeParams, reuse: &Reuse| {
+        finished(
+            analyze(
+                &subject(&f),
+                p,
+                dir.path(),
+                true,
+                reuse,
+                &AtomicBool::new(false),
+            )
+            .unwrap(),
+        )
+    };
+    run(&p, &reuse);
+    assert_eq!(*reuse.0.lock().unwrap(), [true, true, true, true]);
     // Other settings: nothing is reused.
     let mut other = p.clone();
     other.spectrum.slq.seed = 1;
     let reuse = Reuse::default();
-    finished(
-        analyze(
-            &subject(&f),
-            &other,
-            dir.path(),
-            true,
-            &reuse,
-            &AtomicBool::new(false),
-        )
-        .unwrap(),
-    );
+    run(&other, &reuse);
     assert!(reuse.0.lock().unwrap().iter().all(|r| !r));
+    // Another basis precision neither, and the settings record it.
+    let mut f32_basis = other.clone();
+    f32_basis.spectrum.slq.basis = BasisPrecision::F32;
+    let reuse = Reuse::default();
+    let report = run(&f32_basis, &reuse);
+    assert!(reuse.0.lock().unwrap().iter().all(|r| !r));
+    assert_eq!(report.params.basis, BasisPrecision::F32);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.spectrum()).unwrap()).unwrap();
+    assert_eq!(written["params"]["basis"], "f32");
 }
 
 #[test]

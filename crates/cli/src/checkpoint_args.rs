@@ -13,6 +13,7 @@ use saddlescope_data::{Dataset, DatasetSpec, GroupRule, LongTailConfig, LongTail
 use saddlescope_nn::{drw_weights, Loss, Model, DRW_BETA};
 use saddlescope_spectral::SpectrumParams;
 
+use crate::basis_arg::BasisArg;
 use crate::dataset_args::{data_error, ImbalanceArgs};
 use crate::device::parse_device;
 use crate::usage::usage;
@@ -74,18 +75,25 @@ pub struct SolverArgs {
     /// HVP budget of the extreme-eigenvalue solver per Hessian
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub max_applications: usize,
+    /// `--basis`: storage of the Lanczos basis.
+    #[command(flatten)]
+    pub basis: BasisArg,
 }
 
 impl SolverArgs {
-    /// Default spectral settings with these flags applied (validated later, by the analysis,
-    /// with errors naming the flag).
-    pub fn spectrum(&self) -> SpectrumParams {
+    /// Default spectral settings with these flags applied (the numbers are validated later,
+    /// by the analysis, with errors naming the flag).
+    ///
+    /// # Errors
+    /// A usage error for a bad `--basis`.
+    pub fn spectrum(&self) -> anyhow::Result<SpectrumParams> {
         let mut spectrum = SpectrumParams::default();
         spectrum.slq.steps = self.lanczos_steps;
         spectrum.slq.seed = self.seed;
+        spectrum.slq.basis = self.basis.precision()?;
         spectrum.tol = self.tol;
         spectrum.max_applications = self.max_applications;
-        spectrum
+        Ok(spectrum)
     }
 }
 

@@ -169,9 +169,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         "train" => HessianLoss::Train,
         other => return Err(usage(format!("--loss {other:?}: expected ce or train"))),
     };
+    let mut spectrum = args.solver.spectrum()?;
     let loaded = args.source.load()?;
     let subject = loaded.subject();
-    let mut spectrum = args.solver.spectrum();
     spectrum.slq.probes = args.probes;
     spectrum.top_k = args.top_k;
     let params = AnalyzeParams {

@@ -153,10 +153,11 @@ pub fn run(args: LandscapeArgs) -> anyhow::Result<ExitCode> {
         plane_points: args.plane.then_some(args.plane_points),
     };
     params.validate().map_err(analysis_error)?;
+    let spectrum = args.solver.spectrum()?;
     let loaded = args.source.load()?;
     let subject = loaded.subject();
     let analysis = AnalyzeParams {
-        spectrum: args.solver.spectrum(),
+        spectrum,
         samples_per_class: args.source.samples_per_class,
         ..AnalyzeParams::default()
     };

@@ -15,6 +15,7 @@ use saddlescope_spectral::{
     SpectrumParams,
 };
 
+use crate::basis_arg::BasisArg;
 use crate::npy;
 use crate::usage::usage;
 
@@ -47,6 +48,8 @@ pub struct SpectrumArgs {
     /// Budget of matrix-vector products for the extreme eigenvalues (the first probe's M included)
     #[arg(long, value_name = "N", default_value_t = 500)]
     max_applications: usize,
+    #[command(flatten)]
+    basis: BasisArg,
     /// Output directory, created if missing; the result goes to DIR/spectrum.json
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -95,6 +98,7 @@ fn params(args: &SpectrumArgs) -> anyhow::Result<SpectrumParams> {
             steps: args.lanczos_steps,
             probes: args.probes,
             seed: args.seed,
+            basis: args.basis.precision()?,
             // Dense matrices are small: one basis per probe in parallel is cheap.
             parallel: true,
             ..SlqParams::default()
@@ -193,6 +197,7 @@ mod tests {
     use crate::npy::write_test_npy;
     use crate::usage::UsageError;
     use clap::Parser;
+    use saddlescope_spectral::BasisPrecision;
 
     #[derive(Parser)]
     struct Cli {
@@ -238,6 +243,10 @@ mod tests {
             usage_message(&["--max-applications", "0"]),
             "--max-applications 0: expected at least 1"
         );
+        assert_eq!(
+            usage_message(&["--basis", "f16"]),
+            "--basis \"f16\": expected f64 or f32"
+        );
         let p = params(&parse(&[
             "--lanczos-steps",
             "30",
@@ -247,12 +256,16 @@ mod tests {
             "7",
             "--top-k",
             "3",
+            "--basis",
+            "f32",
         ]))
         .unwrap();
         assert_eq!(
             (p.slq.steps, p.slq.probes, p.slq.seed, p.top_k, p.tol),
             (30, 2, 7, 3, 1e-6)
         );
+        assert_eq!(p.slq.basis, BasisPrecision::F32);
+        assert_eq!(params(&parse(&[])).unwrap().slq.basis, BasisPrecision::F64);
     }
 
     fn f64_le(values: &[f64]) -> Vec<u8> {

@@ -3,6 +3,7 @@
 //! that every command stays testable as a function.
 
 mod args;
+mod basis_arg;
 mod checkpoint_args;
 mod cmd_analyze;
 mod cmd_bench;

@@ -124,6 +124,7 @@ fn synthetic_report_with(classes: usize, seed: usize, depth: f64, top: f64) -> A
             param_filter: Vec::new(),
             tol: 1e-6,
             top_k: 3,
+            basis: Default::default(),
         },
         classes: spectra,
         skipped: Vec::new(),

@@ -64,6 +64,7 @@ fn main() {
             "basis": name,
             "basis_bytes": basis.memory(n, m),
             "steps": run.info.steps,
+            "second_passes": run.info.second_passes,
             "lanczos_s": lanczos_s,
             "operator_s": operator_s,
             "reorthogonalization_s": lanczos_s - operator_s,

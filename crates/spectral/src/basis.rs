@@ -13,6 +13,31 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::kernels::{dot_piece, Scalar, CHUNK, PAR_MIN};
 
+/// The Daniel–Gragg–Kaufman–Stewart reorthogonalization threshold η = 1/√2 (Daniel, Gragg,
+/// Kaufman & Stewart 1976, "Reorthogonalization and stable algorithms for updating the
+/// Gram-Schmidt QR factorization", Math. Comp. 30; ARPACK uses 0.717).
+///
+/// One classical Gram-Schmidt round `w' = w − V Vᵀ w` leaves in `w'` components along V of
+/// order `ε ‖w‖` (rounding) plus `δ ‖Vᵀw‖` (V orthonormal only to δ). As long as it cancels
+/// little, `‖w'‖ ≥ η ‖w‖`, those are of order `√2 (ε + δ)` relative to `‖w'‖`: `w'` is as
+/// orthogonal as V itself, and a second round would change nothing that matters. When it
+/// cancels more, the same absolute errors become large relative to the small `‖w'‖`, and
+/// one more round brings them back to rounding level; by "twice is enough" (Kahan, in
+/// Parlett, The Symmetric Eigenvalue Problem; Giraud, Langou & Rozložník 2005) two rounds
+/// always do, so there is never a third. In Lanczos the test almost always passes:
+/// the three-term recurrence has already removed the large components, so a typical step
+/// costs two passes over the basis instead of the three of unconditional CGS2.
+pub(crate) const DGKS_ETA: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// The outcome of [`Basis::orthogonalize`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Orthogonalized {
+    /// ‖w‖ after orthogonalization.
+    pub(crate) norm: f64,
+    /// Whether the DGKS test failed and a second Gram-Schmidt round ran.
+    pub(crate) second_round: bool,
+}
+
 /// How the Lanczos basis vectors are stored. Arithmetic is f64 either way.
 ///
 /// Memory for a basis of `m` vectors of dimension `n` is `m * n * bytes`: for ResNet-32
@@ -218,33 +243,52 @@ impl Basis {
         self.len += 1;
     }
 
-    /// Projections `h = Vᵀ w`.
-    fn project(&self, w: &mut [f64]) -> Vec<f64> {
+    /// Projections `h = Vᵀ w` and `‖w‖²`, in one pass over the basis.
+    fn project_and_norm(&self, w: &mut [f64]) -> (Vec<f64>, f64) {
         let k = self.len;
-        let partials = dispatch!(&self.store, b => zip_pieces(w, b, |wc, blk| piece_dots(wc, blk)));
-        sum_partials(partials, k)
+        let partials = dispatch!(&self.store, b => zip_pieces(w, b, |wc, blk| {
+            (piece_dots(wc, blk), dot_piece(wc, wc))
+        }));
+        let (dots, squares): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+        (sum_partials(dots, k), squares.into_iter().sum())
     }
 
-    /// Classical Gram-Schmidt done twice ("twice is enough", Giraud et al. 2005):
-    /// `w ← (I − V Vᵀ)² w`, and returns ‖w‖ afterwards. Three passes over the basis:
-    /// project; subtract and project again (fused per piece, the piece stays in cache);
-    /// subtract again and accumulate ‖w‖² (fused).
-    pub(crate) fn orthogonalize(&self, w: &mut [f64]) -> f64 {
-        let k = self.len;
-        if k == 0 {
-            return crate::kernels::norm(w);
-        }
-        let h1 = self.project(w);
-        let partials = dispatch!(&self.store, b => zip_pieces(w, b, |wc, blk| {
-            piece_subtract(wc, blk, &h1);
-            piece_dots(wc, blk)
-        }));
-        let h2 = sum_partials(partials, k);
+    /// `w −= V h` and returns the new `‖w‖`, in one pass over the basis.
+    fn subtract_and_norm(&self, w: &mut [f64], h: &[f64]) -> f64 {
         let squares = dispatch!(&self.store, b => zip_pieces(w, b, |wc, blk| {
-            piece_subtract(wc, blk, &h2);
+            piece_subtract(wc, blk, h);
             dot_piece(wc, wc)
         }));
         squares.into_iter().sum::<f64>().sqrt()
+    }
+
+    /// Orthogonalizes `w` against the basis, `w ← (I − V Vᵀ) w`, by classical Gram-Schmidt
+    /// with the Daniel–Gragg–Kaufman–Stewart test (as ARPACK does): one round costs two
+    /// passes over the basis (project and accumulate ‖w‖²; subtract and accumulate the new
+    /// ‖w‖²), and a second round follows only when the first removed more than half of ‖w‖²,
+    /// `‖w_after‖ < DGKS_ETA · ‖w_before‖` (see [`DGKS_ETA`] for why one round suffices
+    /// otherwise). Returns the final ‖w‖ and whether the second round ran.
+    pub(crate) fn orthogonalize(&self, w: &mut [f64]) -> Orthogonalized {
+        if self.len == 0 {
+            return Orthogonalized {
+                norm: crate::kernels::norm(w),
+                second_round: false,
+            };
+        }
+        let (h, before_sq) = self.project_and_norm(w);
+        let norm = self.subtract_and_norm(w, &h);
+        // The DGKS test. A NaN passes it: no second round, the caller reports the NaN.
+        if norm >= DGKS_ETA * before_sq.sqrt() || norm.is_nan() {
+            return Orthogonalized {
+                norm,
+                second_round: false,
+            };
+        }
+        let (h, _) = self.project_and_norm(w);
+        Orthogonalized {
+            norm: self.subtract_and_norm(w, &h),
+            second_round: true,
+        }
     }
 
     /// Replaces the basis by `p` combinations `u_k = Σ_i coeffs[k][i] v_i` (a thick restart),
@@ -298,7 +342,8 @@ mod tests {
                 e[CHUNK + 3] = 0.0;
                 e
             };
-            let norm = basis.orthogonalize(&mut w);
+            let Orthogonalized { norm, second_round } = basis.orthogonalize(&mut w);
+            assert!(!second_round);
             assert_eq!(w, expected);
             assert!((norm - crate::kernels::norm(&expected)).abs() < 1e-12 * norm);
             assert_eq!(basis.bytes(), 2 * n * precision.bytes());
@@ -321,5 +366,96 @@ mod tests {
         assert_eq!(basis.len(), 2);
         assert_eq!(basis.vector(0).unwrap(), y);
         assert_eq!(basis.vector(1).unwrap(), unit(n, CHUNK + 1));
+    }
+
+    /// Three dense orthonormal vectors spanning several pieces: DCT-II basis vectors
+    /// `√(2/n) cos(π (i + ½) k / n)` for k = 1, 2, 3 (orthonormal to rounding), so a projection
+    /// is not exact as it is for unit vectors.
+    fn dct_basis(n: usize) -> (Basis, Vec<Vec<f64>>) {
+        let vectors: Vec<Vec<f64>> = (1..=3)
+            .map(|k| {
+                (0..n)
+                    .map(|i| {
+                        let angle = std::f64::consts::PI * (i as f64 + 0.5) * k as f64 / n as f64;
+                        (2.0 / n as f64).sqrt() * angle.cos()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut basis = Basis::new(n, BasisPrecision::F64, 3);
+        for v in &vectors {
+            basis.push(v);
+        }
+        (basis, vectors)
+    }
+
+    /// A fixed vector with components both in and out of the DCT basis's span.
+    fn wiggle(n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| ((i * 7919 % 1013) as f64 / 1013.0 - 0.5) + (i as f64 * 0.01).sin())
+            .collect()
+    }
+
+    /// `max_k |v_kᵀ w| / ‖w‖`.
+    fn relative_overlap(vectors: &[Vec<f64>], w: &[f64]) -> f64 {
+        let norm = crate::kernels::norm(w);
+        vectors
+            .iter()
+            .map(|v| crate::kernels::dot(v, w).abs() / norm)
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn second_round_runs_when_w_is_nearly_in_the_span() {
+        let n = 2 * CHUNK + 5;
+        let (basis, vectors) = dct_basis(n);
+        // w = v_0 + 1e-10 e: one round cancels all but ~1e-10 of w, leaving rounding errors
+        // of ~1e-16 along V, ~1e-6 relative to what remains.
+        let e = wiggle(n);
+        let mut w: Vec<f64> = vectors[0]
+            .iter()
+            .zip(&e)
+            .map(|(v, e)| v + 1e-10 * e)
+            .collect();
+        let mut once = w.clone();
+        let (h, _) = basis.project_and_norm(&mut once);
+        basis.subtract_and_norm(&mut once, &h);
+        let one_round = relative_overlap(&vectors, &once);
+        assert!(one_round > 1e-10, "one round already gives {one_round:e}");
+        let out = basis.orthogonalize(&mut w);
+        assert!(out.second_round);
+        let overlap = relative_overlap(&vectors, &w);
+        assert!(overlap <= 1e-14, "{overlap:e} after the second round");
+        // The returned norm is that of the final w, summed in piece order as `norm` does.
+        assert_eq!(out.norm.to_bits(), crate::kernels::norm(&w).to_bits());
+        // What remains is 1e-10 · (I − V Vᵀ) e.
+        let mut expected: Vec<f64> = e.iter().map(|x| 1e-10 * x).collect();
+        for v in &vectors {
+            crate::kernels::axpy(-crate::kernels::dot(v, &expected), v, &mut expected);
+        }
+        let error = w
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(error <= 1e-6 * crate::kernels::norm(&expected), "{error:e}");
+    }
+
+    #[test]
+    fn no_second_round_when_w_is_nearly_orthogonal() {
+        let n = 2 * CHUNK + 5;
+        let (basis, vectors) = dct_basis(n);
+        let mut w = wiggle(n);
+        // Make w nearly orthogonal to V: remove its projections, add back a little of v_1.
+        for v in &vectors {
+            crate::kernels::axpy(-crate::kernels::dot(v, &w), v, &mut w);
+        }
+        crate::kernels::axpy(1e-3, &vectors[1], &mut w);
+        let before = crate::kernels::norm(&w);
+        let out = basis.orthogonalize(&mut w);
+        assert!(!out.second_round);
+        assert!((out.norm / before - 1.0).abs() < 1e-6);
+        let overlap = relative_overlap(&vectors, &w);
+        assert!(overlap <= 1e-15, "{overlap:e} after one round");
     }
 }

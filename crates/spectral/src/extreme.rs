@@ -122,6 +122,10 @@ pub struct ExtremeInfo {
     pub applications: usize,
     /// Thick restarts made.
     pub restarts: usize,
+    /// Steps whose reorthogonalization ran a second Gram-Schmidt round, over all cycles
+    /// (see [`LanczosInfo::second_passes`]). Absent from older JSON, read as 0.
+    #[serde(default)]
+    pub second_passes: usize,
     /// The extreme Ritz values and bounds after every step, for convergence plots.
     pub history: Vec<ExtremeStep>,
 }
@@ -212,6 +216,7 @@ pub(crate) fn solve<O: LinearOperator + ?Sized>(
     let mut info = ExtremeInfo {
         applications: 0,
         restarts: 0,
+        second_passes: 0,
         history: Vec::new(),
     };
     loop {
@@ -219,6 +224,7 @@ pub(crate) fn solve<O: LinearOperator + ?Sized>(
         let (eig, bounds) = kr.ritz()?;
         let j = eig.values.len();
         info.applications = kr.applications;
+        info.second_passes = kr.second_passes;
         info.history.push(ExtremeStep {
             applications: kr.applications,
             lambda_max: eig.values[j - 1],
@@ -232,6 +238,7 @@ pub(crate) fn solve<O: LinearOperator + ?Sized>(
                     steps: kr.alphas.len(),
                     breakdown,
                     applications: kr.applications,
+                    second_passes: kr.second_passes,
                 };
                 first = Some(FirstCycle {
                     alphas: kr.alphas.clone(),
@@ -311,6 +318,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{dense, orthogonal, orthonormality_error};
 
     #[test]
     fn keep_sets_fit_the_basis() {
@@ -320,5 +328,52 @@ mod tests {
         );
         // Small basis: the top wins, one vector stays at the bottom, two slots stay free.
         assert_eq!(keep(9, 9, 5), vec![0, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn thick_restarts_keep_the_basis_orthonormal() {
+        // A · (first vector after a restart) has components along the locked Ritz vectors
+        // (the arrow of H) that the three-term recurrence does not remove, only the
+        // reorthogonalization; the basis (locked Ritz vectors and new Lanczos vectors) must
+        // stay orthonormal over restarts.
+        let n = 300;
+        let lambdas: Vec<f64> = (0..n)
+            .map(|i| match i {
+                0 => -7.0,
+                1 => 25.0,
+                2 => 12.0,
+                _ => (i as f64 / 37.0).sin(),
+            })
+            .collect();
+        let (op, _) = dense(&orthogonal(n, 9), &lambdas);
+        let m = 40;
+        let start = probe(0, 0, 0, ProbeDistribution::Gaussian, n);
+        let mut kr =
+            Krylov::new(&op, &start, BasisPrecision::F64, DEFAULT_BREAKDOWN_TOL, m).unwrap();
+        let (mut restarts, mut worst) = (0, 0.0f64);
+        while kr.applications < 150 {
+            assert!(!kr.step(&op).unwrap());
+            if kr.basis.len() < m {
+                kr.advance();
+                continue;
+            }
+            // A full basis, then right after the restart (locked Ritz vectors and the new
+            // residual direction).
+            let loss = orthonormality_error(&kr.basis);
+            let (eig, _) = kr.ritz().unwrap();
+            kr.restart(&eig, &keep(eig.values.len(), m, 3));
+            restarts += 1;
+            worst = worst.max(loss).max(orthonormality_error(&kr.basis));
+            assert!(
+                worst <= 1e-12,
+                "restart {restarts}: ‖VᵀV − I‖_max = {worst:e}"
+            );
+        }
+        eprintln!(
+            "{restarts} restarts, ‖VᵀV − I‖_max ≤ {worst:.2e}, {} of {} steps needed a second \
+             Gram-Schmidt round",
+            kr.second_passes, kr.applications
+        );
+        assert!(restarts >= 4);
     }
 }

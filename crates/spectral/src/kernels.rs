@@ -8,8 +8,9 @@
 
 use rayon::prelude::*;
 
-/// Elements per piece. 1024 f64 values = 8 KiB per vector, so a piece of a full
-/// 100-vector Lanczos basis (800 KiB) stays in a core's L2 cache while it is read twice.
+/// Elements per piece. 1024 f64 values = 8 KiB per vector, so the piece of the vector being
+/// orthogonalized stays in L1 cache while the pieces of all basis vectors (800 KiB for 100
+/// vectors) stream past it.
 pub(crate) const CHUNK: usize = 1024;
 
 /// Vectors at least this long are processed piece-parallel.

@@ -56,6 +56,14 @@ pub(crate) fn wasserstein1(a: &[(f64, f64)], b: &[(f64, f64)]) -> f64 {
     total
 }
 
+/// `‖VᵀV − I‖_max` of a basis: its loss of orthonormality.
+pub(crate) fn orthonormality_error(basis: &crate::Basis) -> f64 {
+    let (n, m) = (basis.dim(), basis.len());
+    let columns: Vec<Vec<f64>> = (0..m).map(|j| basis.vector(j).unwrap()).collect();
+    let v = DMatrix::from_fn(n, m, |i, j| columns[j][i]);
+    (v.transpose() * &v - DMatrix::identity(m, m)).amax()
+}
+
 #[test]
 fn wasserstein_of_shifted_point_masses() {
     // W1(δ_0, δ_2) = 2; W1 of two-point uniform measures {0,1} vs {0,3} = 1.

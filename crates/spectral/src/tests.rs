@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 
-use crate::test_util::{dense, orthogonal, wasserstein1};
+use crate::test_util::{dense, orthogonal, orthonormality_error, wasserstein1};
 use crate::*;
 
 /// `count` seeded uniform samples in [lo, hi).
@@ -23,6 +23,15 @@ fn uniform(count: usize, lo: f64, hi: f64, seed: u64) -> Vec<f64> {
 fn saddle(n: usize) -> Vec<f64> {
     let mut l = uniform(n - 10, -0.02, 0.05, 11);
     l.extend([2.0, 4.5, 8.0, 20.0, 60.0, -0.3, -0.6, -1.2, -2.0, -5.0]);
+    l
+}
+
+/// A bulk on [0, 1) and five well-separated outliers: their Ritz values converge within
+/// ~20 steps, after which Lanczos without reorthogonalization loses orthogonality along the
+/// converged Ritz vectors and grows spurious copies of them (Paige 1971).
+fn outliers(n: usize) -> Vec<f64> {
+    let mut l = uniform(n - 5, 0.0, 1.0, 13);
+    l.extend([-40.0, 15.0, 30.0, 60.0, 100.0]);
     l
 }
 
@@ -617,6 +626,60 @@ fn f32_basis_halves_memory_and_keeps_ritz_values_to_1e6() {
             ma.nodes[i],
             mb.nodes[i]
         );
+    }
+}
+
+#[test]
+fn lanczos_basis_stays_orthonormal_over_150_steps() {
+    for (name, lambdas) in [("saddle", saddle(400)), ("outliers", outliers(400))] {
+        let (op, exact) = dense(q400(), &lambdas);
+        let norm = exact[0].abs().max(exact[exact.len() - 1].abs());
+        let z = probe::probe(3, 0, 0, ProbeDistribution::Rademacher, 400);
+        let run = |steps| {
+            let params = LanczosParams {
+                steps,
+                keep_basis: true,
+                ..Default::default()
+            };
+            lanczos(&op, &z, &params).unwrap()
+        };
+        let long = run(150);
+        assert_eq!((long.info.steps, long.info.breakdown), (150, false));
+        let basis = long.basis.as_ref().unwrap();
+        let loss = orthonormality_error(basis);
+        eprintln!(
+            "{name}: 150 steps, ‖VᵀV − I‖_max = {loss:.2e}, {} second Gram-Schmidt rounds",
+            long.info.second_passes
+        );
+        // Full reorthogonalization keeps V orthonormal to a few ulps per step.
+        assert!(loss <= 1e-12, "{name}: ‖VᵀV − I‖_max = {loss:e}");
+        // And V still tridiagonalizes A: VᵀAV = T.
+        let columns: Vec<Vec<f64>> = (0..150).map(|j| basis.vector(j).unwrap()).collect();
+        let v = DMatrix::from_fn(400, 150, |i, j| columns[j][i]);
+        let t = crate::eigen::tridiagonal(&long.alphas, &long.betas);
+        let gap = (v.transpose() * op.matrix() * &v - t).amax();
+        assert!(gap <= 1e-12 * norm, "{name}: ‖VᵀAV − T‖_max = {gap:e}");
+        // Every outlier is one Ritz value, no spurious copy (what lost orthogonality makes).
+        let nodes = RitzMeasure::from_tridiagonal(&long.alphas, &long.betas)
+            .unwrap()
+            .nodes;
+        let outliers = exact.iter().filter(|l| l.abs() > 1.5);
+        for l in outliers {
+            let copies = nodes
+                .iter()
+                .filter(|t| (*t - l).abs() <= 1e-6 * norm)
+                .count();
+            assert_eq!(copies, 1, "{name}: {copies} Ritz values at {l}");
+        }
+        if name == "outliers" {
+            // The regime where orthogonality is lost without reorthogonalization: λ_max has
+            // converged after 30 of the 150 steps.
+            let short = run(30);
+            let top = RitzMeasure::from_tridiagonal(&short.alphas, &short.betas)
+                .unwrap()
+                .nodes[29];
+            assert!((top - 100.0).abs() <= 1e-10 * 100.0, "{top}");
+        }
     }
 }
 

@@ -159,7 +159,7 @@ pub fn hutch_plus_plus<O: LinearOperator + ?Sized>(
         apply(op, &draw(k), &mut y, done)?;
         done += 1;
         let before = norm(&y);
-        let after = q.orthogonalize(&mut y);
+        let after = q.orthogonalize(&mut y).norm;
         if after > 1e-10 * before && q.len() < n {
             scale(1.0 / after, &mut y);
             q.push(&y);

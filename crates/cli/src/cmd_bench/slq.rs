@@ -15,13 +15,15 @@ use serde_json::json;
 
 use super::loadavg;
 use super::setup::{parse_dtype, random_batch, BenchModel};
+use crate::basis_arg::BasisArg;
 use crate::usage::usage;
 
 /// Flags of `saddlescope bench slq`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Prints one JSON object: model, class, samples, dim, applications, wall_s, \
-in_operator_s, bookkeeping_share, ms_per_application, converged, loadavg_before, loadavg_after."
+    after_help = "Prints one JSON object: model, dtype, basis, class, samples, dim, applications, \
+wall_s, in_operator_s, bookkeeping_share, ms_per_application, converged, loadavg_before, \
+loadavg_after."
 )]
 pub struct SlqBenchArgs {
     /// Model: mlp or cnn (on the embedded MNIST, the first --samples of --class), resnet32
@@ -49,12 +51,15 @@ pub struct SlqBenchArgs {
     /// Element type of the HVPs
     #[arg(long, value_name = "f32|f64", default_value = "f32")]
     dtype: String,
+    #[command(flatten)]
+    basis: BasisArg,
 }
 
 /// Runs `saddlescope bench slq`.
 pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
     let model = BenchModel::parse(&args.model)?;
     let dtype = parse_dtype(&args.dtype)?;
+    let basis = args.basis.precision()?;
     if args.samples == 0 || args.batch == 0 {
         return Err(usage("--samples and --batch: need at least 1"));
     }
@@ -74,6 +79,7 @@ pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
         slq: SlqParams {
             steps: args.lanczos_steps,
             probes: args.probes,
+            basis,
             parallel: false,
             ..SlqParams::default()
         },
@@ -93,6 +99,7 @@ pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
         "bench": "slq",
         "model": model.name(),
         "dtype": args.dtype,
+        "basis": basis,
         "class": args.class,
         "samples": samples,
         "dim": estimate.dim,

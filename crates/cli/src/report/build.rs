@@ -12,6 +12,7 @@ use saddlescope_plot::{
     training_curves, BarOptions, CurveOptions, DensityOptions, GridOptions, Labeled,
     LandscapeOptions, XScale,
 };
+use saddlescope_spectral::BasisPrecision;
 use saddlescope_train::io::write_atomic;
 
 use super::doc::{Block, Document};
@@ -445,7 +446,7 @@ pub fn write_report(
         std::fs::create_dir_all(&dir)?;
         blocks.push(Block::Heading(1, format!("Analysis {}", a.label)));
         blocks.push(Block::Paragraph(format!(
-            "Checkpoint `{}` (sha256 `{}`), data `{}`, {} split; Hessian of the {} loss, {} Lanczos steps × {} probes, seed {}, {}.",
+            "Checkpoint `{}` (sha256 `{}`), data `{}`, {} split; Hessian of the {} loss, {} Lanczos steps × {} probes, seed {}, {}{}.",
             a.value.checkpoint.path,
             &a.value.checkpoint.sha256,
             a.value.dataset,
@@ -454,7 +455,12 @@ pub fn write_report(
             a.value.params.lanczos_steps,
             a.value.params.probes,
             a.value.params.seed,
-            a.value.params.dtype
+            a.value.params.dtype,
+            // Only when not the default, so default reports read as before.
+            match a.value.params.basis {
+                BasisPrecision::F64 => "",
+                BasisPrecision::F32 => ", f32 Lanczos basis (Ritz values to ~1e-7 relative)",
+            }
         )));
         blocks.push(class_table(&a.value));
         if let Some(t) = &a.value.trace_identity {
