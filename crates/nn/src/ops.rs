@@ -1,12 +1,13 @@
 //! The routines every convolution and matrix product of the models goes through.
 //!
-//! A convolution appears three times per layer in an HVP (the primal and the two tangent
-//! terms of the bilinear rule) and its backward dominates the CPU cost, so all of them are
-//! routed here, with ReLU. On the CPU, f32 and f64 tensors run saddlescope's custom ops
-//! (`conv_cpu`: im2col/col2im + GEMM; `matmul_cpu`: a GEMM whose backward skips constant
-//! operands; `relu_cpu`: ReLU with a one-pass derivative), each with exact derivatives of
-//! every order; other devices and dtypes, or a
-//! process that chose [`CpuOps::Candle`], use candle's own operations.
+//! A convolution appears in an HVP as the primal and the two tangent terms of the bilinear
+//! rule, and its backward dominates the CPU cost, so all of them are routed here, with
+//! ReLU. On the CPU, f32 and f64 tensors run saddlescope's custom ops (`conv_cpu`:
+//! im2col/col2im + GEMM, the two tangent terms as one stacked convolution; `matmul_cpu`: a
+//! GEMM whose backward skips constant operands; `relu_cpu`: ReLU with a one-pass
+//! derivative), each differentiable as often as an HVP needs (the plain ops to every
+//! order); other devices and dtypes, or a process that chose [`CpuOps::Candle`], use
+//! candle's own operations.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

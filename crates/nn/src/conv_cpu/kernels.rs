@@ -141,17 +141,73 @@ impl Geometry {
     }
 }
 
+/// A convolution's input `(n, c_in, h, w)` read in place: one contiguous tensor, or two
+/// stacked along the channel axis (`[ẋ, x]` of a tangent convolution), so the stacked
+/// tensor is never materialized.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Input<'a, T> {
+    first: &'a [T],
+    second: &'a [T],
+    /// Channels per sample in `first`; the rest are in `second`.
+    split: usize,
+}
+
+impl<'a, T> Input<'a, T> {
+    /// One contiguous tensor.
+    pub fn single(x: &'a [T]) -> Self {
+        Self {
+            first: x,
+            second: &[],
+            split: usize::MAX,
+        }
+    }
+
+    /// `cat([a, b], axis 1)` for `a: (n, split, h, w)` and `b: (n, c_in − split, h, w)`.
+    pub fn stacked(a: &'a [T], b: &'a [T], split: usize) -> Self {
+        Self {
+            first: a,
+            second: b,
+            split,
+        }
+    }
+
+    /// Errors unless the parts hold exactly the values of `g`'s input.
+    fn check(&self, g: &Geometry) -> Result<()> {
+        let plane = g.h * g.w;
+        let split = self.split.min(g.c_in);
+        check_len("input", self.first.len(), g.n * split * plane)?;
+        check_len(
+            "stacked input",
+            self.second.len(),
+            g.n * (g.c_in - split) * plane,
+        )
+    }
+
+    /// Channel `c` of sample `i` (an `h·w` plane).
+    fn plane(&self, g: &Geometry, i: usize, c: usize) -> &'a [T] {
+        let plane = g.h * g.w;
+        let split = self.split.min(g.c_in);
+        let (part, channels, c) = if c < split {
+            (self.first, split, c)
+        } else {
+            (self.second, g.c_in - split, c - split)
+        };
+        let start = (i * channels + c) * plane;
+        &part[start..start + plane]
+    }
+}
+
 /// `col[(c·kh + ki)·kw + kj, oy·wo + ox] = x[c, oy·s + ki − p, ox·s + kj − p]` (0 outside)
 /// for one sample `x: (c_in, h, w)`; row `r` of the patch matrix starts at `col[r·ld]`
 /// (`ld ≥ ho·wo`: several samples side by side in one matrix).
-fn im2col<T: WithDType>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
+fn im2col<T: WithDType>(g: &Geometry, x: &Input<T>, sample: usize, col: &mut [T], ld: usize) {
     let zero = T::from_f64(0.0);
     let (s, p, wo) = (g.stride, g.padding, g.wo);
     for row in 0..g.patch() {
         let dst = &mut col[row * ld..row * ld + g.pixels()];
         let (c, ki, kj) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
         let (lo, hi) = g.valid_cols(kj);
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let plane = x.plane(g, sample, c);
         if s == 1 && wo == g.w {
             shifted_plane(g, plane, dst, (ki, kj), (lo, hi));
             continue;
@@ -258,17 +314,17 @@ fn check_len(what: &str, len: usize, expected: usize) -> Result<()> {
     Ok(())
 }
 
-/// `y = conv(x, k) + b` for contiguous `x: (n, c_in, h, w)`, `k: (c_out, c_in, kh, kw)` and
-/// an optional per-output-channel shift `b: (c_out,)` (folded into the GEMM: the output
-/// starts as `b` and the product is accumulated onto it, so the sum costs no pass of its
-/// own).
+/// `y = conv(x, k) + b` for an input `x: (n, c_in, h, w)`, a contiguous kernel
+/// `k: (c_out, c_in, kh, kw)` and an optional per-output-channel shift `b: (c_out,)` (folded
+/// into the GEMM: the output starts as `b` and the product is accumulated onto it, so the
+/// sum costs no pass of its own).
 pub(crate) fn forward<T: WithDType>(
     g: &Geometry,
-    x: &[T],
+    x: Input<T>,
     k: &[T],
     shift: Option<&[T]>,
 ) -> Result<Vec<T>> {
-    check_len("input", x.len(), g.n * g.x_len())?;
+    x.check(g)?;
     check_len("kernel", k.len(), g.c_out * g.patch())?;
     if let Some(b) = shift {
         check_len("shift", b.len(), g.c_out)?;
@@ -278,7 +334,7 @@ pub(crate) fn forward<T: WithDType>(
     let mut y = vec![zero; g.n * g.y_len()];
     let kernel = Mat::row_major(k, g.c_out, g.patch());
     y.par_chunks_mut((nb * g.y_len()).max(1))
-        .zip(x.par_chunks((nb * g.x_len()).max(1)))
+        .enumerate()
         .with_min_len(g.chunks_per_thread())
         .try_for_each_init(
             || {
@@ -287,11 +343,11 @@ pub(crate) fn forward<T: WithDType>(
                     vec![zero; nb * g.y_len()],
                 )
             },
-            |(col, wide), (y_c, x_c)| {
+            |(col, wide), (chunk, y_c)| {
                 let m = y_c.len() / g.y_len();
                 let cols = m * g.pixels();
-                for (j, x_n) in x_c.chunks_exact(g.x_len()).enumerate() {
-                    im2col(g, x_n, &mut col[j * g.pixels()..], cols);
+                for j in 0..m {
+                    im2col(g, &x, chunk * nb + j, &mut col[j * g.pixels()..], cols);
                 }
                 let col = Mat::row_major(&col[..g.patch() * cols], g.patch(), cols);
                 let dst = if m == 1 {
@@ -351,7 +407,7 @@ pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Resul
                 k_flip.extend(k[base..base + g.kh * g.kw].iter().rev());
             }
         }
-        return forward(&flipped, dy, &k_flip, None);
+        return forward(&flipped, Input::single(dy), &k_flip, None);
     }
     let nb = g.samples_per_gemm();
     let zero = T::from_f64(0.0);
@@ -389,18 +445,18 @@ pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Resul
     Ok(dx)
 }
 
-/// `dk = ∂⟨dy, conv(x, k)⟩/∂k = Σ_n dy_n · im2col(x_n)ᵀ` for contiguous `x` and `dy`:
-/// one GEMM per chunk of samples (fixed by the geometry), partial sums added in chunk
+/// `dk = ∂⟨dy, conv(x, k)⟩/∂k = Σ_n dy_n · im2col(x_n)ᵀ` for an input `x` and a contiguous
+/// `dy`: one GEMM per chunk of samples (fixed by the geometry), partial sums added in chunk
 /// order.
-pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> Result<Vec<T>> {
-    check_len("input", x.len(), g.n * g.x_len())?;
+pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: Input<T>, dy: &[T]) -> Result<Vec<T>> {
+    x.check(g)?;
     check_len("output gradient", dy.len(), g.n * g.y_len())?;
     let nb = g.samples_per_gemm();
     let zero = T::from_f64(0.0);
     let size = g.c_out * g.patch();
-    let partials: Vec<Vec<T>> = x
-        .par_chunks((nb * g.x_len()).max(1))
-        .zip(dy.par_chunks((nb * g.y_len()).max(1)))
+    let partials: Vec<Vec<T>> = dy
+        .par_chunks((nb * g.y_len()).max(1))
+        .enumerate()
         .with_min_len(g.chunks_per_thread())
         .map_init(
             || {
@@ -409,11 +465,11 @@ pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> Resu
                     vec![zero; nb * g.y_len()],
                 )
             },
-            |(col, wide), (x_c, dy_c)| {
+            |(col, wide), (chunk, dy_c)| {
                 let m = dy_c.len() / g.y_len();
                 let cols = m * g.pixels();
-                for (j, x_n) in x_c.chunks_exact(g.x_len()).enumerate() {
-                    im2col(g, x_n, &mut col[j * g.pixels()..], cols);
+                for j in 0..m {
+                    im2col(g, &x, chunk * nb + j, &mut col[j * g.pixels()..], cols);
                 }
                 interleave(dy_c, wide, g.c_out, g.pixels(), false);
                 let dy_wide = Mat::row_major(&wide[..dy_c.len()], g.c_out, cols);

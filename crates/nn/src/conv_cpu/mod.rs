@@ -21,8 +21,10 @@
 //! (each row follows from `⟨g, conv(x, k)⟩` being one trilinear form). `ConvAdd(x, k, z)`
 //! is `Conv` plus a per-channel shift `z: (C_out,)` that starts the GEMM (an eval-mode
 //! batch norm's); its gradient is `ChannelSum(g)`, whose own gradient is a broadcast.
-//! `ConvTangent(x, ẋ, [k, k̇, ż])` is a bilinear tangent `conv(ẋ, k) + conv(x, k̇) + ż` as one
-//! stacked convolution, differentiated through the ops above. A gradient is only
+//! `ConvTangent(ẋ, x, [k, k̇, ż])` is a bilinear tangent `conv(ẋ, k) + conv(x, k̇) + ż` as one
+//! stacked convolution whose stacked input `[ẋ, x]` is read in place, never built; its
+//! gradients are once differentiable (the HVP's single reverse pass), the others' of every
+//! order. A gradient is only
 //! computed for an argument that is tracked (`Tensor::track_op`): the input images and the
 //! constant directions of an HVP cost nothing. Only `cpu_fwd` exists; other devices use
 //! candle's convolution (`ops`). Arguments of any layout are accepted.
@@ -38,7 +40,7 @@ use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType,
 };
 
-use kernels::Geometry;
+use kernels::{Geometry, Input};
 
 /// `y = conv2d(x, k)` with the custom op (CPU, f32 or f64).
 pub(crate) fn conv2d(x: &Tensor, k: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
@@ -225,6 +227,33 @@ fn dispatch(
     Ok((storage, Shape::from(shape.to_vec())))
 }
 
+/// Runs a kernel on three f32 or three f64 arguments.
+fn dispatch3(
+    name: &str,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    (s3, l3): (&CpuStorage, &Layout),
+    shape: [usize; 4],
+    f32_kernel: impl FnOnce(&[f32], &[f32], &[f32]) -> Result<Vec<f32>>,
+    f64_kernel: impl FnOnce(&[f64], &[f64], &[f64]) -> Result<Vec<f64>>,
+) -> Result<(CpuStorage, Shape)> {
+    let storage = match (s1, s2, s3) {
+        (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(
+            f32_kernel(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
+        ),
+        (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(
+            f64_kernel(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
+        ),
+        _ => bail!(
+            "{name}: arguments of dtype {:?}, {:?} and {:?}, expected all f32 or all f64",
+            s1.dtype(),
+            s2.dtype(),
+            s3.dtype()
+        ),
+    };
+    Ok((storage, Shape::from(shape.to_vec())))
+}
+
 /// `y = conv(x, k)`: arguments `(x, k)`.
 struct Conv {
     padding: usize,
@@ -254,8 +283,8 @@ impl CustomOp2 for Conv {
             (s1, l1),
             (s2, l2),
             g.y_dims(),
-            |x, k| kernels::forward(&g, x, k, None),
-            |x, k| kernels::forward(&g, x, k, None),
+            |x, k| kernels::forward(&g, Input::single(x), k, None),
+            |x, k| kernels::forward(&g, Input::single(x), k, None),
         )
     }
 
@@ -317,24 +346,15 @@ impl CustomOp3 for ConvAdd {
                 g.c_out
             )
         }
-        let storage = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (x, k, z) = (dense(s1, l1)?, dense(s2, l2)?, dense::<f32>(s3, l3)?);
-                CpuStorage::F32(kernels::forward(&g, &x, &k, Some(&z))?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (x, k, z) = (dense(s1, l1)?, dense(s2, l2)?, dense::<f64>(s3, l3)?);
-                CpuStorage::F64(kernels::forward(&g, &x, &k, Some(&z))?)
-            }
-            _ => bail!(
-                "{}: arguments of dtype {:?}, {:?} and {:?}, expected all f32 or all f64",
-                self.name(),
-                s1.dtype(),
-                s2.dtype(),
-                s3.dtype()
-            ),
-        };
-        Ok((storage, Shape::from(g.y_dims().to_vec())))
+        dispatch3(
+            self.name(),
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            g.y_dims(),
+            |x, k, z| kernels::forward(&g, Input::single(x), k, Some(z)),
+            |x, k, z| kernels::forward(&g, Input::single(x), k, Some(z)),
+        )
     }
 
     fn bwd(
@@ -485,8 +505,8 @@ impl CustomOp2 for WeightGrad {
             (s1, l1),
             (s2, l2),
             g.k_dims(),
-            |x, dy| kernels::weight_grad(&g, x, dy),
-            |x, dy| kernels::weight_grad(&g, x, dy),
+            |x, dy| kernels::weight_grad(&g, Input::single(x), dy),
+            |x, dy| kernels::weight_grad(&g, Input::single(x), dy),
         )
     }
 
@@ -515,8 +535,9 @@ impl CustomOp2 for WeightGrad {
 
 /// `ẏ = conv(ẋ, k) + conv(x, k̇) + ż` ([`conv2d_tangent`]): arguments `(ẋ, x, packed)`,
 /// `packed = [k, k̇, ż]` flattened (`ż` only when `shift`). Gradients: the stacked
-/// convolution's, split back ([`InputGrad`] and [`WeightGrad`] of `[k, k̇]` and `[ẋ, x]`,
-/// [`ChannelSum`] for `ż`), so they are differentiable again.
+/// convolution's, split back ([`InputGrad`] of `[k, k̇]`, [`StackedWeightGrad`] of `[ẋ, x]`,
+/// [`ChannelSum`] for `ż`). An HVP differentiates its graph once, so the kernel gradient
+/// is first-order only.
 struct ConvTangent {
     padding: usize,
     stride: usize,
@@ -560,10 +581,9 @@ impl ConvTangent {
                 packed.len()
             )
         }
-        let inputs = kernels::concat_blocks(x_dot, x, g.n);
         let kernel = kernels::concat_blocks(&packed[..len], &packed[len..2 * len], g.c_out);
         let shift = self.shift.then(|| &packed[2 * len..]);
-        kernels::forward(g, &inputs, &kernel, shift)
+        kernels::forward(g, Input::stacked(x_dot, x, g.c_in / 2), &kernel, shift)
     }
 }
 
@@ -584,22 +604,15 @@ impl CustomOp3 for ConvTangent {
         let x_dims = dims4("input", l2)?;
         check_dims("input tangent", dims4("input tangent", l1)?, x_dims)?;
         let g = self.stacked(x_dims)?;
-        let storage = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(
-                self.run::<f32>(&g, &dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
-            ),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(
-                self.run::<f64>(&g, &dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
-            ),
-            _ => bail!(
-                "{}: arguments of dtype {:?}, {:?} and {:?}, expected all f32 or all f64",
-                self.name(),
-                s1.dtype(),
-                s2.dtype(),
-                s3.dtype()
-            ),
-        };
-        Ok((storage, Shape::from(g.y_dims().to_vec())))
+        dispatch3(
+            self.name(),
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            g.y_dims(),
+            |xd, x, p| self.run(&g, xd, x, p),
+            |xd, x, p| self.run(&g, xd, x, p),
+        )
     }
 
     fn bwd(
@@ -614,6 +627,28 @@ impl CustomOp3 for ConvTangent {
         let len = self.kernel_len();
         let (p, s) = (self.padding, self.stride);
         let (_, _, h, w) = x.dims4()?;
+        let dpacked = if packed.track_op() {
+            let dk = x_dot.apply_op3_no_bwd(
+                x,
+                grad,
+                &StackedWeightGrad {
+                    padding: p,
+                    stride: s,
+                    kh,
+                    kw,
+                },
+            )?;
+            let mut parts = vec![
+                dk.narrow(1, 0, c_in)?.flatten_all()?,
+                dk.narrow(1, c_in, c_in)?.flatten_all()?,
+            ];
+            if self.shift {
+                parts.push(grad.apply_op1(ChannelSum)?);
+            }
+            Some(Tensor::cat(&parts, 0)?)
+        } else {
+            None
+        };
         let (mut dx, mut dx_dot) = (None, None);
         if x.track_op() || x_dot.track_op() {
             let k = packed.narrow(0, 0, len)?.reshape(&self.kernel[..])?;
@@ -626,20 +661,57 @@ impl CustomOp3 for ConvTangent {
                 dx_dot = Some(stacked.narrow(1, 0, c_in)?);
             }
         }
-        let dpacked = if packed.track_op() {
-            let inputs = Tensor::cat(&[x_dot, x], 1)?;
-            let dk = weight_grad(&inputs, grad, p, s, (kh, kw))?;
-            let mut parts = vec![
-                dk.narrow(1, 0, c_in)?.flatten_all()?,
-                dk.narrow(1, c_in, c_in)?.flatten_all()?,
-            ];
-            if self.shift {
-                parts.push(grad.apply_op1(ChannelSum)?);
-            }
-            Some(Tensor::cat(&parts, 0)?)
-        } else {
-            None
-        };
         Ok((dx_dot, dx, dpacked))
+    }
+}
+
+/// `dk = ∂⟨g, conv([ẋ, x], k)⟩/∂k` for the stacked input of [`ConvTangent`], read in place:
+/// arguments `(ẋ, x, g)`, kernels `(C_out, 2·C_in, kh, kw)`. Used only inside
+/// `ConvTangent`'s backward pass, which is as far as an HVP differentiates, so it has no
+/// gradient of its own.
+struct StackedWeightGrad {
+    padding: usize,
+    stride: usize,
+    kh: usize,
+    kw: usize,
+}
+
+impl CustomOp3 for StackedWeightGrad {
+    fn name(&self) -> &'static str {
+        "saddlescope-conv2d-stacked-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let [n, c_in, h, w] = dims4("input", l2)?;
+        check_dims(
+            "input tangent",
+            dims4("input tangent", l1)?,
+            [n, c_in, h, w],
+        )?;
+        let dy = dims4("output gradient", l3)?;
+        let g = Geometry::new(
+            [n, 2 * c_in, h, w],
+            [dy[1], 2 * c_in, self.kh, self.kw],
+            self.padding,
+            self.stride,
+        )?;
+        check_dims("output gradient", dy, g.y_dims())?;
+        dispatch3(
+            self.name(),
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            g.k_dims(),
+            |a, b, d| kernels::weight_grad(&g, Input::stacked(a, b, c_in), d),
+            |a, b, d| kernels::weight_grad(&g, Input::stacked(a, b, c_in), d),
+        )
     }
 }
