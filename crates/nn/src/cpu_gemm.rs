@@ -70,21 +70,12 @@ pub(crate) fn matmul<T: WithDType>(
     accumulate: bool,
     threads: Threads,
 ) -> Result<()> {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    if rhs.rows != k
-        || !fits(dst.len(), m, n, dst_rs, dst_cs)
-        || !fits(lhs.data.len(), m, k, lhs.rs, lhs.cs)
-        || !fits(rhs.data.len(), k, n, rhs.rs, rhs.cs)
-    {
-        bail!(
-            "internal GEMM of ({m}x{k})·({}x{n}) does not fit its buffers",
-            rhs.rows
-        )
+    let (m, n) = (lhs.rows, rhs.cols);
+    check(lhs, rhs)?;
+    if !fits(dst.len(), m, n, dst_rs, dst_cs) {
+        bail!("internal GEMM output of {m}x{n} does not fit its buffer")
     }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
+    if lhs.cols == 0 {
         if !accumulate {
             for i in 0..m {
                 for j in 0..n {
@@ -94,37 +85,105 @@ pub(crate) fn matmul<T: WithDType>(
         }
         return Ok(());
     }
+    // SAFETY: the three matrices were checked to lie inside their slices; `dst` is borrowed
+    // mutably and so aliases neither input.
+    unsafe {
+        run(
+            dst.as_mut_ptr(),
+            (dst_rs, dst_cs),
+            lhs,
+            rhs,
+            accumulate,
+            threads,
+        )
+    };
+    Ok(())
+}
+
+/// `lhs · rhs` as a new row-major `lhs.rows × rhs.cols` matrix, written once by the GEMM
+/// (not zero-filled first: for an MLP's weight gradient the fill was 5% of the backward
+/// pass).
+pub(crate) fn matmul_new<T: WithDType>(
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    threads: Threads,
+) -> Result<Vec<T>> {
+    let (m, n) = (lhs.rows, rhs.cols);
+    check(lhs, rhs)?;
+    if lhs.cols == 0 || m == 0 || n == 0 {
+        return Ok(vec![T::from_f64(0.0); m * n]);
+    }
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: the inputs were checked to lie inside their slices, and `out` has room for
+    // the m·n row-major output, which aliases neither input. gemm does not read `dst`
+    // when `accumulate` is false and writes every one of its m·n entries (k ≥ 1), so all
+    // of `out` is initialized before `set_len`.
+    unsafe {
+        run(out.as_mut_ptr(), (n, 1), lhs, rhs, false, threads);
+        out.set_len(m * n);
+    }
+    Ok(out)
+}
+
+/// Errors unless `lhs · rhs` is defined and both matrices lie inside their slices.
+fn check<T>(lhs: Mat<T>, rhs: Mat<T>) -> Result<()> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if rhs.rows != k
+        || !fits(lhs.data.len(), m, k, lhs.rs, lhs.cs)
+        || !fits(rhs.data.len(), k, n, rhs.rs, rhs.cs)
+    {
+        bail!(
+            "internal GEMM of ({m}x{k})·({}x{n}) does not fit its buffers",
+            rhs.rows
+        )
+    }
+    Ok(())
+}
+
+/// The GEMM itself.
+///
+/// # Safety
+/// `lhs` and `rhs` lie inside their slices ([`check`]); `dst` points to room for an
+/// `lhs.rows × rhs.cols` matrix with strides `(dst_rs, dst_cs)` that aliases neither
+/// input (initialized when `accumulate`); `lhs.cols ≥ 1`. T is f32 or f64 (the only dtypes
+/// the custom ops accept), which gemm supports.
+unsafe fn run<T: WithDType>(
+    dst: *mut T,
+    (dst_rs, dst_cs): (usize, usize),
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    accumulate: bool,
+    threads: Threads,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
     let parallelism = match threads {
         Threads::Pool if m * n * k >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 => {
             Parallelism::Rayon(rayon::current_num_threads())
         }
         _ => Parallelism::None,
     };
-    // SAFETY: the three matrices were checked to lie inside their slices; `dst` is borrowed
-    // mutably and so aliases neither input; T is f32 or f64 (the only dtypes the custom ops
-    // accept), which gemm supports.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_cs as isize,
-            dst_rs as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            T::from_f64(1.0),
-            T::from_f64(1.0),
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-    Ok(())
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        dst_cs as isize,
+        dst_rs as isize,
+        accumulate,
+        lhs.data.as_ptr(),
+        lhs.cs as isize,
+        lhs.rs as isize,
+        rhs.data.as_ptr(),
+        rhs.cs as isize,
+        rhs.rs as isize,
+        T::from_f64(1.0),
+        T::from_f64(1.0),
+        false,
+        false,
+        false,
+        parallelism,
+    );
 }

@@ -31,15 +31,39 @@ impl Dual {
     /// = f(a, b) + z` computed in one pass (`z` the starting value of a GEMM): `ż` starts
     /// the first tangent term and each term starts the next, so the tangent costs its
     /// products and nothing more. A lone `ż` is `spread` to the output's shape.
+    ///
+    /// The primal and the tangent are independent, so they run side by side on rayon's
+    /// pool: two products that each keep a core busy scale better than one product split
+    /// in two (an MLP's first layer, whose tangent is a product as large as the primal).
     fn bilinear_add(
         &self,
         rhs: &Self,
         addend: &Self,
-        f_add: impl Fn(&Tensor, &Tensor, &Tensor) -> CResult<Tensor>,
-        f: impl Fn(&Tensor, &Tensor) -> CResult<Tensor>,
+        f_add: impl Fn(&Tensor, &Tensor, &Tensor) -> CResult<Tensor> + Sync,
+        f: impl Fn(&Tensor, &Tensor) -> CResult<Tensor> + Sync,
         spread: impl Fn(&Tensor, &Tensor) -> CResult<Tensor>,
     ) -> Result<Self> {
-        let primal = f_add(&self.primal, &rhs.primal, &addend.primal)?;
+        let (primal, tangent) = rayon::join(
+            || f_add(&self.primal, &rhs.primal, &addend.primal),
+            || self.bilinear_tangent(rhs, addend, &f_add, &f),
+        );
+        let (primal, (tangent, products)) = (primal?, tangent?);
+        let tangent = match (tangent, products) {
+            (Some(t), 0) => Some(spread(&t, &primal)?),
+            (t, _) => t,
+        };
+        Ok(Self { primal, tangent })
+    }
+
+    /// The tangent terms of [`bilinear_add`](Self::bilinear_add) chained through the GEMM
+    /// addend, and how many products it took.
+    fn bilinear_tangent(
+        &self,
+        rhs: &Self,
+        addend: &Self,
+        f_add: &impl Fn(&Tensor, &Tensor, &Tensor) -> CResult<Tensor>,
+        f: &impl Fn(&Tensor, &Tensor) -> CResult<Tensor>,
+    ) -> CResult<(Option<Tensor>, usize)> {
         // `f(ȧ, b)` last, so the final product's first argument is the tangent chain:
         // candle's backward visits arguments in order, and tangent-first ops make it
         // process the primal and tangent chains layer by layer instead of holding every
@@ -58,10 +82,7 @@ impl Dual {
             });
             products += 1;
         }
-        if products == 0 {
-            tangent = tangent.map(|t| spread(&t, &primal)).transpose()?;
-        }
-        Ok(Self { primal, tangent })
+        Ok((tangent, products))
     }
 }
 

@@ -17,7 +17,7 @@ use candle_core::{
 };
 
 use crate::conv_cpu::dense;
-use crate::cpu_gemm::{matmul as gemm_into, Mat, Threads};
+use crate::cpu_gemm::{matmul as gemm_into, matmul_new, Mat, Threads};
 
 /// `a·b` for 2-d `a: (m, k)`, `b: (k, n)` on the CPU, f32 or f64.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -101,18 +101,17 @@ fn product<T: WithDType>(
         )
     }
     let (m, n) = (a.rows, b.cols);
-    let mut out = vec![T::from_f64(0.0); m * n];
-    if let Some((s3, l3)) = addend {
-        let z = dense::<T>(s3, l3)?;
-        match l3.dims() {
-            [len] if *len == n => out
-                .chunks_exact_mut(n.max(1))
-                .for_each(|row| row.copy_from_slice(&z)),
-            [rows, cols] if (*rows, *cols) == (m, n) => out.copy_from_slice(&z),
-            other => bail!("matmul: addend of shape {other:?}, expected [{n}] or [{m}, {n}]"),
-        }
-    }
-    gemm_into(&mut out, (n, 1), a, b, addend.is_some(), Threads::Pool)?;
+    let Some((s3, l3)) = addend else {
+        return Ok((matmul_new(a, b, Threads::Pool)?, [m, n]));
+    };
+    // The output starts as the addend and the product is accumulated onto it.
+    let z = dense::<T>(s3, l3)?;
+    let mut out = match l3.dims() {
+        [len] if *len == n => z.repeat(m),
+        [rows, cols] if (*rows, *cols) == (m, n) => z.into_owned(),
+        other => bail!("matmul: addend of shape {other:?}, expected [{n}] or [{m}, {n}]"),
+    };
+    gemm_into(&mut out, (n, 1), a, b, true, Threads::Pool)?;
     Ok((out, [m, n]))
 }
 

@@ -15,7 +15,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use crate::conv_cpu::dense;
+use crate::conv_cpu::{dense, dispatch3};
 
 /// Elements per parallel piece of an elementwise map.
 const PIECE: usize = 1 << 16;
@@ -37,12 +37,10 @@ pub(crate) fn mask_mul_sum(a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor>
     a.apply_op3(b, x, MaskMulSum)
 }
 
+/// `f` of every element, in parallel pieces of [`PIECE`]; the output is written once
+/// (collected, not zero-filled first).
 fn map1<T: WithDType>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::from_f64(0.0); x.len()];
-    out.par_chunks_mut(PIECE)
-        .zip(x.par_chunks(PIECE))
-        .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
-    out
+    x.par_iter().with_min_len(PIECE).map(|&x| f(x)).collect()
 }
 
 fn masked<T: WithDType>(t: &[T], x: &[T]) -> Result<Vec<T>> {
@@ -50,15 +48,11 @@ fn masked<T: WithDType>(t: &[T], x: &[T]) -> Result<Vec<T>> {
         bail!("mask_mul: {} values against a mask of {}", t.len(), x.len())
     }
     let zero = T::from_f64(0.0);
-    let mut out = vec![zero; t.len()];
-    out.par_chunks_mut(PIECE)
-        .zip(t.par_chunks(PIECE).zip(x.par_chunks(PIECE)))
-        .for_each(|(o, (t, x))| {
-            for ((o, &t), &x) in o.iter_mut().zip(t).zip(x) {
-                *o = if x >= zero { t } else { zero };
-            }
-        });
-    Ok(out)
+    Ok(t.par_iter()
+        .zip(x)
+        .with_min_len(PIECE)
+        .map(|(&t, &x)| if x >= zero { t } else { zero })
+        .collect())
 }
 
 struct Relu;
@@ -177,26 +171,23 @@ impl CustomOp3 for MaskMulSum {
             )
         }
         fn run<T: WithDType>(a: &[T], b: &[T], x: &[T]) -> Result<Vec<T>> {
-            let sum: Vec<T> = a.iter().zip(b).map(|(&a, &b)| a + b).collect();
-            masked(&sum, x)
+            let zero = T::from_f64(0.0);
+            Ok(a.par_iter()
+                .zip(b)
+                .zip(x)
+                .with_min_len(PIECE)
+                .map(|((&a, &b), &x)| if x >= zero { a + b } else { zero })
+                .collect())
         }
-        let out =
-            match (s1, s2, s3) {
-                (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(
-                    run::<f32>(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
-                ),
-                (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(
-                    run::<f64>(&dense(s1, l1)?, &dense(s2, l2)?, &dense(s3, l3)?)?,
-                ),
-                _ => bail!(
-                    "{}: dtypes {:?}, {:?} and {:?}, expected all f32 or all f64",
-                    self.name(),
-                    s1.dtype(),
-                    s2.dtype(),
-                    s3.dtype()
-                ),
-            };
-        Ok((out, l1.shape().clone()))
+        dispatch3(
+            self.name(),
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            l1.dims(),
+            run::<f32>,
+            run::<f64>,
+        )
     }
 
     fn bwd(

@@ -227,13 +227,14 @@ fn dispatch(
     Ok((storage, Shape::from(shape.to_vec())))
 }
 
-/// Runs a kernel on three f32 or three f64 arguments.
-fn dispatch3(
+/// Runs a kernel on three f32 or three f64 arguments (any layouts), giving the result
+/// `shape`.
+pub(crate) fn dispatch3(
     name: &str,
     (s1, l1): (&CpuStorage, &Layout),
     (s2, l2): (&CpuStorage, &Layout),
     (s3, l3): (&CpuStorage, &Layout),
-    shape: [usize; 4],
+    shape: &[usize],
     f32_kernel: impl FnOnce(&[f32], &[f32], &[f32]) -> Result<Vec<f32>>,
     f64_kernel: impl FnOnce(&[f64], &[f64], &[f64]) -> Result<Vec<f64>>,
 ) -> Result<(CpuStorage, Shape)> {
@@ -251,7 +252,7 @@ fn dispatch3(
             s3.dtype()
         ),
     };
-    Ok((storage, Shape::from(shape.to_vec())))
+    Ok((storage, Shape::from(shape)))
 }
 
 /// `y = conv(x, k)`: arguments `(x, k)`.
@@ -351,7 +352,7 @@ impl CustomOp3 for ConvAdd {
             (s1, l1),
             (s2, l2),
             (s3, l3),
-            g.y_dims(),
+            &g.y_dims(),
             |x, k, z| kernels::forward(&g, Input::single(x), k, Some(z)),
             |x, k, z| kernels::forward(&g, Input::single(x), k, Some(z)),
         )
@@ -609,7 +610,7 @@ impl CustomOp3 for ConvTangent {
             (s1, l1),
             (s2, l2),
             (s3, l3),
-            g.y_dims(),
+            &g.y_dims(),
             |xd, x, p| self.run(&g, xd, x, p),
             |xd, x, p| self.run(&g, xd, x, p),
         )
@@ -709,7 +710,7 @@ impl CustomOp3 for StackedWeightGrad {
             (s1, l1),
             (s2, l2),
             (s3, l3),
-            g.k_dims(),
+            &g.k_dims(),
             |a, b, d| kernels::weight_grad(&g, Input::stacked(a, b, c_in), d),
             |a, b, d| kernels::weight_grad(&g, Input::stacked(a, b, c_in), d),
         )
