@@ -4,9 +4,14 @@
 use candle_core::{bail, Result, WithDType};
 use gemm::{gemm, Parallelism};
 
-/// Products with fewer multiply-adds than this run single-threaded: splitting them costs
-/// more than it gains.
-const PARALLEL_MIN_FLOPS: usize = 1 << 20;
+/// Products with fewer multiply-adds than this (~0.1 ms of one core) run on one thread:
+/// handing half to a sleeping worker costs more than it gains.
+pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 24;
+
+/// Whether work of `macs` multiply-adds is worth splitting across rayon's threads.
+pub(crate) fn worth_splitting(macs: usize) -> bool {
+    macs >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1
+}
 
 /// A strided matrix view: element `(i, j)` at `data[i·rs + j·cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -160,7 +165,7 @@ unsafe fn run<T: WithDType>(
         return;
     }
     let parallelism = match threads {
-        Threads::Pool if m * n * k >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 => {
+        Threads::Pool if worth_splitting(m * n * k) => {
             Parallelism::Rayon(rayon::current_num_threads())
         }
         _ => Parallelism::None,

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::conv_cpu::{dense, dispatch3};
 
 /// Elements per parallel piece of an elementwise map.
-const PIECE: usize = 1 << 16;
+const PIECE: usize = 1 << 18;
 
 /// `max(x, 0)` on the CPU (f32 or f64).
 pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
