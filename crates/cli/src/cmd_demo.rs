@@ -18,8 +18,8 @@ pub struct DemoArgs {
     /// Output directory [default: reports/demo, or reports/demo-quick with --quick]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// A small version (fewer epochs, Lanczos steps and probes) that finishes in about a
-    /// minute: for smoke tests, not for conclusions
+    /// A small version (fewer epochs, Lanczos steps and probes) that finishes in seconds:
+    /// for smoke tests, not for conclusions
     #[arg(long)]
     quick: bool,
     /// No progress output
@@ -77,7 +77,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "reports/demo"
         })
     });
-    // Quick: 10 epochs, 30 Lanczos steps x 2 probes with a looser tolerance (about a minute).
+    // Quick: 10 epochs, 30 Lanczos steps x 2 probes with a looser tolerance (seconds).
     // Full: the presets' 30 epochs and the analysis defaults (100 steps x 4 probes).
     let (epochs, steps, probes, tol, budget) = if args.quick {
         ("10", "30", "2", "1e-4", "120")
