@@ -63,6 +63,15 @@ impl BasisPrecision {
         }
     }
 
+    /// The unit roundoff of the storage: orthogonality, and so the Ritz values, are good
+    /// to about this relative accuracy.
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            BasisPrecision::F64 => f64::EPSILON,
+            BasisPrecision::F32 => f64::from(f32::EPSILON),
+        }
+    }
+
     /// Memory of `m` basis vectors of dimension `n`: `m * n * bytes`.
     pub fn memory(self, n: usize, m: usize) -> usize {
         n.saturating_mul(m).saturating_mul(self.bytes())

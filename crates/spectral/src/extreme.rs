@@ -19,7 +19,9 @@ pub struct ExtremeParams {
     pub top_k: usize,
     /// Relative tolerance: a wanted Ritz value θ is converged when its residual bound
     /// `|β s_last|` is at most `tol · |θ|` (or below the breakdown tolerance times ‖A‖, for
-    /// θ ≈ 0). Default 1e-6, i.e. an eigenvalue error ≲ tol²‖A‖²/gap, far below 1e-6.
+    /// θ ≈ 0, or within twice the rounding allowance, which no more steps can beat: for an
+    /// f32 operator or basis that floor is near 1e-5 ‖A‖). Default 1e-6, i.e. an eigenvalue
+    /// error ≲ tol²‖A‖²/gap, far below 1e-6.
     pub tol: f64,
     /// Budget of operator applications, counting the first cycle. Default 500 (5 × the
     /// default basis): an interior λ_min inside a dense Hessian bulk may never reach 1e-6,
@@ -96,7 +98,8 @@ pub struct RitzValue {
     /// The Ritz value θ.
     pub value: f64,
     /// `‖A y − θ y‖ = |β s_last|` for its unit Ritz vector y, plus a rounding allowance of
-    /// `j ε max(|α|, β)` (j = basis size).
+    /// `j u max(|α|, β)` (j = basis size, u the coarser unit roundoff of the operator,
+    /// [`LinearOperator::unit_roundoff`], and of the basis storage).
     pub bound: f64,
 }
 

@@ -164,6 +164,8 @@ pub(crate) struct Krylov {
     /// Steps whose reorthogonalization needed the second Gram-Schmidt round.
     pub(crate) second_passes: usize,
     breakdown_tol: f64,
+    /// The larger of the operator's and the basis storage's unit roundoff.
+    roundoff: f64,
 }
 
 impl Krylov {
@@ -203,6 +205,7 @@ impl Krylov {
             applications: 0,
             second_passes: 0,
             breakdown_tol,
+            roundoff: op.unit_roundoff().max(precision.unit_roundoff()),
         })
     }
 
@@ -305,24 +308,33 @@ impl Krylov {
     }
 
     /// Ritz pairs of H (ascending) and their residual bounds: `|β · s_{last,i}|`, the norm of
-    /// `A y_i − θ_i y_i` for the Ritz vector `y_i = V s_i` in exact arithmetic, plus a
-    /// rounding allowance `j · ε · max(|α|, β)` for a basis of j vectors (with full
-    /// reorthogonalization the Ritz values carry errors of order ε‖A‖, Paige 1971), so that
-    /// a converged bound never claims more accuracy than f64 delivers.
+    /// `A y_i − θ_i y_i` for the Ritz vector `y_i = V s_i` in exact arithmetic, plus the
+    /// [`rounding`](Self::rounding) allowance, so that a converged bound never claims more
+    /// accuracy than the arithmetic delivers.
     pub(crate) fn ritz(&self) -> Result<(Eigen, Vec<f64>), Error> {
         let eig = symmetric_eigen(self.projected())?;
         let last = self.size() - 1;
         let beta = self.betas.last().copied().unwrap_or(0.0);
-        let rounding = self.size() as f64 * f64::EPSILON * self.scale;
+        let rounding = self.rounding();
         let bounds = (0..=last)
             .map(|k| (beta * eig.vectors[(last, k)]).abs() + rounding)
             .collect();
         Ok((eig, bounds))
     }
 
-    /// Whether a bound counts as exact: below the breakdown tolerance times the scale.
+    /// The rounding allowance `j · u · max(|α|, β)` of a basis of j vectors: with full
+    /// reorthogonalization the Ritz values carry errors of order u‖A‖ (Paige 1971), `u` the
+    /// unit roundoff of the operator's applications or of the basis storage, whichever is
+    /// coarser (f64's, or f32's for an f32 network or `--basis f32`).
+    pub(crate) fn rounding(&self) -> f64 {
+        self.size() as f64 * self.roundoff * self.scale
+    }
+
+    /// Whether a bound is as small as it can get: below the breakdown tolerance times the
+    /// scale, or at most twice the rounding allowance (the residual itself is then below
+    /// the arithmetic's accuracy, and more steps cannot tighten the bound).
     pub(crate) fn negligible(&self, bound: f64) -> bool {
-        bound <= self.breakdown_tol * self.scale
+        bound <= self.breakdown_tol * self.scale || bound <= 2.0 * self.rounding()
     }
 }
 

@@ -30,6 +30,15 @@ pub trait LinearOperator: Sync {
     fn is_symmetric(&self) -> bool {
         true
     }
+
+    /// The relative accuracy of one application, as a unit roundoff `u`: the computed
+    /// `A x` is taken to be within a small multiple of `u ‖A‖ ‖x‖` of the exact product.
+    /// Residual bounds widen by `j · u · ‖A‖` for a basis of `j` vectors, so an operator
+    /// evaluated in f32 (an f32 network's HVP) must say so, or its bounds would claim f64
+    /// accuracy. Defaults to f64's.
+    fn unit_roundoff(&self) -> f64 {
+        f64::EPSILON
+    }
 }
 
 impl<O: LinearOperator + ?Sized> LinearOperator for &O {
@@ -41,6 +50,9 @@ impl<O: LinearOperator + ?Sized> LinearOperator for &O {
     }
     fn is_symmetric(&self) -> bool {
         (**self).is_symmetric()
+    }
+    fn unit_roundoff(&self) -> f64 {
+        (**self).unit_roundoff()
     }
 }
 
@@ -250,6 +262,10 @@ impl<O: LinearOperator + ?Sized> LinearOperator for Counted<'_, O> {
 
     fn is_symmetric(&self) -> bool {
         self.op.is_symmetric()
+    }
+
+    fn unit_roundoff(&self) -> f64 {
+        self.op.unit_roundoff()
     }
 }
 

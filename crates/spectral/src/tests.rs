@@ -804,3 +804,112 @@ fn params_are_validated() {
     let est = estimate_spectrum(&op, &d()).unwrap();
     assert!(est.converged && (est.lambda_max - 1.0).abs() < 1e-12 && est.ritz[0].nodes.len() == 1);
 }
+
+/// A dense operator evaluated in f32 (inputs, matrix and products rounded to f32), as an f32
+/// network's HVP is: it says so through `unit_roundoff`, or not (`claims_f64`).
+struct DenseInF32 {
+    rows: Vec<Vec<f32>>,
+    claims_f64: bool,
+}
+
+impl DenseInF32 {
+    fn new(op: &DenseSymmetric, claims_f64: bool) -> Self {
+        let n = op.dim();
+        let rows = (0..n)
+            .map(|i| {
+                let mut e = vec![0.0; n];
+                e[i] = 1.0;
+                let mut col = vec![0.0; n];
+                op.apply(&e, &mut col).unwrap();
+                col.iter().map(|&v| v as f32).collect()
+            })
+            .collect();
+        Self { rows, claims_f64 }
+    }
+}
+
+impl LinearOperator for DenseInF32 {
+    fn dim(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), crate::OperatorError> {
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        for (yi, row) in y.iter_mut().zip(&self.rows) {
+            *yi = f64::from(row.iter().zip(&x32).map(|(a, b)| a * b).sum::<f32>());
+        }
+        Ok(())
+    }
+
+    fn unit_roundoff(&self) -> f64 {
+        if self.claims_f64 {
+            f64::EPSILON
+        } else {
+            f64::from(f32::EPSILON)
+        }
+    }
+}
+
+/// Bounds widen to the arithmetic's accuracy: for an operator evaluated in f32, and for an
+/// f64 operator with an f32 basis, the reported bounds contain the exact extreme
+/// eigenvalues and the solver still converges (the tolerance 1e-6 is below f32's floor;
+/// the bound then counts as converged at the rounding floor). An f32 operator that claims
+/// f64 accuracy gets bounds that the true error exceeds, which is what `unit_roundoff` is
+/// for.
+#[test]
+fn bounds_account_for_f32_operators_and_f32_bases() {
+    let (exact_op, exact) = dense(q400(), &saddle(400));
+    let (lo, hi) = (exact[0], exact[exact.len() - 1]);
+    let params = |basis| ExtremeParams {
+        basis_size: 60,
+        max_applications: 2000,
+        basis,
+        ..Default::default()
+    };
+    let check = |e: &crate::Extremes, what: &str| {
+        assert!(
+            e.converged,
+            "{what}: not converged in {}",
+            e.info.applications
+        );
+        assert!(e.info.applications < 2000, "{what}");
+        for (got, want) in [(e.max, hi), (e.min, lo)] {
+            println!(
+                "{what}: error {:.2e}, bound {:.2e}, {} applications",
+                (got.value - want).abs(),
+                got.bound,
+                e.info.applications
+            );
+            assert!(
+                (got.value - want).abs() <= got.bound,
+                "{what}: {} vs {want}, bound {:e}",
+                got.value,
+                got.bound
+            );
+            // And the bound is not vacuous: within 1e-4 of ‖A‖.
+            assert!(
+                got.bound <= 1e-4 * hi.abs().max(lo.abs()),
+                "{what}: {:e}",
+                got.bound
+            );
+        }
+    };
+    let f32_op = DenseInF32::new(&exact_op, false);
+    check(
+        &extreme_eigenvalues(&f32_op, &params(BasisPrecision::F64)).unwrap(),
+        "f32 operator",
+    );
+    check(
+        &extreme_eigenvalues(&exact_op, &params(BasisPrecision::F32)).unwrap(),
+        "f32 basis",
+    );
+    let liar = DenseInF32::new(&exact_op, true);
+    let e = extreme_eigenvalues(&liar, &params(BasisPrecision::F64)).unwrap();
+    let missed = [(e.max, hi), (e.min, lo)]
+        .iter()
+        .any(|(got, want)| (got.value - want).abs() > got.bound);
+    assert!(
+        missed || !e.converged,
+        "f64 bounds for f32 products should not hold"
+    );
+}
