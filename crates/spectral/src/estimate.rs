@@ -171,7 +171,8 @@ pub struct SpectrumEstimate {
     /// SLQ trace `n Σ w θ` averaged over probes (equal to the probe Hutchinson estimate
     /// for Rademacher probes, up to rounding).
     pub trace_slq: f64,
-    /// Share of spectral mass below zero, averaged over probes.
+    /// Share of spectral mass clearly below zero (below −1e-3 of the spectral radius;
+    /// [`RitzMeasure::negative_mass`]), averaged over probes.
     pub negative_mass: f64,
     /// Its standard error across probes (`null` with one probe).
     pub negative_mass_stderr: Option<f64>,

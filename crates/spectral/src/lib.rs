@@ -67,7 +67,7 @@ pub use extreme::{
 pub use lanczos::{lanczos, Lanczos, LanczosInfo, LanczosParams, DEFAULT_BREAKDOWN_TOL};
 pub use operator::{Counted, DenseSymmetric, LinearOperator};
 pub use probe::{probe_vector, ProbeDistribution};
-pub use slq::{slq, slq_probe, ProbeRun, RitzMeasure, SlqParams};
+pub use slq::{slq, slq_probe, ProbeRun, RitzMeasure, SlqParams, FLAT_BAND};
 pub use trace::{
     hutch_plus_plus, hutchinson, negative_mass, slq_trace, HutchPlusPlusParams, HutchinsonParams,
     Spread, TraceEstimate,

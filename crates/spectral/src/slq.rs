@@ -16,6 +16,11 @@ use crate::lanczos::{
 use crate::operator::{check_operator, LinearOperator};
 use crate::probe::{probe, ProbeDistribution};
 
+/// Nodes within `FLAT_BAND · max |θ|` of 0 count as flat, not negative, in
+/// [`RitzMeasure::negative_mass`]: 1e-3 of the spectral radius, finer than SLQ resolves a
+/// bulk at 0 with m ≈ 100 nodes.
+pub const FLAT_BAND: f64 = 1e-3;
+
 /// Parameters of [`slq`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlqParams {
@@ -125,12 +130,18 @@ impl RitzMeasure {
             .sum()
     }
 
-    /// The weight on negative nodes, `Σ_{θ_i < 0} w_i`: the share of spectral mass below 0.
+    /// The weight on clearly negative nodes, `Σ_{θ_i < −δ} w_i` with
+    /// `δ = FLAT_BAND · max_i |θ_i|` ([`FLAT_BAND`] = 1e-3): the share of spectral mass below
+    /// 0. A network Hessian's flat bulk sits at 0 and its node lands on either side of 0 by
+    /// rounding; counted by sign alone, it made the share jump between ~0 and ~1 from one
+    /// class to the next. Within δ of 0 a node counts as flat, not negative.
     pub fn negative_mass(&self) -> f64 {
+        let scale = self.nodes.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+        let delta = FLAT_BAND * scale;
         self.nodes
             .iter()
             .zip(&self.weights)
-            .filter(|(t, _)| **t < 0.0)
+            .filter(|(t, _)| **t < -delta)
             .map(|(_, w)| w)
             .sum()
     }

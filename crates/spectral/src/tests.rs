@@ -586,8 +586,10 @@ fn estimate_json_has_the_issue_keys() {
     assert!(est.lambda_max_vector.is_some() && est.lambda_min_vector.is_some());
     let exact_trace: f64 = exact.iter().sum();
     assert!((est.trace - exact_trace).abs() <= 3.0 * est.trace_stderr.unwrap());
-    // 5 negative outliers of 400 plus the bulk's negative part (2/7 of 390): ≈ 0.29.
-    let exact_negative = exact.iter().filter(|l| **l < 0.0).count() as f64 / 400.0;
+    // 5 negative outliers of 400 plus the bulk's negative part (2/7 of 390): ≈ 0.29; the
+    // flat band is 1e-3 of the spectral radius.
+    let flat = crate::FLAT_BAND * 60.0;
+    let exact_negative = exact.iter().filter(|l| **l < -flat).count() as f64 / 400.0;
     assert!(
         (est.negative_mass - exact_negative).abs()
             <= 3.0 * est.negative_mass_stderr.unwrap() + 0.02
@@ -912,4 +914,34 @@ fn bounds_account_for_f32_operators_and_f32_bases() {
         missed || !e.converged,
         "f64 bounds for f32 products should not hold"
     );
+}
+
+/// A Hessian-like spectrum: a flat bulk of 300 eigenvalues at 0 (each ±1e-12, signs as
+/// rounding would leave them), 60 in [0.1, 10] and 40 in [-1, -0.1]. The negative mass is
+/// the 40/400 clearly negative share for every probe, whichever side of 0 the bulk's node
+/// falls on; counted by sign alone it would swing towards 340/400.
+#[test]
+fn negative_mass_ignores_the_flat_bulk() {
+    let mut lambdas: Vec<f64> = (0..300)
+        .map(|i| if i % 2 == 0 { 1e-12 } else { -1e-12 })
+        .collect();
+    lambdas.extend((0..60).map(|i| 0.1 + 9.9 * i as f64 / 59.0));
+    lambdas.extend((0..40).map(|i| -1.0 + 0.9 * i as f64 / 39.0));
+    let (op, _) = dense(q400(), &lambdas);
+    let est = estimate_spectrum(
+        &op,
+        &SpectrumParams {
+            slq: SlqParams {
+                probes: 8,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for (k, measure) in est.ritz.iter().enumerate() {
+        let mass = measure.negative_mass();
+        assert!((mass - 0.1).abs() < 0.05, "probe {k}: {mass}");
+    }
+    assert!((est.negative_mass - 0.1).abs() <= 3.0 * est.negative_mass_stderr.unwrap() + 0.01);
 }

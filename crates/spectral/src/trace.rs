@@ -210,9 +210,10 @@ pub fn slq_trace(dim: usize, measures: &[RitzMeasure]) -> Spread {
     Spread::of(&samples)
 }
 
-/// The share of spectral mass below zero, `Σ_{θ_i < 0} w_i` per probe, with its spread
-/// across probes. A node near 0 carries the mass of the eigenvalues around it, so the
-/// resolution is about the node spacing near 0.
+/// The share of spectral mass clearly below zero per probe
+/// ([`RitzMeasure::negative_mass`]: nodes below −1e-3 of the spectral radius), with its
+/// spread across probes. A node carries the mass of the eigenvalues around it, so the
+/// resolution is about the node spacing.
 pub fn negative_mass(measures: &[RitzMeasure]) -> Spread {
     let samples: Vec<f64> = measures.iter().map(RitzMeasure::negative_mass).collect();
     Spread::of(&samples)
