@@ -126,4 +126,16 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
         1,
         "spectrum.json",
     );
+
+    // demo --model: a bad spec, and a re-run into runs of another architecture, are usage
+    // errors naming the flag (before any training).
+    let out_arg = out.to_str().unwrap();
+    assert_one_line_error(
+        &run(&["demo", "--quick", "--model", "bogus", "--out", out_arg]),
+        2,
+        "--model",
+    );
+    let o = run(&["demo", "--quick", "--model", "cnn", "--out", out_arg]);
+    assert_one_line_error(&o, 2, "--model");
+    assert!(stderr(&o).contains("holds a mlp:64 run"), "{}", stderr(&o));
 }

@@ -7,10 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context;
+use candle_core::Device;
 use clap::{Args, Parser};
+use saddlescope_nn::ModelSpec;
+use saddlescope_train::load_checkpoint;
 
 use crate::args::{Cli, Command};
 use crate::report::{load_inputs, write_report, ReportOptions};
+use crate::usage::usage;
 
 /// Flags of `saddlescope demo`.
 #[derive(Debug, Args)]
@@ -25,6 +30,11 @@ pub struct DemoArgs {
     /// No progress output
     #[arg(long)]
     quiet: bool,
+    /// Architecture of both runs, as `train --model` [default: the presets' MLP 784-64-10].
+    /// `cnn` shows SAM pulling the tail classes' λ_min towards 0, but its f64 class-wise
+    /// analyses are slow on a CPU: about 9 minutes with --quick on 2 cores, over an hour in full
+    #[arg(long, value_name = "SPEC")]
+    model: Option<String>,
 }
 
 /// One arm of the experiment.
@@ -70,12 +80,24 @@ fn path(p: &Path) -> String {
 /// Runs `saddlescope demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if args.quick {
-            "reports/demo-quick"
-        } else {
-            "reports/demo"
+    let model = args
+        .model
+        .as_deref()
+        .map(|spec| {
+            spec.parse::<ModelSpec>()
+                .map_err(|e| usage(format!("--model {spec:?}: {e}")))
         })
+        .transpose()?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = "reports/demo".to_string();
+        if let Some(m) = &model {
+            name.push('-');
+            name.extend(m.to_string().chars().filter(|c| c.is_ascii_alphanumeric()));
+        }
+        if args.quick {
+            name.push_str("-quick");
+        }
+        PathBuf::from(name)
     });
     // Quick: 10 epochs, 30 Lanczos steps x 2 probes with a looser tolerance (seconds).
     // Full: the presets' 30 epochs and the analysis defaults (100 steps x 4 probes).
@@ -95,6 +117,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let run_dir = out.join("runs").join(arm.slug);
         let analysis_dir = out.join("analysis").join(arm.slug);
         let mut train = if run_dir.join(saddlescope_train::RESUME_FILE).exists() {
+            if let Some(m) = &model {
+                check_resumed_model(&run_dir, m)?;
+            }
             say(format!(
                 "{}: resuming the run in {}",
                 arm.label,
@@ -108,7 +133,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 arm.preset,
                 run_dir.display()
             ));
-            owned(&[
+            let mut train = owned(&[
                 "train",
                 "--preset",
                 arm.preset,
@@ -116,7 +141,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 epochs,
                 "--out",
                 &path(&run_dir),
-            ])
+            ]);
+            if let Some(m) = &model {
+                train.extend(["--model".to_string(), m.to_string()]);
+            }
+            train
         };
         if args.quiet {
             train.push("--quiet".into());
@@ -158,7 +187,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         labels.extend([arm.label.to_string(), arm.label.to_string()]);
     }
     let inputs = load_inputs(&dirs, &labels)?;
-    let title = "saddlescope demo: MNIST-LT (ratio 100), CE+DRW vs CE+DRW+SAM".to_string();
+    let title = format!(
+        "saddlescope demo: MNIST-LT (ratio 100), CE+DRW vs CE+DRW+SAM, {}",
+        model
+            .as_ref()
+            .map_or("MLP 784-64-10".to_string(), |m| m.to_string())
+    );
     let options = ReportOptions {
         title,
         xscale: saddlescope_plot::XScale::Symlog,
@@ -171,4 +205,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Errors if the run being resumed in `run_dir` has another architecture than `--model`
+/// (its last checkpoint says which; a run without one has not finished an epoch and
+/// resumes as it was started).
+fn check_resumed_model(run_dir: &Path, model: &ModelSpec) -> anyhow::Result<()> {
+    let last = run_dir.join("last.safetensors");
+    if !last.exists() {
+        return Ok(());
+    }
+    let found = load_checkpoint(&last, &Device::Cpu)
+        .with_context(|| format!("reading {}", last.display()))?
+        .meta
+        .model;
+    if &found != model {
+        return Err(usage(format!(
+            "--model {model}: {} holds a {found} run; choose another --out",
+            run_dir.display()
+        )));
+    }
+    Ok(())
 }
