@@ -32,7 +32,7 @@ pub struct DemoArgs {
     quiet: bool,
     /// Architecture of both runs, as `train --model` [default: the presets' MLP 784-64-10].
     /// `cnn` shows SAM pulling the tail classes' λ_min towards 0, but its f64 class-wise
-    /// analyses are slow on a CPU: about 9 minutes with --quick on 2 cores, over an hour in full
+    /// analyses are slow on a CPU: 9 minutes with --quick on 2 cores, an estimated 45 in full
     #[arg(long, value_name = "SPEC")]
     model: Option<String>,
 }
