@@ -21,6 +21,11 @@
 //! Everything else (linear maps, `tanh`, `log_softmax`, normalization, pooling, batch
 //! statistics) is composed from them in provided methods below; `conv2d_bias` and
 //! `linear_layer` are also overridden by both implementations, which fuse them for speed.
+//!
+//! Tangent rules put the tangent first in every op that mixes it with primal values
+//! (`t.mul(y)`, not `y.mul(t)`): candle's backward visits an op's arguments in order, and
+//! tangent-first graphs are walked layer by layer, so the HVP's backward never holds every
+//! layer's primal gradient at once (`tests/hvp_memory.rs`).
 
 use candle_core::{shape::Dims, Result as CResult, Tensor};
 
@@ -127,7 +132,7 @@ pub trait Value: Clone + Send + Sync + Sized {
 
     /// `x²` elementwise, tangent `2x·t`.
     fn square(&self) -> Result<Self> {
-        self.unary(|x| x.sqr(), |x, _, t| x.mul(t)?.affine(2.0, 0.0))
+        self.unary(|x| x.sqr(), |x, _, t| t.mul(x)?.affine(2.0, 0.0))
     }
 
     /// `tanh(x)`, tangent `(1 − y²)·t`.
@@ -172,7 +177,7 @@ pub trait Value: Clone + Send + Sync + Sized {
     fn softmax(&self, dim: usize) -> Result<Self> {
         self.unary(
             |x| candle_nn::ops::softmax(x, dim),
-            |_, y, t| y.mul(&t.broadcast_sub(&y.mul(t)?.sum_keepdim(dim)?)?),
+            |_, y, t| t.broadcast_sub(&t.mul(y)?.sum_keepdim(dim)?)?.mul(y),
         )
     }
 
