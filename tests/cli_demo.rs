@@ -121,6 +121,20 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     let csv = std::fs::read_to_string(cmp.join("deltas.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11);
     assert!(cmp.join("report.html").exists());
+    assert!(
+        stderr(&o).contains("deltas.csv"),
+        "a status line without --quiet"
+    );
+    let quiet = run(&[
+        "compare",
+        analysis.to_str().unwrap(),
+        out.join("analysis/ce-drw-sam").to_str().unwrap(),
+        "--out",
+        dir.path().join("cmp-quiet").to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert!(stderr(&quiet).is_empty(), "--quiet: {}", stderr(&quiet));
     assert_one_line_error(
         &run(&["plot", dir.path().to_str().unwrap()]),
         1,

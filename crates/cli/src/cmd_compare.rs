@@ -29,6 +29,9 @@ pub struct CompareArgs {
     /// Eigenvalue axis of the density figures: linear or symlog
     #[arg(long, value_name = "linear|symlog", default_value = "symlog")]
     xscale: String,
+    /// No status line
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Runs `saddlescope compare`.
@@ -85,10 +88,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             command_line: command_line(),
         },
     )?;
-    eprintln!(
-        "wrote {} and {}",
-        deltas.display(),
-        args.out.join("report.html").display()
-    );
+    if !args.quiet {
+        eprintln!(
+            "wrote {} and {}",
+            deltas.display(),
+            args.out.join("report.html").display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

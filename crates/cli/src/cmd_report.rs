@@ -26,6 +26,9 @@ pub struct ReportArgs {
     /// Eigenvalue axis of the density figures: linear or symlog
     #[arg(long, value_name = "linear|symlog", default_value = "symlog")]
     xscale: String,
+    /// No status line
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// The command line, for the reproducibility section.
@@ -43,10 +46,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         command_line: command_line(),
     };
     let written = write_report(&inputs, &args.out, &options)?;
-    eprintln!(
-        "wrote {} files; open {}",
-        written.len(),
-        args.out.join("report.html").display()
-    );
+    if !args.quiet {
+        eprintln!(
+            "wrote {} files; open {}",
+            written.len(),
+            args.out.join("report.html").display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
