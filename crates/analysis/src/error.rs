@@ -46,6 +46,9 @@ pub enum Error {
         /// The estimator's error.
         source: saddlescope_spectral::Error,
     },
+    /// A result file could not be read or written.
+    #[error(transparent)]
+    Results(#[from] saddlescope_results::Error),
     /// A model, loss or HVP error.
     #[error(transparent)]
     Nn(#[from] saddlescope_nn::Error),

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use candle_core::DType;
 use clap::Args;
-use saddlescope_analysis::{build_model, read_checkpoint, ArchHints, CheckpointInfo, Subject};
+use saddlescope_analysis::{build_model, read_checkpoint, ArchHints, Subject};
 use saddlescope_data::{Dataset, DatasetSpec, GroupRule, LongTailConfig, LongTailed};
 use saddlescope_nn::{drw_weights, Loss, Model, DRW_BETA};
+use saddlescope_results::{CheckpointInfo, CheckpointOrigin, ForeignCheckpoint};
 use saddlescope_spectral::SpectrumParams;
 
 use crate::basis_arg::BasisArg;
@@ -233,10 +234,11 @@ impl CheckpointArgs {
             None => None,
         };
         let metadata = match &meta {
-            Some(meta) => serde_json::to_value(meta)?,
-            None => {
-                serde_json::json!({ "arch": self.arch, "classes": model.classes(), "format": "foreign" })
-            }
+            Some(meta) => CheckpointOrigin::Saddlescope(Box::new(meta.recorded()?)),
+            None => CheckpointOrigin::Foreign(ForeignCheckpoint {
+                arch: self.arch.clone(),
+                classes: model.classes(),
+            }),
         };
         Ok(Loaded {
             model,

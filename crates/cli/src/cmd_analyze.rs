@@ -8,9 +8,10 @@ use candle_core::DType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use saddlescope_analysis::{
-    analyze, AnalysisObserver, AnalysisOutcome, AnalysisReport, AnalyzeParams, ClassSpectrum,
-    HessianLoss, SaddleRule, DEFAULT_SADDLE_RATIO,
+    analyze, AnalysisObserver, AnalysisOutcome, AnalyzeParams, HessianLoss, SaddleRule,
+    DEFAULT_SADDLE_RATIO,
 };
+use saddlescope_results::{AnalysisReport, ClassSpectrum};
 
 use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
 use crate::cmd_landscape::analysis_landscapes;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use saddlescope_train::io::write_atomic;
+use saddlescope_results::write_atomically;
 
 use crate::cmd_plot::parse_xscale;
 use crate::cmd_report::command_line;
@@ -76,7 +76,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out)?;
     let deltas = args.out.join("deltas.csv");
-    write_atomic(&deltas, csv.as_bytes())?;
+    write_atomically(&deltas, &csv)?;
     print!("{csv}");
     let title = format!("{} vs {}", a.label, b.label);
     write_report(

@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 
 use clap::Args;
 use saddlescope_analysis::{
-    class_landscape, landscape_classes, write_landscape, AnalysisDir, AnalysisReport,
-    AnalyzeParams, LandscapeParams, LandscapeReport, Subject, DEFAULT_PLANE_POINTS, DEFAULT_POINTS,
+    class_landscape, landscape_classes, AnalyzeParams, LandscapeParams, Subject,
+    DEFAULT_PLANE_POINTS, DEFAULT_POINTS,
 };
 use saddlescope_plot::{landscape_curves, landscape_plane, LandscapeOptions, PlaneOptions};
+use saddlescope_results::{write_landscape, AnalysisDir, AnalysisReport, LandscapeReport};
 
 use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
 use crate::usage::usage;

@@ -1,7 +1,7 @@
 //! `saddlescope spectrum`: SLQ density, extreme eigenvalues and trace of a dense symmetric
 //! matrix stored as `.npy` — the numerics of the class-wise analysis, run on a matrix whose
 //! spectrum you know. Writes `DIR/spectrum.json` (the same keys the analysis stores per
-//! class) atomically: `spectrum.json.tmp` in DIR, then a rename.
+//! class) atomically (`saddlescope_results::write_atomically`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use saddlescope_results::write_atomically;
 use saddlescope_spectral::{
     estimate_spectrum_with_progress, DenseSymmetric, Error, SlqParams, SpectrumEstimate,
     SpectrumParams,
@@ -76,7 +77,7 @@ pub fn run(args: SpectrumArgs) -> anyhow::Result<ExitCode> {
     let estimate = estimate_spectrum_with_progress(&op, &params, Some(&report))
         .with_context(|| args.matrix.display().to_string())?;
     bar.finish_and_clear();
-    let path = write_atomically(&args.out, &estimate)?;
+    let path = write_spectrum(&args.out, &estimate)?;
     if !estimate.converged {
         eprintln!(
             "warning: extreme eigenvalues not converged to --tol {} within --max-applications {} (bounds are in {})",
@@ -158,17 +159,14 @@ fn progress_bar(expected: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Writes `dir/spectrum.json` via `dir/spectrum.json.tmp` and a rename, so a reader never
-/// sees a half-written file; returns the final path.
-fn write_atomically(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<PathBuf> {
+/// Writes `dir/spectrum.json` atomically, so a reader never sees a half-written file;
+/// returns its path.
+fn write_spectrum(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join("spectrum.json.tmp");
     let path = dir.join("spectrum.json");
     let mut json = serde_json::to_string_pretty(estimate)?;
     json.push('\n');
-    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    write_atomically(&path, json).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
@@ -332,7 +330,11 @@ mod tests {
             ..args
         };
         assert_eq!(run(args).unwrap(), ExitCode::SUCCESS);
-        assert!(!out.join("spectrum.json.tmp").exists());
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, ["spectrum.json"], "no temporary file is left");
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("spectrum.json")).unwrap())
                 .unwrap();

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use saddlescope_results::EpochRecord;
 use saddlescope_train::{
-    preset, EpochRecord, LrSchedule, Reweighting, RunOutcome, SamConfig, TrainConfig,
-    TrainObserver, Trainer, PRESET_NAMES,
+    preset, LrSchedule, Reweighting, RunOutcome, SamConfig, TrainConfig, TrainObserver, Trainer,
+    PRESET_NAMES,
 };
 
 use crate::dataset_args::data_error;

@@ -115,6 +115,13 @@ pub struct AnalysisReport {
     pub version: String,
 }
 
+impl AnalysisReport {
+    /// Whether some class of the analysis is in `group`.
+    pub fn has_group(&self, group: Group) -> bool {
+        self.classes.iter().any(|c| c.group == Some(group))
+    }
+}
+
 /// Writes `spectrum.json` and `summary.csv` into `dir`, each atomically.
 ///
 /// # Errors
@@ -203,6 +210,7 @@ mod tests {
         assert_eq!((all.class, all.name.as_str()), (None, "all"));
         assert!(report.trace_identity.unwrap().relative_residual < 1e-10);
         assert_eq!(report.params.basis, BasisPrecision::F64);
+        assert!(Group::ALL.into_iter().all(|g| report.has_group(g)));
         let test = report.checkpoint.metadata.test().unwrap();
         assert_eq!(test.class_accuracy, [0.9, 1.0, 0.0]);
         let csv = summary_csv(&report);

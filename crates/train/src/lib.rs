@@ -10,25 +10,26 @@
 mod checkpoint;
 mod config;
 mod error;
-pub mod io;
-mod log;
 mod metrics;
 mod presets;
+mod resume;
+mod run_dir;
 mod sam;
 mod schedule;
 mod sgd;
+mod step;
 mod trainer;
 
 pub use checkpoint::{
     load_checkpoint, read_safetensors, save_checkpoint, write_safetensors, CheckpointMeta,
-    LoadedCheckpoint, SafetensorsFile, FORMAT_VERSION, METADATA_KEY,
+    LoadedCheckpoint, SafetensorsFile,
 };
 pub use config::{parse_dtype, Reweighting, SamConfig, TrainConfig};
 pub use error::Error;
-pub use log::{append_record, read_log, EpochRecord, EvalMetrics, GroupAccuracy};
 pub use metrics::evaluate;
 pub use presets::{preset, PRESET_NAMES};
+pub use run_dir::{RunDir, RESUME_FILE};
 pub use sam::{global_norm, perturbation};
 pub use schedule::{scaled_epoch, LrSchedule};
 pub use sgd::{Sgd, SgdParams};
-pub use trainer::{RunDir, RunOutcome, Silent, TrainObserver, Trainer, RESUME_FILE};
+pub use trainer::{RunOutcome, Silent, TrainObserver, Trainer};
