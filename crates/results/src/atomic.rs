@@ -85,8 +85,9 @@ mod tests {
         assert_eq!(names(dir.path()), ["spectrum.json"]);
     }
 
+    /// An existing file is replaced whole (moved from `train`'s writer).
     #[test]
-    fn an_existing_file_is_replaced_whole() {
+    fn replaces_content_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         write_atomically(&path, "a much longer old content\n".repeat(100)).unwrap();
@@ -110,12 +111,14 @@ mod tests {
         assert_eq!(names(dir.path()), ["last.safetensors"]);
     }
 
+    /// A missing directory fails and writes nothing (moved from `train`'s writer).
     #[test]
-    fn a_missing_directory_fails_and_writes_nothing() {
+    fn failure_names_no_partial_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing").join("out.json");
         let err = write_atomically(&path, b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!path.exists());
         assert!(names(dir.path()).is_empty());
     }
 

@@ -1,10 +1,13 @@
 //! The long-tail trainer (SGD with momentum, SAM, DRW, LR schedules) and its checkpoints.
 //!
 //! A run is a [`TrainConfig`] (usually from a [`preset`]) executed by a [`Trainer`] in a run
-//! directory: `log.jsonl` (one [`EpochRecord`] per epoch), `last.safetensors`,
+//! directory ([`RunDir`]): `log.jsonl` (one [`EpochRecord`] per epoch), `last.safetensors`,
 //! `best.safetensors`, `epoch-NNNN.safetensors` (checkpoints with [`CheckpointMeta`] in their
 //! header) and `resume.safetensors` (everything [`Trainer::resume`] needs to continue with
-//! bit-identical results).
+//! bit-identical results). The records and the metadata's layout are results, defined in
+//! `saddlescope-results`; every file goes through its atomic writer.
+//!
+//! [`EpochRecord`]: saddlescope_results::EpochRecord
 #![deny(missing_docs)]
 
 mod checkpoint;
