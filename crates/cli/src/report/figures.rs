@@ -203,14 +203,12 @@ impl FigureWriter {
                     )
                 }
             });
-            blocks.push(self.figure(
-            path,
-            format!(
+            let caption = format!(
                 "{}: loss of {who} along u_max, u_min and a random direction, dashed the quadratic model; L(w) = {}{along_min}.",
                 a.label,
                 sci(l.loss0)
-            ),
-        ));
+            );
+            blocks.push(self.figure(path, caption));
         }
         Ok(blocks)
     }
