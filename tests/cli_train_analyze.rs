@@ -7,6 +7,11 @@ use crate::util::*;
 const DATA: &str = "synthetic:classes=3,dim=6,n=40,test=10,seed=1";
 
 pub fn train_tiny(dir: &Path, extra: &[&str]) {
+    train_tiny_for(dir, "4", "0.1", extra);
+}
+
+/// [`train_tiny`] for `epochs` epochs at learning rate `lr`.
+pub fn train_tiny_for(dir: &Path, epochs: &str, lr: &str, extra: &[&str]) {
     let out_dir = dir.to_str().unwrap();
     let mut args = vec![
         "train",
@@ -17,11 +22,11 @@ pub fn train_tiny(dir: &Path, extra: &[&str]) {
         "--model",
         "mlp:8",
         "--epochs",
-        "4",
+        epochs,
         "--batch-size",
         "16",
         "--lr",
-        "0.1",
+        lr,
         "--out",
         out_dir,
         "--quiet",

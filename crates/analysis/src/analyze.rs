@@ -12,13 +12,14 @@ use saddlescope_data::Split;
 use saddlescope_nn::{Batch, Loss, Model};
 use saddlescope_results::{
     write_atomically, write_report, AnalysisDir, AnalysisParams, AnalysisReport, CheckpointInfo,
-    ClassSpectrum, Group, SkippedClass, TraceIdentity,
+    ClassSpectrum, Group, ModelHealth, SkippedClass, TraceIdentity, VerdictKind, VerdictRule,
 };
 use saddlescope_spectral::{estimate_spectrum_with_progress, SpectrumEstimate, SpectrumParams};
 use serde::{Deserialize, Serialize};
 
+use crate::health::model_health;
 use crate::setup::HessianSetup;
-use crate::verdict::SaddleRule;
+use crate::verdict::{assess, check_verdict_rule, Assessment, SaddleRule};
 use crate::Error;
 
 /// Which loss's Hessian is analysed.
@@ -45,8 +46,10 @@ pub struct AnalyzeParams {
     pub class_ids: Option<Vec<usize>>,
     /// Also estimate the all-classes Hessian.
     pub include_all: bool,
-    /// The saddle rule.
+    /// The saddle rule (when negative curvature is significant).
     pub saddle: SaddleRule,
+    /// The verdict's other thresholds: stationarity and model health.
+    pub verdict: VerdictRule,
     /// Parameter-name prefixes of the Hessian block (empty: all parameters).
     pub param_filter: Vec<String>,
     /// Samples per HVP batch (memory only; results agree to rounding).
@@ -64,6 +67,7 @@ impl Default for AnalyzeParams {
             class_ids: None,
             include_all: true,
             saddle: SaddleRule::default(),
+            verdict: VerdictRule::default(),
             param_filter: Vec::new(),
             batch_size: 256,
             dtype: DType::F64,
@@ -77,6 +81,8 @@ pub struct Subject<'a> {
     pub model: &'a Model,
     /// The split the samples come from (the long-tailed train subset, or the test split).
     pub split: &'a Split,
+    /// The long-tailed training split, on which the model's health is measured.
+    pub train_split: &'a Split,
     /// `"train"` or `"test"`.
     pub split_name: String,
     /// Training-set counts per class (define groups and the training loss).
@@ -154,6 +160,7 @@ pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
             HessianLoss::Train => "train".into(),
         },
         saddle_ratio: params.saddle.min_ratio,
+        verdict: Some(params.verdict),
         param_filter: params.param_filter.clone(),
         tol: params.spectrum.tol,
         top_k: params.spectrum.top_k,
@@ -177,6 +184,7 @@ pub fn analyze(
             reason: format!("{} is negative or not finite", params.saddle.min_ratio),
         });
     }
+    check_verdict_rule(&params.verdict)?;
     let setup = HessianSetup::new(subject, params)?;
     let classes = subject.model.classes();
     let class_ids = params
@@ -197,6 +205,15 @@ pub fn analyze(
         split: subject.split_name.clone(),
         params: describe(params),
     };
+    let health = model_health(&setup, subject.train_split, &params.verdict)?;
+    if health.status != saddlescope_results::HealthStatus::Trained {
+        observer.notice(&format!(
+            "the model is {}: {}; every verdict is {}",
+            health.status.as_str(),
+            health.reason,
+            VerdictKind::Undetermined
+        ));
+    }
     let mut context = Context {
         subject,
         params,
@@ -205,6 +222,7 @@ pub fn analyze(
         key: &key,
         resume,
         observer,
+        health: &health,
     };
 
     let mut results = Vec::new();
@@ -273,6 +291,7 @@ pub fn analyze(
         skipped,
         all,
         trace_identity,
+        health: Some(health),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     write_report(&dir, &report)?;
@@ -288,6 +307,7 @@ struct Context<'a, 's> {
     key: &'a ResumeKey,
     resume: bool,
     observer: &'a dyn AnalysisObserver,
+    health: &'a ModelHealth,
 }
 
 impl Context<'_, '_> {
@@ -328,7 +348,15 @@ impl Context<'_, '_> {
                     source,
                 }
             })?;
-        let result = self.record(class, name, samples, estimate);
+        let assessment = assess(
+            &op,
+            &estimate,
+            &name,
+            self.health,
+            &self.params.saddle,
+            &self.params.verdict,
+        )?;
+        let result = self.record(class, name, samples, estimate, assessment);
         let stored = StoredResult {
             key: self.key.clone(),
             result,
@@ -342,10 +370,14 @@ impl Context<'_, '_> {
         Ok(stored.result)
     }
 
-    /// The spectral settings; a Lanczos run never takes more steps than the dimension (the
-    /// estimators cap m at n themselves), which the user is told about.
+    /// The spectral settings, with the Ritz vectors the verdict needs; a Lanczos run never
+    /// takes more steps than the dimension (the estimators cap m at n themselves), which the
+    /// user is told about.
     fn clamped(&self, dim: usize) -> SpectrumParams {
-        let spectrum = self.params.spectrum.clone();
+        let spectrum = SpectrumParams {
+            ritz_vectors: true,
+            ..self.params.spectrum.clone()
+        };
         if spectrum.slq.steps > dim {
             self.observer.notice(&format!(
                 "--lanczos-steps {} exceeds the {dim} parameters of the Hessian block; each run stops after {dim} steps",
@@ -361,6 +393,7 @@ impl Context<'_, '_> {
         name: String,
         samples: usize,
         estimate: SpectrumEstimate,
+        assessment: Assessment,
     ) -> ClassSpectrum {
         ClassSpectrum {
             class,
@@ -371,7 +404,10 @@ impl Context<'_, '_> {
                 self.subject.train_counts[c]
             }),
             ratio_min_max: SaddleRule::ratio(&estimate),
-            saddle: self.params.saddle.is_saddle(&estimate),
+            saddle: assessment.verdict == VerdictKind::Saddle,
+            verdict: assessment.verdict,
+            verdict_reason: assessment.reason,
+            first_order: Some(assessment.first_order),
             estimate,
         }
     }

@@ -6,8 +6,11 @@
 //! - [`ClassHessian`] is nn's exact HVP over a class's samples seen as a
 //!   `saddlescope_spectral::LinearOperator`, so every spectral estimator runs on it.
 //! - [`analyze`] estimates every class's Hessian (and the all-classes one) with shared probe
-//!   vectors, gives each a [`SaddleRule`] verdict and writes `spectrum.json`
-//!   (`saddlescope_results::AnalysisReport`) and `summary.csv`, resumably.
+//!   vectors, measures the model's health on its training split and each class's
+//!   first-order context (loss, gradient, slope along u_min), gives each a [`judge`]
+//!   verdict (saddle, minimum-like, not stationary or undetermined, [`SaddleRule`] and
+//!   [`VerdictRule`]) and writes `spectrum.json` (`saddlescope_results::AnalysisReport`)
+//!   and `summary.csv`, resumably.
 //! - [`class_landscape`] walks a class loss along its Hessian's extreme eigenvectors and a
 //!   random direction (and on their plane) next to the quadratic model
 //!   (`saddlescope_results::LandscapeReport`, `landscape.json`): the saddle seen, not just
@@ -19,6 +22,9 @@
 
 mod analyze;
 mod error;
+mod first_order;
+mod fit;
+mod health;
 mod landscape;
 mod operator;
 mod setup;
@@ -27,6 +33,8 @@ mod verdict;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verdict_tests;
 
 pub use analyze::{
     analyze, describe, AnalysisObserver, AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet,
@@ -39,7 +47,11 @@ pub use landscape::{
     RANGE_LOSS_FLOOR,
 };
 pub use operator::ClassHessian;
+pub use saddlescope_results::{
+    VerdictKind, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO, DEFAULT_MAX_GRADIENT_RATIO,
+    DEFAULT_MIN_SKILL,
+};
 pub use source::{
     build_model, read_checkpoint, sha256_file, ArchHints, CheckpointFile, SourceFormat,
 };
-pub use verdict::{SaddleRule, DEFAULT_SADDLE_RATIO};
+pub use verdict::{check_verdict_rule, judge, SaddleRule, DEFAULT_SADDLE_RATIO};

@@ -114,8 +114,19 @@ impl<'a> HessianSetup<'a> {
     /// The samples of class `c` (the first `samples_per_class` in data-set order, or all),
     /// in batches of the analysis dtype; empty when the split has none.
     pub(crate) fn class_batches(&self, c: usize) -> Result<Vec<Batch>, Error> {
-        self.split
-            .class_batches(c, self.samples_per_class, &self.spec)?
+        self.batches_of(self.split, c, self.samples_per_class)
+    }
+
+    /// The first `limit` samples of class `c` of `split` (all for `None`), in batches of the
+    /// analysis dtype; empty when the split has none.
+    pub(crate) fn batches_of(
+        &self,
+        split: &Split,
+        c: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<Batch>, Error> {
+        split
+            .class_batches(c, limit, &self.spec)?
             .map(|b| {
                 let (x, y) = b?;
                 Ok(Batch::new(x, y)?)

@@ -17,8 +17,8 @@ use saddlescope_spectral::{BasisPrecision, TraceMethod};
 use crate::*;
 
 pub(crate) struct Fixture {
-    data: Dataset,
-    long_tailed: LongTailed,
+    pub(crate) data: Dataset,
+    pub(crate) long_tailed: LongTailed,
     pub(crate) model: Model,
 }
 
@@ -60,6 +60,7 @@ pub(crate) fn subject(f: &Fixture) -> Subject<'_> {
     Subject {
         model: &f.model,
         split: f.data.train(),
+        train_split: f.data.train(),
         split_name: "train".into(),
         train_counts: &f.long_tailed.train_counts,
         groups: &f.long_tailed.groups,

@@ -124,6 +124,7 @@ impl Loaded {
             } else {
                 self.data.test()
             },
+            train_split: self.data.train(),
             split_name: self.split.clone(),
             train_counts: &self.long_tailed.train_counts,
             groups: &self.long_tailed.groups,

@@ -1,5 +1,6 @@
 //! `saddlescope analyze`: class-wise Hessian spectra of a checkpoint (SLQ density, extreme
-//! eigenvalues with bounds, trace, negative mass) and a saddle verdict per class.
+//! eigenvalues with bounds, trace, negative mass), each class's first-order context and a
+//! verdict per class (saddle, minimum-like, not stationary, undetermined).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use saddlescope_analysis::{
     analyze, AnalysisObserver, AnalysisOutcome, AnalyzeParams, HessianLoss, SaddleRule,
+    VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO, DEFAULT_MAX_GRADIENT_RATIO, DEFAULT_MIN_SKILL,
     DEFAULT_SADDLE_RATIO,
 };
 use saddlescope_results::{AnalysisReport, ClassSpectrum};
@@ -16,12 +18,16 @@ use saddlescope_results::{AnalysisReport, ClassSpectrum};
 use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
 use crate::cmd_landscape::analysis_landscapes;
 use crate::usage::usage;
+use crate::verdict_text::verdict_lines;
 
 /// Flags of `saddlescope analyze`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "A saddle: lambda_min < 0 by more than its residual bound and \
-|lambda_min|/lambda_max >= --saddle-ratio. Outputs: OUT/spectrum.json (every estimate per class \
+    after_help = "Verdicts: undetermined when the model is untrained or diverged (--min-skill, \
+--diverged-loss-ratio); minimum-like without significant negative curvature (lambda_min < 0 by \
+more than its residual bound and |lambda_min|/lambda_max >= --saddle-ratio); else a saddle when \
+the curvature term |lambda_min|*r^2/2 outweighs the gradient term ||g||*r at the landscape's \
+radius r (--max-gradient-ratio), not stationary when the gradient does. Outputs: OUT/spectrum.json (every estimate per class \
 and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results, reused by --resume); \
 with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}."
 )]
@@ -50,6 +56,20 @@ pub struct AnalyzeArgs {
     /// |lambda_min|/lambda_max from which a certainly negative lambda_min is a saddle
     #[arg(long, value_name = "R", default_value_t = DEFAULT_SADDLE_RATIO, allow_negative_numbers = true)]
     saddle_ratio: f64,
+    /// Largest ratio of the gradient term ||g||*r to the curvature term |lambda_min|*r^2/2 (r:
+    /// the landscape's radius along u_min) at which negative curvature still makes a saddle;
+    /// above it the class is not stationary
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_MAX_GRADIENT_RATIO, allow_negative_numbers = true)]
+    max_gradient_ratio: f64,
+    /// Least skill over a predictor that learnt nothing, in balanced train accuracy
+    /// ((a - 1/C)/(1 - 1/C)) and loss (1 - L/ln C), for the model to count as trained; an
+    /// untrained model's verdicts are undetermined
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_MIN_SKILL, allow_negative_numbers = true)]
+    min_skill: f64,
+    /// Balanced train loss, in multiples of ln C (a uniform predictor's), above which the model
+    /// counts as diverged and its verdicts are undetermined
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_DIVERGED_LOSS_RATIO, allow_negative_numbers = true)]
+    diverged_loss_ratio: f64,
     /// Restrict the Hessian to parameters whose names start with these prefixes (e.g. linear.)
     #[arg(long, value_name = "PREFIX,...", value_delimiter = ',')]
     param_filter: Vec<String>,
@@ -112,7 +132,7 @@ impl AnalysisObserver for Progress {
 /// The aligned per-class table printed at the end.
 pub fn table(report: &AnalysisReport) -> String {
     let mut out = format!(
-        "{:>5} {:<10} {:<6} {:>6} {:>22} {:>22} {:>9} {:>11} {:>6}\n",
+        "{:>5} {:<10} {:<6} {:>6} {:>22} {:>22} {:>9} {:>11} {:>10} {:>9} {:<14}\n",
         "class",
         "name",
         "group",
@@ -121,12 +141,14 @@ pub fn table(report: &AnalysisReport) -> String {
         "lambda_max (bound)",
         "min/max",
         "trace",
-        "saddle"
+        "||g||",
+        "g-ratio",
+        "verdict"
     );
     for r in report.classes.iter().chain(&report.all) {
         let e = &r.estimate;
         out.push_str(&format!(
-            "{:>5} {:<10} {:<6} {:>6} {:>11.4e} ({:>8.1e}) {:>11.4e} ({:>8.1e}) {:>9} {:>11.4e} {:>6}\n",
+            "{:>5} {:<10} {:<6} {:>6} {:>11.4e} ({:>8.1e}) {:>11.4e} ({:>8.1e}) {:>9} {:>11.4e} {:>10} {:>9} {:<14}\n",
             r.class.map_or("all".to_string(), |c| c.to_string()),
             r.name,
             r.group.map_or("-".to_string(), |g| format!("{g:?}").to_lowercase()),
@@ -137,7 +159,11 @@ pub fn table(report: &AnalysisReport) -> String {
             e.lambda_max_bound,
             r.ratio_min_max.map_or("-".to_string(), |x| format!("{x:.4}")),
             e.trace,
-            if r.saddle { "SADDLE" } else { "" },
+            r.first_order
+                .map_or("-".to_string(), |f| format!("{:.3e}", f.grad_norm)),
+            r.first_order
+                .map_or("-".to_string(), |f| format!("{:.3e}", f.gradient_ratio())),
+            r.verdict.label(),
         ));
     }
     if let Some(t) = &report.trace_identity {
@@ -146,6 +172,7 @@ pub fn table(report: &AnalysisReport) -> String {
             t.all, t.weighted_sum, t.relative_residual
         ));
     }
+    out.push_str(&verdict_lines(report));
     out
 }
 
@@ -183,6 +210,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         include_all: !args.no_all,
         saddle: SaddleRule {
             min_ratio: args.saddle_ratio,
+        },
+        verdict: VerdictRule {
+            max_gradient_ratio: args.max_gradient_ratio,
+            min_skill: args.min_skill,
+            diverged_loss_ratio: args.diverged_loss_ratio,
         },
         param_filter: args.param_filter.clone(),
         batch_size: args.batch_size,

@@ -51,7 +51,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             args.b.display()
         );
     };
-    let mut csv = String::from("class,name,group,lambda_min_a,lambda_min_b,delta_lambda_min,lambda_max_a,lambda_max_b,trace_a,trace_b,saddle_a,saddle_b\n");
+    let mut csv = String::from("class,name,group,lambda_min_a,lambda_min_b,delta_lambda_min,lambda_max_a,lambda_max_b,trace_a,trace_b,verdict_a,verdict_b\n");
     for ca in &a.value.classes {
         let Some(cb) = b.value.classes.iter().find(|c| c.class == ca.class) else {
             continue;
@@ -70,8 +70,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             eb.lambda_max,
             ea.trace,
             eb.trace,
-            ca.saddle,
-            cb.saddle
+            ca.verdict,
+            cb.verdict
         ));
     }
     std::fs::create_dir_all(&args.out)?;

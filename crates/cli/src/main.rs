@@ -22,6 +22,7 @@ mod npy;
 mod report;
 mod runtime;
 mod usage;
+mod verdict_text;
 
 use std::process::ExitCode;
 

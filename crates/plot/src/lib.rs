@@ -8,7 +8,7 @@
 //! - [`class_density`]: one class's eigen-density, log density axis floored (as the
 //!   paper's figures are), eigenvalue axis linear or symlog ([`XScale`]), λ_min and λ_max
 //!   marked.
-//! - [`class_grid`]: all classes, shared axes, head → tail, SADDLE flagged.
+//! - [`class_grid`]: all classes, shared axes, head → tail, verdicts flagged.
 //! - [`head_tail`]: the mean density of the head classes against the tail classes.
 //! - [`eigen_bars`]: λ_max and λ_min per class with residual bounds, coloured by group.
 //! - [`compare_densities`], [`compare_lambda_min`]: two analyses ([`Labeled`]) class by

@@ -10,7 +10,7 @@ use nalgebra::{DMatrix, DVector};
 use saddlescope_results::{
     AnalysisParams, AnalysisReport, CheckpointInfo, CheckpointOrigin, ClassSpectrum,
     DirectionCurve, DirectionKind, EpochRecord, EvalMetrics, ForeignCheckpoint, Group,
-    GroupAccuracy, LandscapeReport, Plane,
+    GroupAccuracy, LandscapeReport, Plane, VerdictKind,
 };
 use saddlescope_spectral::{
     estimate_spectrum, DenseSymmetric, DensityParams, SlqParams, SpectrumParams,
@@ -65,6 +65,13 @@ fn class_spectrum(
         train_count,
         ratio_min_max: Some(ratio),
         saddle: ratio < -0.01,
+        verdict: if ratio < -0.01 {
+            VerdictKind::Saddle
+        } else {
+            VerdictKind::MinimumLike
+        },
+        verdict_reason: "synthetic".into(),
+        first_order: None,
         estimate,
     }
 }
@@ -142,11 +149,13 @@ fn synthetic_report_with(classes: usize, seed: usize, depth: f64, top: f64) -> A
             tol: 1e-6,
             top_k: 3,
             basis: Default::default(),
+            verdict: None,
         },
         classes: spectra,
         skipped: Vec::new(),
         all: Some(all),
         trace_identity: None,
+        health: None,
         version: "0.1.0".into(),
     }
 }

@@ -7,7 +7,11 @@ use std::path::Path;
 use saddlescope_spectral::{BasisPrecision, SpectrumEstimate};
 use serde::{Deserialize, Serialize};
 
-use crate::{write_atomically, AnalysisDir, CheckpointOrigin, Error, Group};
+use crate::verdict::LEGACY_REASON;
+use crate::{
+    write_atomically, AnalysisDir, CheckpointOrigin, Error, FirstOrder, Group, ModelHealth,
+    VerdictKind, VerdictRule,
+};
 
 /// Spectrum of one class-wise (or the all-classes) Hessian, with its verdict.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,11 +28,29 @@ pub struct ClassSpectrum {
     pub train_count: usize,
     /// λ_min / λ_max (negative at a saddle); `null` when λ_max ≤ 0.
     pub ratio_min_max: Option<f64>,
-    /// Whether the class sits at a saddle (`saddlescope_analysis::SaddleRule`).
+    /// Whether [`verdict`](Self::verdict) is `saddle`, for readers of this key. Files written
+    /// before verdicts existed hold the curvature-only rule of then: λ_min < 0 beyond its
+    /// bound and |λ_min|/λ_max ≥ the saddle ratio, without the stationarity check.
     pub saddle: bool,
+    /// The verdict on the class's loss at the weights (`undetermined` in files written before
+    /// verdicts existed).
+    #[serde(default)]
+    pub verdict: VerdictKind,
+    /// Why, in words, with the numbers it used.
+    #[serde(default = "legacy_reason")]
+    pub verdict_reason: String,
+    /// The class loss, accuracy, gradient and quadratic-model terms the verdict weighs
+    /// (absent from files written before verdicts existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_order: Option<FirstOrder>,
     /// Every estimate of `saddlescope spectrum`, with the same keys.
     #[serde(flatten)]
     pub estimate: SpectrumEstimate,
+}
+
+/// The verdict reason of a file written before verdicts existed.
+fn legacy_reason() -> String {
+    LEGACY_REASON.into()
 }
 
 /// A class the analysis could not estimate (e.g. no samples in the split), kept in the JSON.
@@ -79,6 +101,9 @@ pub struct AnalysisParams {
     /// default when the key is absent.
     #[serde(default)]
     pub basis: BasisPrecision,
+    /// The verdict's other thresholds; absent from files written before verdicts existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictRule>,
 }
 
 /// How well tr H_all = Σ_c π_c tr H_c holds with the shared probes.
@@ -111,6 +136,10 @@ pub struct AnalysisReport {
     pub all: Option<ClassSpectrum>,
     /// The trace identity, when every class and `all` were estimated.
     pub trace_identity: Option<TraceIdentity>,
+    /// How well the model fits its training split (absent from files written before
+    /// verdicts existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<ModelHealth>,
     /// Version of saddlescope that wrote the file.
     pub version: String,
 }
@@ -134,15 +163,33 @@ pub fn write_report(dir: &AnalysisDir, report: &AnalysisReport) -> Result<(), Er
     write_atomically(&summary, summary_csv(report)).map_err(|e| Error::io(&summary, e))
 }
 
-/// One CSV row per class (and `all`): the content of `summary.csv`.
+/// One CSV row per class (and `all`): the content of `summary.csv`. The first-order columns
+/// are empty for results written before verdicts existed; the reason is quoted.
 pub fn summary_csv(report: &AnalysisReport) -> String {
     let mut csv = String::from(
-        "class,name,group,train_count,samples,lambda_min,lambda_min_bound,lambda_max,lambda_max_bound,ratio_min_max,trace,trace_stderr,negative_mass,converged,saddle\n",
+        "class,name,group,train_count,samples,lambda_min,lambda_min_bound,lambda_max,lambda_max_bound,ratio_min_max,trace,trace_stderr,negative_mass,converged,loss,accuracy,grad_norm,grad_curvature,slope_min,radius,gradient_decrease,slope_term,curvature_term,verdict,verdict_reason\n",
     );
     for r in report.classes.iter().chain(&report.all) {
         let e = &r.estimate;
+        let first_order = r.first_order.map_or_else(
+            || ",".repeat(8),
+            |f| {
+                format!(
+                    "{:e},{:.6},{:e},{:e},{:e},{:e},{:e},{:e},{:e}",
+                    f.loss,
+                    f.accuracy,
+                    f.grad_norm,
+                    f.grad_curvature,
+                    f.slope_min,
+                    f.radius,
+                    f.gradient_decrease,
+                    f.slope_term,
+                    f.curvature_term
+                )
+            },
+        );
         csv.push_str(&format!(
-            "{},{},{},{},{},{:e},{:e},{:e},{:e},{},{:e},{},{:.6},{},{}\n",
+            "{},{},{},{},{},{:e},{:e},{:e},{:e},{},{:e},{},{:.6},{},{first_order},{},\"{}\"\n",
             r.class.map_or("all".to_string(), |c| c.to_string()),
             r.name.replace(',', ";"),
             r.group
@@ -158,7 +205,8 @@ pub fn summary_csv(report: &AnalysisReport) -> String {
             e.trace_stderr.map_or(String::new(), |x| format!("{x:e}")),
             e.negative_mass,
             e.converged,
-            r.saddle,
+            r.verdict,
+            r.verdict_reason.replace('"', "\"\""),
         ));
     }
     csv
@@ -176,9 +224,11 @@ pub fn read_report(path: &Path) -> Result<AnalysisReport, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::HealthStatus;
 
     /// A `spectrum.json` written by `saddlescope analyze` (the tiny synthetic run of the CLI
-    /// tests, 20 Lanczos steps, 2 probes), its densities cut to a few points to keep it small.
+    /// tests with `--sam 0.05 --drw`, 20 Lanczos steps, 2 probes), its densities and Ritz
+    /// measures cut to a few points to keep it small.
     const SPECTRUM: &str = include_str!("../tests/fixtures/spectrum.json");
 
     /// The same analysis of that checkpoint with its saddlescope metadata stripped (`--arch
@@ -213,11 +263,55 @@ mod tests {
         assert!(Group::ALL.into_iter().all(|g| report.has_group(g)));
         let test = report.checkpoint.metadata.test().unwrap();
         assert_eq!(test.class_accuracy, [0.9, 1.0, 0.0]);
+        let health = report.health.as_ref().unwrap();
+        assert_eq!((health.status, health.samples), (HealthStatus::Trained, 56));
+        assert_eq!(report.params.verdict, Some(VerdictRule::default()));
+        let verdicts: Vec<VerdictKind> = report.classes.iter().map(|c| c.verdict).collect();
+        use VerdictKind::*;
+        assert_eq!(verdicts, [MinimumLike, NotStationary, Saddle]);
+        for c in report.classes.iter().chain(&report.all) {
+            assert_eq!(c.saddle, c.verdict == Saddle);
+            assert!(c.first_order.unwrap().is_finite());
+        }
         let csv = summary_csv(&report);
         let rows: Vec<&str> = csv.lines().collect();
         assert_eq!(rows.len(), 5);
         assert!(rows[1].starts_with("0,0,head,40,40,"), "{}", rows[1]);
         assert!(rows[4].starts_with("all,all,,56,56,"), "{}", rows[4]);
+        assert!(
+            rows[2].ends_with(",not_stationary,\"the gradient dominates: at r = 0.685 the negative curvature lowers the class loss's quadratic model by ½|λ_min|·r² = 0.0222, the gradient by 0.0292 (‖g‖ = 0.148, curvature along g 0.377), and the slope along u_min is |g·u_min|·r = 5.23e-4: gradient ratio 1.31 > 1.00, so λ_min = -0.0948 (|λ_min|/λ_max = 0.239) does not make a saddle: the weights are not near a stationary point of this class's loss\""),
+            "{}",
+            rows[2]
+        );
+        assert_eq!(rows[0].split(',').count(), rows[1].split(',').count());
+    }
+
+    #[test]
+    fn a_report_written_before_verdicts_reads_as_undetermined_without_first_order_numbers() {
+        let mut value: serde_json::Value = serde_json::from_str(SPECTRUM).unwrap();
+        value.as_object_mut().unwrap().remove("health").unwrap();
+        value["params"].as_object_mut().unwrap().remove("verdict");
+        let classes = value["classes"].as_array_mut().unwrap();
+        for c in classes.iter_mut() {
+            let c = c.as_object_mut().unwrap();
+            for key in ["verdict", "verdict_reason", "first_order"] {
+                c.remove(key).unwrap();
+            }
+        }
+        let report: AnalysisReport = serde_json::from_value(value).unwrap();
+        assert!(report.health.is_none() && report.params.verdict.is_none());
+        for c in &report.classes {
+            assert_eq!(c.verdict, VerdictKind::Undetermined);
+            assert_eq!(c.verdict_reason, crate::verdict::LEGACY_REASON);
+            assert!(c.first_order.is_none());
+        }
+        // The first-order columns stay, empty.
+        let csv = summary_csv(&report);
+        let row = csv.lines().nth(1).unwrap();
+        assert!(
+            row.contains(",true,,,,,,,,,,undetermined,\"written before"),
+            "{row}"
+        );
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //!
 //! # Tour
 //! - [`AnalysisReport`] (`spectrum.json`): per class a [`ClassSpectrum`] (the spectral
-//!   estimate, its [`Group`] and saddle verdict), the settings ([`AnalysisParams`]), the
-//!   checkpoint ([`CheckpointInfo`], with its [`CheckpointOrigin`]) and the
-//!   [`TraceIdentity`]; [`write_report`] also writes `summary.csv` ([`summary_csv`]), and
+//!   estimate, its [`Group`], its [`FirstOrder`] context and [`VerdictKind`] with the
+//!   reason), the model's [`ModelHealth`], the settings ([`AnalysisParams`], with the
+//!   [`VerdictRule`]), the checkpoint ([`CheckpointInfo`], with its [`CheckpointOrigin`]) and
+//!   the [`TraceIdentity`]; [`write_report`] also writes `summary.csv` ([`summary_csv`]), and
 //!   [`AnalysisDir`] names every file of an analysis directory.
 //! - [`LandscapeReport`] (`landscape.json`): a class's loss along [`DirectionCurve`]s and on
 //!   a [`Plane`].
@@ -41,6 +42,7 @@ mod error;
 mod group;
 mod landscape;
 mod training_log;
+mod verdict;
 
 pub use analysis_dir::AnalysisDir;
 pub use analysis_report::{
@@ -59,4 +61,8 @@ pub use landscape::{
 };
 pub use training_log::{
     append_record, log_text, read_log, EpochRecord, EvalMetrics, GroupAccuracy,
+};
+pub use verdict::{
+    FirstOrder, HealthStatus, ModelHealth, VerdictKind, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO,
+    DEFAULT_MAX_GRADIENT_RATIO, DEFAULT_MIN_SKILL,
 };

@@ -23,7 +23,7 @@ use crate::Error;
 
 mod selection;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use selection::landscape_classes;
 

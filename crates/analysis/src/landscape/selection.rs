@@ -1,10 +1,11 @@
-//! Which classes `analyze --landscape` walks: the saddles, and the sharpest head class for
-//! contrast.
+//! Which classes `analyze --landscape` walks: those with significant negative curvature, and
+//! the sharpest head class for contrast.
 
-use saddlescope_results::{AnalysisReport, Group};
+use saddlescope_results::{AnalysisReport, Group, VerdictKind};
 
-/// The classes `analyze --landscape` draws: every class flagged as a saddle and, for
-/// contrast, the head class with the largest λ_max; ascending, without repeats.
+/// The classes `analyze --landscape` draws: every class with significant negative curvature
+/// (verdict `saddle`, or `not_stationary`, whose figure shows the gradient dominating) and,
+/// for contrast, the head class with the largest λ_max; ascending, without repeats.
 pub fn landscape_classes(report: &AnalysisReport) -> Vec<usize> {
     let head = report
         .classes
@@ -15,7 +16,7 @@ pub fn landscape_classes(report: &AnalysisReport) -> Vec<usize> {
     let mut classes: Vec<usize> = report
         .classes
         .iter()
-        .filter(|c| c.saddle)
+        .filter(|c| matches!(c.verdict, VerdictKind::Saddle | VerdictKind::NotStationary))
         .filter_map(|c| c.class)
         .chain(head)
         .collect();
@@ -32,7 +33,7 @@ mod tests {
     use crate::tests::{finished, fixture, params, subject};
 
     #[test]
-    fn landscape_classes_are_the_saddles_and_the_sharpest_head() {
+    fn landscape_classes_are_the_negatively_curved_and_the_sharpest_head() {
         let f = fixture();
         let dir = tempfile::tempdir().unwrap();
         let mut report = finished(
@@ -48,14 +49,20 @@ mod tests {
         );
         let groups: Vec<_> = report.classes.iter().map(|c| c.group).collect();
         assert_eq!(groups[0], Some(Group::Head));
-        report.classes.iter_mut().for_each(|c| c.saddle = false);
+        let set = |report: &mut AnalysisReport, kinds: [VerdictKind; 3]| {
+            for (c, kind) in report.classes.iter_mut().zip(kinds) {
+                c.verdict = kind;
+            }
+        };
+        use VerdictKind::*;
+        set(&mut report, [MinimumLike, Undetermined, MinimumLike]);
         assert_eq!(landscape_classes(&report), [0]);
-        report.classes[2].saddle = true;
+        set(&mut report, [MinimumLike, MinimumLike, Saddle]);
         assert_eq!(landscape_classes(&report), [0, 2]);
-        report.classes[0].saddle = true;
-        assert_eq!(landscape_classes(&report), [0, 2]);
+        set(&mut report, [Saddle, NotStationary, Saddle]);
+        assert_eq!(landscape_classes(&report), [0, 1, 2]);
         report.classes[0].group = Some(Group::Medium);
-        report.classes[0].saddle = false;
+        set(&mut report, [MinimumLike, Undetermined, NotStationary]);
         assert_eq!(landscape_classes(&report), [2]);
     }
 }

@@ -7,18 +7,19 @@ use saddlescope_spectral::{estimate_spectrum, DenseSymmetric, SpectrumParams, Tr
 use super::*;
 use crate::tests::{dense_hessian, fixture, params, subject};
 
-/// `f(w0 + δ) = ½ (w0 + δ − c)ᵀ A (w0 + δ − c) + offset`: its curves are exact
-/// parabolas, `f(w0 + t u) = f(w0) + t g·u + ½ (uᵀAu) t²`.
-struct Quadratic {
+/// `f(w0 + δ) = ½ (w0 + δ − c)ᵀ A (w0 + δ − c) + tilt·δ + offset`: its curves are exact
+/// parabolas, `f(w0 + t u) = f(w0) + t g·u + ½ (uᵀAu) t²` with `g = A (w0 − c) + tilt`.
+pub(crate) struct Quadratic {
     a: DenseSymmetric,
     /// `w0 − c`.
     shift: DVector<f64>,
+    tilt: DVector<f64>,
     offset: f64,
 }
 
 impl Quadratic {
-    /// A with eigenvalues `lambdas` in a fixed non-axis basis; w0 − c = `shift`.
-    fn new(lambdas: &[f64], shift: DVector<f64>) -> Self {
+    /// A with eigenvalues `lambdas` in a fixed non-axis basis; w0 − c = `shift`, no tilt.
+    pub(crate) fn new(lambdas: &[f64], shift: DVector<f64>) -> Self {
         let n = lambdas.len();
         let g = DMatrix::from_fn(n, n, |i, j| ((7 * i + 13 * j + 1) as f64).sin());
         let q = g.qr().q();
@@ -26,9 +27,21 @@ impl Quadratic {
         let a = DenseSymmetric::new(a).unwrap();
         Self {
             a,
+            tilt: DVector::zeros(n),
             shift,
             offset: 2.0,
         }
+    }
+
+    /// The same with a linear term `tilt·δ` added: the gradient at w0 grows by `tilt`, the
+    /// Hessian stays.
+    pub(crate) fn tilted(self, tilt: DVector<f64>) -> Self {
+        Self { tilt, ..self }
+    }
+
+    /// A, dense.
+    pub(crate) fn matrix(&self) -> &DMatrix<f64> {
+        self.a.matrix()
     }
 }
 
@@ -43,11 +56,12 @@ impl LinearOperator for Quadratic {
 
 impl LossSurface for Quadratic {
     fn loss_at(&self, delta: &[f64]) -> Result<f64, Error> {
-        let d = &self.shift + DVector::from_column_slice(delta);
-        Ok(0.5 * d.dot(&(self.a.matrix() * &d)) + self.offset)
+        let delta = DVector::from_column_slice(delta);
+        let d = &self.shift + &delta;
+        Ok(0.5 * d.dot(&(self.a.matrix() * &d)) + self.tilt.dot(&delta) + self.offset)
     }
     fn loss_and_grad(&self) -> Result<(f64, Vec<f64>), Error> {
-        let g = self.a.matrix() * &self.shift;
+        let g = self.a.matrix() * &self.shift + &self.tilt;
         Ok((
             self.loss_at(&vec![0.0; self.dim()])?,
             g.iter().copied().collect(),
@@ -55,7 +69,7 @@ impl LossSurface for Quadratic {
     }
 }
 
-const LAMBDAS: [f64; 12] = [
+pub(crate) const LAMBDAS: [f64; 12] = [
     -3.0, -1.0, -0.25, 0.1, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0, 10.0,
 ];
 

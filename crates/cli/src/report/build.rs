@@ -50,6 +50,7 @@ fn document(
         blocks.push(Block::List(
             inputs.analyses.iter().map(text::verdict_sentence).collect(),
         ));
+        blocks.push(text::verdict_rule());
         blocks.push(text::group_table(&inputs.analyses));
     }
     if let [a, b] = inputs.analyses.as_slice() {
@@ -69,6 +70,7 @@ fn document(
         blocks.push(Block::Heading(1, format!("Analysis {}", a.label)));
         blocks.push(text::analysis_settings(a));
         blocks.push(text::class_table(&a.value));
+        blocks.push(text::first_order_table(&a.value));
         blocks.extend(text::trace_identity(&a.value));
         blocks.extend(figures.analysis(a)?);
     }

@@ -174,8 +174,12 @@ impl FigureWriter {
         for l in &landscapes {
             let class = a.value.classes.iter().find(|c| c.class == Some(l.class));
             let who = class.map_or(format!("class {}", l.class), |c| {
-                let saddle = if c.saddle { ", saddle" } else { "" };
-                format!("class {} ({}{saddle})", c.name, group_name(c.group))
+                format!(
+                    "class {} ({}, {})",
+                    c.name,
+                    group_name(c.group),
+                    c.verdict.label()
+                )
             });
             let path = dir.join(format!("landscape_class_{:03}.png", l.class));
             landscape_curves(

@@ -2,11 +2,12 @@
 //! run summaries and the reproducibility facts, from the results alone (no drawing, no
 //! files).
 
-use saddlescope_results::{AnalysisReport, ClassSpectrum, Group};
+use saddlescope_results::{AnalysisReport, ClassSpectrum, Group, VerdictKind};
 use saddlescope_spectral::BasisPrecision;
 
 use super::doc::Block;
 use super::inputs::{Named, Run};
+use crate::verdict_text::{class_name, health_sentence, verdict_counts};
 
 /// `head`, `medium`, `tail`, or `-` without a group.
 pub(super) fn group_name(group: Option<Group>) -> String {
@@ -54,26 +55,33 @@ fn group_mean(
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-/// One sentence per analysis: which classes sit at a saddle.
+/// One sentence per analysis: how many classes got each verdict, which ones are saddles and
+/// which have significant negative curvature but are not stationary, and the model's health.
 pub(super) fn verdict_sentence(a: &Named<AnalysisReport>) -> String {
-    let saddles: Vec<&ClassSpectrum> = a.value.classes.iter().filter(|c| c.saddle).collect();
-    let total = a.value.classes.len();
-    if saddles.is_empty() {
-        return format!(
-            "**{}**: no class at a saddle (|λ_min|/λ_max < {} for all {total} classes).",
-            a.label, a.value.params.saddle_ratio
-        );
+    let mut sentence = format!("**{}**: {}", a.label, verdict_counts(&a.value.classes));
+    for kind in [VerdictKind::Saddle, VerdictKind::NotStationary] {
+        let list: Vec<String> = a
+            .value
+            .classes
+            .iter()
+            .filter(|c| c.verdict == kind)
+            .map(|c| format!("{} ({})", c.name, group_name(c.group)))
+            .collect();
+        if !list.is_empty() {
+            sentence.push_str(&format!("; {}: {}", kind.label(), list.join(", ")));
+        }
     }
-    let list: Vec<String> = saddles
-        .iter()
-        .map(|c| format!("{} ({})", c.name, group_name(c.group)))
-        .collect();
-    format!(
-        "**{}**: {} of {total} classes at a saddle (λ_min < 0 beyond its bound and |λ_min|/λ_max ≥ {}): {}.",
-        a.label,
-        saddles.len(),
-        a.value.params.saddle_ratio,
-        list.join(", ")
+    sentence.push('.');
+    if let Some(health) = &a.value.health {
+        sentence.push_str(&format!(" The {}.", health_sentence(health)));
+    }
+    sentence
+}
+
+/// What the verdicts mean, once per report.
+pub(super) fn verdict_rule() -> Block {
+    Block::Paragraph(
+        "A class is a **saddle** when its Hessian has significant negative curvature (λ_min < 0 beyond its residual bound and |λ_min|/λ_max at least the saddle ratio) that outweighs its gradient: at the radius r of its landscape along u_min, the curvature term ½|λ_min|·r² is at least the gradient term ‖g‖·r divided by the gradient ratio. With the same curvature but a larger gradient the class is **not stationary**: its loss falls along −g faster than along u_min, and a negative eigenvalue away from a stationary point is no saddle. Without significant negative curvature it is **minimum-like**; every verdict is **undetermined** when the model is untrained or diverged on its training split.".into(),
     )
 }
 
@@ -94,7 +102,7 @@ pub(super) fn class_table(report: &AnalysisReport) -> Block {
         "± se",
         "neg. mass",
         "test acc",
-        "saddle",
+        "verdict",
     ];
     let rows = report
         .classes
@@ -117,12 +125,62 @@ pub(super) fn class_table(report: &AnalysisReport) -> Block {
                 e.trace_stderr.map_or("-".into(), sci),
                 format!("{:.3}", e.negative_mass),
                 percent(c.class.and_then(|i| class_accuracy(report, i))),
-                if c.saddle {
-                    "**SADDLE**".into()
-                } else {
-                    String::new()
+                match c.verdict {
+                    VerdictKind::Saddle => "**saddle**".into(),
+                    other => other.label().into(),
                 },
             ]
+        })
+        .collect();
+    Block::Table(header.iter().map(|s| s.to_string()).collect(), rows)
+}
+
+/// Every class's first-order context (loss, accuracy and gradient on the analysed samples,
+/// the curvature along the gradient, the slope along u_min, and what the gradient, the
+/// slope and the negative curvature each change the quadratic model by at radius r) and its
+/// verdict with the reason. Results written before verdicts existed show `-`.
+pub(super) fn first_order_table(report: &AnalysisReport) -> Block {
+    let header = [
+        "class",
+        "loss",
+        "accuracy",
+        "‖g‖",
+        "κ_g",
+        "|g·u_min|",
+        "r",
+        "gradient decrease",
+        "|g·u_min|·r",
+        "½|λ_min|·r²",
+        "gradient ratio",
+        "verdict",
+        "reason",
+    ];
+    let rows = report
+        .classes
+        .iter()
+        .chain(&report.all)
+        .map(|c| {
+            let numbers = c.first_order.map_or_else(
+                || vec!["-".to_string(); 10],
+                |f| {
+                    vec![
+                        sci(f.loss),
+                        percent(Some(f.accuracy)),
+                        sci(f.grad_norm),
+                        sci(f.grad_curvature),
+                        sci(f.slope_min),
+                        sci(f.radius),
+                        sci(f.gradient_decrease),
+                        sci(f.slope_term),
+                        sci(f.curvature_term),
+                        format!("{:.3}", f.gradient_ratio()),
+                    ]
+                },
+            );
+            std::iter::once(class_name(c))
+                .chain(numbers)
+                .chain([c.verdict.label().to_string(), c.verdict_reason.clone()])
+                .collect()
         })
         .collect();
     Block::Table(header.iter().map(|s| s.to_string()).collect(), rows)
@@ -142,6 +200,8 @@ pub(super) fn comparison_table(a: &Named<AnalysisReport>, b: &Named<AnalysisRepo
         format!("trace {}", b.label),
         format!("acc {}", a.label),
         format!("acc {}", b.label),
+        format!("verdict {}", a.label),
+        format!("verdict {}", b.label),
     ];
     let rows = a
         .value
@@ -162,20 +222,28 @@ pub(super) fn comparison_table(a: &Named<AnalysisReport>, b: &Named<AnalysisRepo
                 sci(cb.estimate.trace),
                 percent(class_accuracy(&a.value, i)),
                 percent(class_accuracy(&b.value, i)),
+                ca.verdict.label().into(),
+                if cb.verdict == ca.verdict {
+                    cb.verdict.label().into()
+                } else {
+                    format!("**{}**", cb.verdict.label())
+                },
             ])
         })
         .collect();
     Block::Table(header, rows)
 }
 
-/// Head, medium and tail of every analysis: mean λ_min, saddles, test accuracy.
+/// Head, medium and tail of every analysis: mean λ_min, saddles and not-stationary classes,
+/// test accuracy.
 pub(super) fn group_table(analyses: &[Named<AnalysisReport>]) -> Block {
     let header = [
         "analysis",
         "group",
         "mean λ_min",
         "mean λ_min/λ_max",
-        "saddles",
+        "saddle",
+        "not stationary",
         "test accuracy",
     ];
     let mut rows = Vec::new();
@@ -190,19 +258,23 @@ pub(super) fn group_table(analyses: &[Named<AnalysisReport>]) -> Block {
             if members == 0 {
                 continue;
             }
-            let saddles = a
-                .value
-                .classes
-                .iter()
-                .filter(|c| c.group == Some(group) && c.saddle)
-                .count();
+            let count = |kind: VerdictKind| {
+                let n = a
+                    .value
+                    .classes
+                    .iter()
+                    .filter(|c| c.group == Some(group) && c.verdict == kind)
+                    .count();
+                format!("{n}/{members}")
+            };
             rows.push(vec![
                 a.label.clone(),
                 group.to_string(),
                 group_mean(&a.value, group, |c| c.estimate.lambda_min).map_or("-".into(), sci),
                 group_mean(&a.value, group, |c| c.ratio_min_max.unwrap_or(0.0))
                     .map_or("-".into(), |v| format!("{v:.4}")),
-                format!("{saddles}/{members}"),
+                count(VerdictKind::Saddle),
+                count(VerdictKind::NotStationary),
                 percent(group_accuracy(&a.value, group)),
             ]);
         }
@@ -261,7 +333,7 @@ pub(super) fn run_blocks(run: &Named<Run>) -> Vec<Block> {
 /// What an analysis was run on and how: checkpoint, data, loss and estimator settings.
 pub(super) fn analysis_settings(a: &Named<AnalysisReport>) -> Block {
     Block::Paragraph(format!(
-        "Checkpoint `{}` (sha256 `{}`), data `{}`, {} split; Hessian of the {} loss, {} Lanczos steps × {} probes, seed {}, {}{}.",
+        "Checkpoint `{}` (sha256 `{}`), data `{}`, {} split; Hessian of the {} loss, {} Lanczos steps × {} probes, seed {}, {}{}. Verdict thresholds: saddle ratio {}{}.",
         a.value.checkpoint.path,
         &a.value.checkpoint.sha256,
         a.value.dataset,
@@ -275,7 +347,12 @@ pub(super) fn analysis_settings(a: &Named<AnalysisReport>) -> Block {
         match a.value.params.basis {
             BasisPrecision::F64 => "",
             BasisPrecision::F32 => ", f32 Lanczos basis (Ritz values to ~1e-7 relative)",
-        }
+        },
+        a.value.params.saddle_ratio,
+        a.value.params.verdict.map_or(String::new(), |v| format!(
+            ", gradient ratio {}, skill {}, diverged loss ratio {}",
+            v.max_gradient_ratio, v.min_skill, v.diverged_loss_ratio
+        ))
     ))
 }
 
