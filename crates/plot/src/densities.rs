@@ -107,7 +107,7 @@ fn verdict_flag(class: &ClassSpectrum) -> Option<(String, RGBColor)> {
 /// Figure 1: the eigen-density of one class's Hessian on a log axis (floored), with dashed
 /// markers at λ_min and λ_max whose values and residual bounds are in the legend. The title
 /// names the class, its train count and group, and its verdict unless minimum-like
-/// ([`verdict_flag`]).
+/// (`SADDLE`, `NOT STATIONARY`, `UNDETERMINED`).
 ///
 /// # Errors
 /// [`Error::InvalidOption`], [`Error::InvalidData`] for non-finite values or an all-zero
@@ -174,8 +174,8 @@ pub fn class_density(
 
 /// Figure 2: every class's eigen-density in a grid with shared axes, ordered head → tail
 /// by train count, each panel titled with the class, its count and group, λ_min/λ_max and
-/// its verdict unless minimum-like ([`verdict_flag`]). Densities are drawn as stored (each on
-/// its own grid, zero beyond).
+/// its verdict unless minimum-like (`SADDLE`, `NOT STATIONARY`, `UNDETERMINED`). Densities
+/// are drawn as stored (each on its own grid, zero beyond).
 ///
 /// # Errors
 /// [`Error::Empty`] without classes, otherwise as [`class_density`].
