@@ -22,7 +22,7 @@ use crate::analyze::{AnalysisDir, AnalyzeParams, Subject};
 use crate::operator::ClassHessian;
 use crate::report::AnalysisReport;
 use crate::setup::HessianSetup;
-use crate::Error;
+use crate::{Error, Param};
 
 /// Default number of points of a 1-D curve: t = 0 is the middle one.
 pub const DEFAULT_POINTS: usize = 41;
@@ -77,20 +77,20 @@ impl LandscapeParams {
     /// Checks the ranges.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming `--range`, `--points` or `--plane-points`.
+    /// [`Error::Invalid`] naming `range`, `points` or `plane_points`.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(r) = self.range {
             if !(r.is_finite() && r > 0.0) {
-                return Err(Error::Usage {
-                    flag: "--range",
+                return Err(Error::Invalid {
+                    param: Param::Range,
                     reason: format!("{r}: expected a finite R > 0 (the grid is [-R, R])"),
                 });
             }
         }
-        let odd = |flag: &'static str, k: usize| {
+        let odd = |param: Param, k: usize| {
             if k < 3 || k.is_multiple_of(2) {
-                return Err(Error::Usage {
-                    flag,
+                return Err(Error::Invalid {
+                    param,
                     reason: format!(
                         "{k}: expected an odd number of at least 3 (t = 0 on the grid)"
                     ),
@@ -98,9 +98,9 @@ impl LandscapeParams {
             }
             Ok(())
         };
-        odd("--points", self.points)?;
+        odd(Param::Points, self.points)?;
         self.plane_points
-            .map_or(Ok(()), |k| odd("--plane-points", k))
+            .map_or(Ok(()), |k| odd(Param::PlanePoints, k))
     }
 }
 
@@ -273,8 +273,8 @@ struct Direction {
 /// `½t²|uᵀHu − eigenvalue|`, which a converged Ritz pair makes ~ε‖H‖.
 ///
 /// # Errors
-/// [`Error::Usage`] from [`LandscapeParams::validate`], or naming `--range` when the loss
-/// is not finite somewhere on the grid; [`Error::Spectral`] (class `class`) when the solver
+/// [`Error::Invalid`] from [`LandscapeParams::validate`]; [`Error::NonFiniteLoss`] when the
+/// loss is not finite somewhere on the grid; [`Error::Spectral`] (class `class`) when the solver
 /// or an application fails; the surface's errors.
 pub fn landscape<S: LossSurface + ?Sized>(
     surface: &S,
@@ -360,12 +360,10 @@ pub fn landscape<S: LossSurface + ?Sized>(
     let at = |delta: &[f64], where_: &dyn Fn() -> String| -> Result<f64, Error> {
         let l = surface.loss_at(delta)?;
         if !l.is_finite() {
-            return Err(Error::Usage {
-                flag: "--range",
-                reason: format!(
-                    "the loss of class {class} is {l} at {}; choose a smaller range",
-                    where_()
-                ),
+            return Err(Error::NonFiniteLoss {
+                class,
+                value: l,
+                point: where_(),
             });
         }
         Ok(l)
@@ -436,7 +434,7 @@ pub fn landscape<S: LossSurface + ?Sized>(
 /// only read.
 ///
 /// # Errors
-/// [`Error::Usage`] naming `--class` for a class out of range or without samples in the
+/// [`Error::Invalid`] naming `class` for a class out of range or without samples in the
 /// split, otherwise as [`landscape`] and the analysis's checks.
 pub fn class_landscape(
     subject: &Subject<'_>,
@@ -447,15 +445,15 @@ pub fn class_landscape(
     let setup = HessianSetup::new(subject, params)?;
     let classes = subject.model.classes();
     if class >= classes {
-        return Err(Error::Usage {
-            flag: "--class",
+        return Err(Error::Invalid {
+            param: Param::Class,
             reason: format!("class {class} does not exist (the checkpoint has {classes} classes)"),
         });
     }
     let batches = setup.class_batches(class)?;
     if batches.is_empty() {
-        return Err(Error::Usage {
-            flag: "--class",
+        return Err(Error::Invalid {
+            param: Param::Class,
             reason: format!(
                 "no samples of class {class} in the {} split",
                 subject.split_name
@@ -857,7 +855,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_settings_name_their_flag() {
+    fn bad_settings_name_their_parameter() {
         let q = Quadratic::new(&LAMBDAS, DVector::zeros(12));
         let run = |p: LandscapeParams| landscape(&q, 0, &solver(), &p).unwrap_err().to_string();
         let msg = run(LandscapeParams {
@@ -866,33 +864,42 @@ mod tests {
         });
         assert_eq!(
             msg,
-            "--points: 40: expected an odd number of at least 3 (t = 0 on the grid)"
+            "points: 40: expected an odd number of at least 3 (t = 0 on the grid)"
         );
         let msg = run(LandscapeParams {
             plane_points: Some(1),
             ..LandscapeParams::default()
         });
-        assert!(msg.starts_with("--plane-points: 1: "), "{msg}");
+        assert!(msg.starts_with("plane_points: 1: "), "{msg}");
         let msg = run(LandscapeParams {
             range: Some(-1.0),
             ..LandscapeParams::default()
         });
-        assert!(msg.starts_with("--range: -1: "), "{msg}");
-        // ½ · 10 · (1e200)² overflows: the loss is not finite on the grid.
-        let msg = run(LandscapeParams {
-            range: Some(1e200),
-            ..LandscapeParams::default()
-        });
+        assert!(msg.starts_with("range: -1: "), "{msg}");
+        // ½ · 10 · (1e200)² overflows: the loss is not finite on the grid, a numerical
+        // failure (not a bad setting) that says where.
+        let err = landscape(
+            &q,
+            0,
+            &solver(),
+            &LandscapeParams {
+                range: Some(1e200),
+                ..LandscapeParams::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::NonFiniteLoss { .. }) && !err.is_usage());
         assert!(
-            msg.starts_with("--range: the loss of class 0 is inf at t = -1e200 along u_max"),
-            "{msg}"
+            err.to_string()
+                .starts_with("the loss of class 0 is inf at t = -1e200 along u_max"),
+            "{err}"
         );
         let f = fixture();
         let p = params(TraceMethod::Probes);
         let err = class_landscape(&subject(&f), &p, 3, &LandscapeParams::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--class: class 3 does not exist (the checkpoint has 3 classes)"
+            "class: class 3 does not exist (the checkpoint has 3 classes)"
         );
     }
 }

@@ -29,7 +29,7 @@ pub use analyze::{
     analyze, describe, read_report, summary_csv, write_report, AnalysisDir, AnalysisObserver,
     AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet, Subject,
 };
-pub use error::Error;
+pub use error::{Error, Param};
 pub use landscape::{
     class_landscape, default_range, landscape, landscape_classes, read_landscape, read_landscapes,
     write_landscape, DirectionCurve, DirectionKind, LandscapeParams, LandscapeReport, LossSurface,

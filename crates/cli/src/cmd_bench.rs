@@ -19,7 +19,7 @@ use saddlescope_nn::{set_cpu_ops, BnMode, CpuOps, HessianOperator, LossSpec, Par
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::usage::usage;
+use crate::error::usage;
 use setup::{parse_dtype, random_batch, BenchModel};
 
 /// Flags of `saddlescope bench`.

@@ -24,7 +24,7 @@ pub use checkpoint::{
     LoadedCheckpoint, SafetensorsFile, FORMAT_VERSION, METADATA_KEY,
 };
 pub use config::{parse_dtype, Reweighting, SamConfig, TrainConfig};
-pub use error::Error;
+pub use error::{Error, Param};
 pub use log::{append_record, read_log, EpochRecord, EvalMetrics, GroupAccuracy};
 pub use metrics::evaluate;
 pub use presets::{preset, PRESET_NAMES};

@@ -25,7 +25,7 @@ use crate::log::{append_record, read_log, EpochRecord, EvalMetrics};
 use crate::metrics::evaluate;
 use crate::sam::{global_norm, perturbation};
 use crate::sgd::Sgd;
-use crate::Error;
+use crate::{Error, Param};
 
 /// File holding everything needed to continue a run after its last completed epoch.
 pub const RESUME_FILE: &str = "resume.safetensors";
@@ -133,15 +133,14 @@ impl Trainer {
         config.validate()?;
         let run = RunDir::new(run_dir);
         if run.resume().exists() {
-            return Err(Error::Invalid {
-                flag: "--out",
-                reason: format!("{} already holds a run; continue it with --resume {0} or pick another directory", run_dir.display()),
+            return Err(Error::RunExists {
+                dir: run_dir.to_path_buf(),
             });
         }
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let (data, long_tailed) = load_data(&config)?;
         let dtype = parse_dtype(&config.dtype).map_err(|reason| Error::Invalid {
-            flag: "--dtype",
+            param: Param::Dtype,
             reason,
         })?;
         let model = new_model(&config, &data, dtype, device)?;
@@ -166,12 +165,8 @@ impl Trainer {
         let run = RunDir::new(run_dir);
         let path = run.resume();
         if !path.exists() {
-            return Err(Error::Invalid {
-                flag: "--resume",
-                reason: format!(
-                    "{} holds no run to resume (no {RESUME_FILE})",
-                    run_dir.display()
-                ),
+            return Err(Error::NothingToResume {
+                dir: run_dir.to_path_buf(),
             });
         }
         let file = read_safetensors(&path, device)?;
@@ -189,7 +184,7 @@ impl Trainer {
         if let Some(epochs) = epochs {
             if epochs < state.epochs_done {
                 return Err(Error::Invalid {
-                    flag: "--epochs",
+                    param: Param::Epochs,
                     reason: format!(
                         "{epochs} is fewer than the {} epochs already done",
                         state.epochs_done
@@ -486,7 +481,7 @@ fn load_data(config: &TrainConfig) -> Result<(Dataset, LongTailed), Error> {
     let data = long_tailed.apply(full)?;
     if let Some(class) = data.test().class_counts().iter().position(|&n| n == 0) {
         return Err(Error::Invalid {
-            flag: "--dataset",
+            param: Param::Dataset,
             reason: format!(
                 "{}: class {class} has no test samples, so its accuracy is undefined",
                 config.dataset
@@ -736,7 +731,7 @@ mod tests {
         let mut t = Trainer::new(tiny_config(3), dir.path(), &Device::Cpu).unwrap();
         t.run(&Silent, &AtomicBool::new(false)).unwrap();
         let again = Trainer::new(tiny_config(3), dir.path(), &Device::Cpu);
-        assert!(matches!(again, Err(Error::Invalid { flag: "--out", .. })));
+        assert!(matches!(again, Err(Error::RunExists { .. })));
     }
 
     #[test]

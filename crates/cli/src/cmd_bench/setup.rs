@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use saddlescope_nn::{Batch, Model, ModelSpec};
 
-use crate::usage::usage;
+use crate::error::usage;
 
 /// A benchmark model: the architecture, its input shape and default batch size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::loadavg;
 use super::setup::{parse_dtype, random_batch, BenchModel};
-use crate::basis_arg::BasisArg;
-use crate::usage::usage;
+use crate::error::usage;
+use crate::values::BasisArg;
 
 /// Flags of `saddlescope bench slq`.
 #[derive(Debug, Args)]
@@ -51,7 +51,8 @@ pub struct SlqBenchArgs {
     /// Element type of the HVPs
     #[arg(long, value_name = "f32|f64", default_value = "f32")]
     dtype: String,
-    #[command(flatten)]
+    /// Storage of the Lanczos basis vectors
+    #[arg(long, value_enum, default_value_t = BasisArg::F64)]
     basis: BasisArg,
 }
 
@@ -59,7 +60,7 @@ pub struct SlqBenchArgs {
 pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
     let model = BenchModel::parse(&args.model)?;
     let dtype = parse_dtype(&args.dtype)?;
-    let basis = args.basis.precision()?;
+    let basis = saddlescope_spectral::BasisPrecision::from(args.basis);
     if args.samples == 0 || args.batch == 0 {
         return Err(usage("--samples and --batch: need at least 1"));
     }
