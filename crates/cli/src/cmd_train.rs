@@ -24,7 +24,7 @@ epochs, resume.safetensors (weights + momentum) for --resume. SAM updates BN run
 per step, at the unperturbed weights (--sam-bn-double: also in the perturbed pass, as the reference code)."
 )]
 pub struct TrainArgs {
-    /// The recipe: every flag of it is optional, unset ones come from --preset.
+    // The recipe: every flag of it is optional, unset ones come from --preset.
     #[command(flatten)]
     recipe: RecipeArgs,
     /// Number of epochs (with --resume: extends the run)

@@ -42,29 +42,23 @@ pub trait LibraryError: std::error::Error + Send + Sync + 'static {
     fn is_usage(&self) -> bool;
 }
 
-impl LibraryError for saddlescope_data::Error {
-    fn is_usage(&self) -> bool {
-        saddlescope_data::Error::is_usage(self)
-    }
+/// Each library error answers with its own `is_usage()`.
+macro_rules! library_errors {
+    ($($error:ty),*) => {
+        $(impl LibraryError for $error {
+            fn is_usage(&self) -> bool {
+                <$error>::is_usage(self)
+            }
+        })*
+    };
 }
 
-impl LibraryError for saddlescope_train::Error {
-    fn is_usage(&self) -> bool {
-        saddlescope_train::Error::is_usage(self)
-    }
-}
-
-impl LibraryError for saddlescope_analysis::Error {
-    fn is_usage(&self) -> bool {
-        saddlescope_analysis::Error::is_usage(self)
-    }
-}
-
-impl LibraryError for saddlescope_spectral::Error {
-    fn is_usage(&self) -> bool {
-        saddlescope_spectral::Error::is_usage(self)
-    }
-}
+library_errors!(
+    saddlescope_data::Error,
+    saddlescope_train::Error,
+    saddlescope_analysis::Error,
+    saddlescope_spectral::Error
+);
 
 /// `.cli()` on a library result: its usage errors become [`UsageError`]s that name the
 /// flag; the rest pass as they are (exit status 1).
