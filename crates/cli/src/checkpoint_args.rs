@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::Args;
 use saddlescope_analysis::{build_model, read_checkpoint, ArchHints, CheckpointInfo, Subject};
-use saddlescope_data::{Dataset, DatasetSpec, GroupRule, Imbalance, LongTailConfig, LongTailed};
+use saddlescope_data::{Dataset, DatasetSpec, GroupRule, LongTailConfig, LongTailed};
 use saddlescope_nn::{drw_weights, Loss, Model, ModelSpec, DRW_BETA};
 use saddlescope_spectral::SpectrumParams;
 
@@ -137,7 +137,7 @@ impl CheckpointArgs {
     /// # Errors
     /// Usage errors naming the flag.
     pub fn validate(&self) -> anyhow::Result<CheckpointSource> {
-        let (imbalance, ratio): (Imbalance, f64) = self.imbalance.validate()?;
+        let (imbalance, ratio) = self.imbalance.validate()?;
         Ok(CheckpointSource {
             checkpoint: self.checkpoint.clone(),
             dataset: self.dataset.clone(),
