@@ -72,14 +72,15 @@ fn train_killed_mid_epoch_and_mid_write_resumes_bit_identically() {
     );
     let done = log_lines(&broken);
     assert!(done < 40, "killed mid-run ({done} epochs logged)");
-    // A write killed half-way leaves a partial temporary file; resume must not trip on it.
+    // A write killed half-way leaves a partial temporary file (`.NAME.tmp.PID.N`, see
+    // `saddlescope_results::write_atomically`); resume must not trip on it.
     let state = std::fs::read(broken.join("resume.safetensors")).unwrap();
     std::fs::write(
-        broken.join("resume.safetensors.tmp"),
+        broken.join(".resume.safetensors.tmp.1.0"),
         &state[..state.len() / 2],
     )
     .unwrap();
-    std::fs::write(broken.join("last.safetensors.tmp"), b"partial").unwrap();
+    std::fs::write(broken.join(".last.safetensors.tmp.1.1"), b"partial").unwrap();
 
     let o = run(&["train", "--resume", broken.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -228,7 +228,11 @@ fn writes_spectrum_json_atomically() {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!out.join("spectrum.json.tmp").exists());
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["spectrum.json"], "no temporary file is left");
     let json = read_json(&out.join("spectrum.json"));
     // diag(-3, ..., 16): 20 steps exhaust the space, so the values are exact to rounding.
     assert!((json["lambda_max"].as_f64().unwrap() - 16.0).abs() < 1e-12);

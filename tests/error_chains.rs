@@ -341,6 +341,7 @@ fn train_errors_repeat_nothing() {
                 path: path(),
                 source: io_error(),
             }),
+            Error::Results(results_io()),
             Error::Candle(candle_error()),
             Error::Bug("the best checkpoint has no metrics".into()),
         ],
@@ -389,7 +390,38 @@ fn analysis_errors_repeat_nothing() {
                 path: path(),
                 source: io_error(),
             }),
+            Error::Results(results_io()),
             Error::Candle(candle_error()),
+        ],
+    );
+}
+
+/// A results-crate read failure.
+fn results_io() -> saddlescope_results::Error {
+    saddlescope_results::Error::Io {
+        path: path(),
+        source: io_error(),
+    }
+}
+
+#[test]
+fn results_errors_repeat_nothing() {
+    use saddlescope_results::Error;
+    // A real encoding failure: JSON object keys must be strings.
+    let encode =
+        serde_json::to_string(&std::collections::HashMap::from([((1, 2), 3)])).unwrap_err();
+    check_crate(
+        "results",
+        vec![
+            results_io(),
+            Error::Encode {
+                path: path(),
+                source: encode,
+            },
+            Error::Corrupt {
+                path: path(),
+                detail: "expected value at line 1 column 1".into(),
+            },
         ],
     );
 }
@@ -499,8 +531,8 @@ fn plot_errors_repeat_nothing() {
 /// The example: `plot /nonexistent` printed the OS error twice.
 #[test]
 fn a_missing_analysis_reads_once() {
-    let err = saddlescope_analysis::read_report(&PathBuf::from("/nonexistent/spectrum.json"))
-        .unwrap_err();
+    let err =
+        saddlescope_results::read_report(&PathBuf::from("/nonexistent/spectrum.json")).unwrap_err();
     let line = assert_repeats_nothing(anyhow::Error::new(err));
     assert_eq!(line, format!("/nonexistent/spectrum.json: {}", io_error()));
 }

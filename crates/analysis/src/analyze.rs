@@ -4,19 +4,19 @@
 //! Each Hessian's result is written atomically as soon as it is done, so an interrupted run
 //! keeps them and `resume` skips them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::DType;
-use saddlescope_data::{Group, Split};
+use saddlescope_data::Split;
 use saddlescope_nn::{Batch, Loss, Model};
+use saddlescope_results::{
+    write_atomically, write_report, AnalysisDir, AnalysisParams, AnalysisReport, CheckpointInfo,
+    ClassSpectrum, Group, SkippedClass, TraceIdentity,
+};
 use saddlescope_spectral::{estimate_spectrum_with_progress, SpectrumEstimate, SpectrumParams};
-use saddlescope_train::io::write_atomic;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{
-    AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
-};
 use crate::setup::HessianSetup;
 use crate::verdict::SaddleRule;
 use crate::{Error, Param};
@@ -164,41 +164,6 @@ struct StoredResult {
     result: ClassSpectrum,
 }
 
-/// Output paths of an analysis directory.
-pub struct AnalysisDir(PathBuf);
-
-impl AnalysisDir {
-    /// The directory at `path`.
-    pub fn new(path: &Path) -> Self {
-        Self(path.to_path_buf())
-    }
-    /// `spectrum.json`.
-    pub fn spectrum(&self) -> PathBuf {
-        self.0.join("spectrum.json")
-    }
-    /// `summary.csv`.
-    pub fn summary(&self) -> PathBuf {
-        self.0.join("summary.csv")
-    }
-    /// Per-Hessian result files.
-    fn part(&self, name: &str) -> PathBuf {
-        self.0.join("classes").join(format!("{name}.json"))
-    }
-    /// `landscape/`: the loss landscapes of `analyze --landscape`, one directory per class.
-    pub fn landscapes(&self) -> PathBuf {
-        self.0.join("landscape")
-    }
-    /// `landscape/class-NNNN/`: the loss landscape of class `class`.
-    pub fn landscape(&self, class: usize) -> PathBuf {
-        self.landscapes().join(class_stem(class))
-    }
-}
-
-/// `class-NNNN`: the file or directory name of a class's results.
-fn class_stem(class: usize) -> String {
-    format!("class-{class:04}")
-}
-
 /// The JSON-facing description of `params`.
 pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
     AnalysisParams {
@@ -246,7 +211,7 @@ pub fn analyze(
         });
     }
     let dir = AnalysisDir::new(out);
-    std::fs::create_dir_all(out.join("classes")).map_err(|e| Error::io(out, e))?;
+    std::fs::create_dir_all(dir.parts()).map_err(|e| Error::io(out, e))?;
     let key = ResumeKey {
         sha256: subject.checkpoint.sha256.clone(),
         dataset: subject.dataset.clone(),
@@ -355,8 +320,7 @@ impl Context<'_, '_> {
         batches: Vec<Batch>,
     ) -> Result<ClassSpectrum, Error> {
         let name = class.map_or("all".to_string(), |c| self.subject.class_names[c].clone());
-        let file_name = class.map_or("all".to_string(), class_stem);
-        let path = self.dir.part(&file_name);
+        let path = self.dir.part(class);
         if self.resume && path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             let stored: StoredResult = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
@@ -394,7 +358,7 @@ impl Context<'_, '_> {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        write_atomic(&path, &json).map_err(|e| Error::io(&path, e))?;
+        write_atomically(&path, json).map_err(|e| Error::io(&path, e))?;
         self.observer.hessian_done(&stored.result, false);
         Ok(stored.result)
     }
@@ -432,55 +396,4 @@ impl Context<'_, '_> {
             estimate,
         }
     }
-}
-
-/// Writes `spectrum.json` and `summary.csv` atomically.
-pub fn write_report(dir: &AnalysisDir, report: &AnalysisReport) -> Result<(), Error> {
-    let path = dir.spectrum();
-    let json = serde_json::to_vec_pretty(report).map_err(|e| Error::Corrupt {
-        path: path.clone(),
-        detail: e.to_string(),
-    })?;
-    write_atomic(&path, &json).map_err(|e| Error::io(&path, e))?;
-    let summary = dir.summary();
-    write_atomic(&summary, summary_csv(report).as_bytes()).map_err(|e| Error::io(&summary, e))
-}
-
-/// One CSV row per class (and `all`).
-pub fn summary_csv(report: &AnalysisReport) -> String {
-    let mut csv = String::from(
-        "class,name,group,train_count,samples,lambda_min,lambda_min_bound,lambda_max,lambda_max_bound,ratio_min_max,trace,trace_stderr,negative_mass,converged,saddle\n",
-    );
-    for r in report.classes.iter().chain(&report.all) {
-        let e = &r.estimate;
-        csv.push_str(&format!(
-            "{},{},{},{},{},{:e},{:e},{:e},{:e},{},{:e},{},{:.6},{},{}\n",
-            r.class.map_or("all".to_string(), |c| c.to_string()),
-            r.name.replace(',', ";"),
-            r.group
-                .map_or(String::new(), |g| format!("{g:?}").to_lowercase()),
-            r.train_count,
-            r.samples,
-            e.lambda_min,
-            e.lambda_min_bound,
-            e.lambda_max,
-            e.lambda_max_bound,
-            r.ratio_min_max.map_or(String::new(), |x| format!("{x:.6}")),
-            e.trace,
-            e.trace_stderr.map_or(String::new(), |x| format!("{x:e}")),
-            e.negative_mass,
-            e.converged,
-            r.saddle,
-        ));
-    }
-    csv
-}
-
-/// Reads a `spectrum.json` back.
-pub fn read_report(path: &Path) -> Result<AnalysisReport, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })
 }

@@ -119,6 +119,9 @@ pub enum Error {
         /// Where on the grid, e.g. `t = -1e200 along u_max`.
         point: String,
     },
+    /// A result file could not be read or written.
+    #[error(transparent)]
+    Results(#[from] saddlescope_results::Error),
     /// A model, loss or HVP error.
     #[error(transparent)]
     Nn(#[from] saddlescope_nn::Error),

@@ -8,6 +8,10 @@ use candle_core::{DType, Device};
 use nalgebra::{DMatrix, SymmetricEigen};
 use saddlescope_data::{BatchSpec, Dataset, GroupRule, Imbalance, LongTailConfig, LongTailed};
 use saddlescope_nn::{Batch, BnMode, HessianOperator, LossSpec, Model, ParamSelection};
+use saddlescope_results::{
+    read_report, AnalysisDir, AnalysisReport, CheckpointInfo, CheckpointOrigin, ClassSpectrum,
+    ForeignCheckpoint,
+};
 use saddlescope_spectral::{BasisPrecision, TraceMethod};
 
 use crate::*;
@@ -64,7 +68,10 @@ pub(crate) fn subject(f: &Fixture) -> Subject<'_> {
         checkpoint: CheckpointInfo {
             path: "fixture".into(),
             sha256: "0".into(),
-            metadata: serde_json::Value::Null,
+            metadata: CheckpointOrigin::Foreign(ForeignCheckpoint {
+                arch: None,
+                classes: 3,
+            }),
         },
         dataset: f.long_tailed.dataset.to_string(),
     }

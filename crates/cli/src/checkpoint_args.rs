@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 use clap::Args;
-use saddlescope_analysis::{build_model, read_checkpoint, ArchHints, CheckpointInfo, Subject};
+use saddlescope_analysis::{build_model, read_checkpoint, ArchHints, Subject};
 use saddlescope_data::{Dataset, DatasetSpec, GroupRule, LongTailConfig, LongTailed};
 use saddlescope_nn::{drw_weights, Loss, Model, ModelSpec, DRW_BETA};
+use saddlescope_results::{CheckpointInfo, CheckpointOrigin, ForeignCheckpoint};
 use saddlescope_spectral::SpectrumParams;
 
 use crate::dataset_args::ImbalanceArgs;
@@ -260,11 +261,10 @@ impl CheckpointSource {
             None => None,
         };
         let metadata = match &meta {
-            Some(meta) => serde_json::to_value(meta)?,
-            None => serde_json::json!({
-                "arch": self.arch_text,
-                "classes": model.classes(),
-                "format": "foreign"
+            Some(meta) => CheckpointOrigin::Saddlescope(Box::new(meta.recorded()?)),
+            None => CheckpointOrigin::Foreign(ForeignCheckpoint {
+                arch: self.arch_text.clone(),
+                classes: model.classes(),
             }),
         };
         Ok(Loaded {

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
-use saddlescope_train::io::write_atomic;
+use saddlescope_results::write_atomically;
 
 use crate::error::usage;
 use crate::report::{command_line, load_inputs, write_report, ReportOptions};
@@ -73,9 +74,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             cb.saddle
         ));
     }
-    std::fs::create_dir_all(&args.out)?;
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     let deltas = args.out.join("deltas.csv");
-    write_atomic(&deltas, csv.as_bytes())?;
+    write_atomically(&deltas, &csv).with_context(|| deltas.display().to_string())?;
     print!("{csv}");
     let title = format!("{} vs {}", a.label, b.label);
     write_report(

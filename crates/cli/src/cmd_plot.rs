@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use saddlescope_analysis::read_report;
 use saddlescope_plot::write_all;
+use saddlescope_results::read_report;
 
 use crate::values::{FormatArg, XScaleArg};
 

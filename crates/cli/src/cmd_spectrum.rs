@@ -1,7 +1,7 @@
 //! `saddlescope spectrum`: SLQ density, extreme eigenvalues and trace of a dense symmetric
 //! matrix stored as `.npy` — the numerics of the class-wise analysis, run on a matrix whose
 //! spectrum you know. Writes `DIR/spectrum.json` (the same keys the analysis stores per
-//! class) atomically: `spectrum.json.tmp` in DIR, then a rename.
+//! class) atomically (`saddlescope_results::write_atomically`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use saddlescope_data::{read_npy, shape_string};
+use saddlescope_results::write_atomically;
 use saddlescope_spectral::{
     estimate_spectrum_with_progress, DenseSymmetric, SlqParams, SpectrumEstimate, SpectrumParams,
 };
@@ -77,7 +78,7 @@ pub fn run(args: SpectrumArgs) -> anyhow::Result<ExitCode> {
     let estimate = estimate_spectrum_with_progress(&op, &params, Some(&report))
         .with_context(|| args.matrix.display().to_string())?;
     bar.finish_and_clear();
-    let path = write_atomically(&args.out, &estimate)?;
+    let path = write_spectrum(&args.out, &estimate)?;
     if !estimate.converged {
         eprintln!(
             "warning: extreme eigenvalues not converged to --tol {} within --max-applications {} (bounds are in {})",
@@ -142,17 +143,14 @@ fn progress_bar(expected: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Writes `dir/spectrum.json` via `dir/spectrum.json.tmp` and a rename, so a reader never
-/// sees a half-written file; returns the final path.
-fn write_atomically(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<PathBuf> {
+/// Writes `dir/spectrum.json` atomically, so a reader never sees a half-written file;
+/// returns its path.
+fn write_spectrum(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join("spectrum.json.tmp");
     let path = dir.join("spectrum.json");
     let mut json = serde_json::to_string_pretty(estimate)?;
     json.push('\n');
-    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    write_atomically(&path, json).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 

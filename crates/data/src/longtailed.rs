@@ -3,11 +3,12 @@
 //! rebuilds exactly the same train subset from it ([`LongTailed::load`]) and refuses data that
 //! has changed since ([`Error::StaleMetadata`]).
 
+use saddlescope_results::Group;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::groups::{Group, GroupRule};
+use crate::groups::GroupRule;
 use crate::imbalance::{self, check_ratio, Imbalance};
 use crate::spec::DatasetSpec;
 

@@ -72,10 +72,10 @@ pub enum Error {
         /// The encoder's error.
         source: png::EncodingError,
     },
-    /// Creating the directory, writing the temporary file or renaming it failed.
+    /// Creating the directory or writing the figure failed.
     #[error("cannot write {path}")]
     Io {
-        /// The file that could not be written (the temporary file or its directory).
+        /// The figure that could not be written (or its directory).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,

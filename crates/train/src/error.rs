@@ -109,6 +109,9 @@ pub enum Error {
         /// The non-finite loss value.
         loss: f64,
     },
+    /// A result file (log, checkpoint metadata) could not be read or written.
+    #[error(transparent)]
+    Results(#[from] saddlescope_results::Error),
     /// A model or loss error.
     #[error(transparent)]
     Nn(#[from] saddlescope_nn::Error),

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use saddlescope_analysis::{
-    analyze as analyze_subject, AnalysisObserver, AnalysisOutcome, AnalysisReport, AnalyzeParams,
-    ClassSpectrum,
+    analyze as analyze_subject, AnalysisObserver, AnalysisOutcome, AnalyzeParams,
 };
+use saddlescope_results::{AnalysisReport, ClassSpectrum};
 
 use crate::checkpoint_args::CheckpointSource;
 use crate::error::ResultExt;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use saddlescope_analysis::{
-    class_landscape, landscape_classes, write_landscape, AnalysisDir, AnalysisReport,
-    AnalyzeParams, LandscapeParams, LandscapeReport, Subject,
+    class_landscape, landscape_classes, AnalyzeParams, LandscapeParams, Subject,
 };
 use saddlescope_plot::{landscape_curves, landscape_plane, LandscapeOptions, PlaneOptions};
+use saddlescope_results::{write_landscape, AnalysisDir, AnalysisReport, LandscapeReport};
 
 use crate::checkpoint_args::CheckpointSource;
 use crate::error::ResultExt;
@@ -70,7 +70,7 @@ fn write_outputs(
     report: &LandscapeReport,
     subtitle: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let json = write_landscape(dir, report).cli()?;
+    let json = write_landscape(dir, report)?;
     let curves = dir.join("landscape.png");
     landscape_curves(
         report,

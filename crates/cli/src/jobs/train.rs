@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use saddlescope_train::{
-    EpochRecord, Reweighting, RunOutcome, TrainConfig, TrainObserver, Trainer,
-};
+use saddlescope_results::EpochRecord;
+use saddlescope_train::{Reweighting, RunOutcome, TrainConfig, TrainObserver, Trainer};
 
 use crate::error::ResultExt;
 

@@ -2,7 +2,9 @@
 
 mod build;
 mod doc;
+mod figures;
 mod inputs;
+mod text;
 
 pub use build::{write_report, ReportOptions};
 pub use inputs::load_inputs;
