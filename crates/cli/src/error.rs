@@ -197,6 +197,10 @@ mod tests {
             parse_error(&["spectrum", "--matrix", "m.npy", "--out", "o", "--basis", "f16"]),
             "--basis \"f16\": expected f64 or f32"
         );
+        assert_eq!(
+            parse_error(&["bench", "--model", "vgg"]),
+            "--model \"vgg\": expected mlp, cnn or resnet32"
+        );
         let model = parse_error(&["train", "--out", "o", "--model", "transformer"]);
         assert!(
             model.starts_with("--model \"transformer\": bad model spec \"transformer\""),
