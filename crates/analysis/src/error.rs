@@ -125,7 +125,7 @@ pub enum Error {
     /// A model, loss or HVP error.
     #[error(transparent)]
     Nn(#[from] saddlescope_nn::Error),
-    /// A data error (names the file or flag).
+    /// A data error (names the file or parameter).
     #[error(transparent)]
     Data(#[from] saddlescope_data::Error),
     /// A checkpoint reading error.

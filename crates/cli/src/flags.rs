@@ -9,7 +9,7 @@ use saddlescope_data::Param as DataParam;
 use saddlescope_train::Param as TrainParam;
 
 /// The flag of a data-crate parameter.
-pub fn data_flag(param: DataParam) -> &'static str {
+fn data_flag(param: DataParam) -> &'static str {
     match param {
         DataParam::Dataset => "--dataset",
         DataParam::Imbalance => "--imbalance",
@@ -23,7 +23,7 @@ pub fn data_flag(param: DataParam) -> &'static str {
 }
 
 /// The flag of a train-crate setting.
-pub fn train_flag(param: TrainParam) -> &'static str {
+fn train_flag(param: TrainParam) -> &'static str {
     match param {
         TrainParam::Dataset => "--dataset",
         TrainParam::Ratio => "--ratio",
@@ -42,7 +42,7 @@ pub fn train_flag(param: TrainParam) -> &'static str {
 }
 
 /// The flag of an analysis-crate setting.
-pub fn analysis_flag(param: AnalysisParam) -> &'static str {
+fn analysis_flag(param: AnalysisParam) -> &'static str {
     match param {
         AnalysisParam::BatchSize => "--batch-size",
         AnalysisParam::SamplesPerClass => "--samples-per-class",
@@ -63,7 +63,7 @@ pub fn analysis_flag(param: AnalysisParam) -> &'static str {
 /// The flag of a spectral-crate parameter (`SpectrumParams` and its parts, by the names
 /// its errors use), if a flag sets it: `m` and the extreme solver's `basis_size` are
 /// `--lanczos-steps`.
-pub fn spectral_flag(name: &str) -> Option<&'static str> {
+fn spectral_flag(name: &str) -> Option<&'static str> {
     Some(match name {
         "m" | "basis_size" => "--lanczos-steps",
         "probes" => "--probes",

@@ -115,7 +115,7 @@ pub enum Error {
     /// A model or loss error.
     #[error(transparent)]
     Nn(#[from] saddlescope_nn::Error),
-    /// A data error (names the file or flag).
+    /// A data error (names the file or parameter).
     #[error(transparent)]
     Data(#[from] saddlescope_data::Error),
     /// A tensor operation failed.
