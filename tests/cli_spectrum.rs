@@ -11,6 +11,19 @@ fn write_matrix(path: &Path, n: usize, entry: impl Fn(usize, usize) -> f64) {
     write_npy(path, "<f8", false, &format!("({n}, {n})"), &f64_le(&values));
 }
 
+/// Runs `spectrum --matrix MATRIX --out OUT` with `extra` flags.
+fn spectrum(matrix: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "spectrum",
+        "--matrix",
+        matrix.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// A diagonal saddle spectrum: −3, then 0.01·k for the bulk, then 40 (Lanczos sees only
 /// the spectrum, so a diagonal matrix is as good a test as a rotated one).
 fn saddle(i: usize, j: usize, n: usize) -> f64 {
@@ -132,34 +145,13 @@ fn spectrum_with_an_f32_basis_finds_the_extremes_to_1e6() {
 fn spectrum_rejects_bad_matrices_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = out.to_str().unwrap();
     let skew = dir.path().join("skew.npy");
     write_matrix(&skew, 4, |i, j| if i < j { 1.0 } else { 0.0 });
-    assert_one_line_error(
-        &run(&["spectrum", "--matrix", skew.to_str().unwrap(), "--out", o]),
-        1,
-        "skew.npy",
-    );
+    assert_one_line_error(&spectrum(&skew, &out, &[]), 1, "skew.npy");
     let junk = dir.path().join("junk.npy");
     std::fs::write(&junk, b"\x93NUMPY garbage").unwrap();
-    assert_one_line_error(
-        &run(&["spectrum", "--matrix", junk.to_str().unwrap(), "--out", o]),
-        1,
-        "junk.npy",
-    );
-    assert_one_line_error(
-        &run(&[
-            "spectrum",
-            "--matrix",
-            skew.to_str().unwrap(),
-            "--out",
-            o,
-            "--probes",
-            "0",
-        ]),
-        2,
-        "--probes",
-    );
+    assert_one_line_error(&spectrum(&junk, &out, &[]), 1, "junk.npy");
+    assert_one_line_error(&spectrum(&skew, &out, &["--probes", "0"]), 2, "--probes");
     assert!(!out.join("spectrum.json").exists());
 }
 
@@ -171,13 +163,7 @@ fn matrix_checks_name_the_file() {
     let name = p.display().to_string();
     let out = dir.path().join("out");
     let error = || {
-        let o = run(&[
-            "spectrum",
-            "--matrix",
-            &name,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let o = spectrum(&p, &out, &[]);
         assert_one_line_error(&o, 1, &name);
         stderr(&o).trim_end().to_string()
     };
@@ -191,19 +177,13 @@ fn matrix_checks_name_the_file() {
         e.starts_with(&format!("error: {name}: not symmetric: |a[1,0] - a[0,1]|")),
         "{e}"
     );
-    // Fortran-order f32, symmetric: accepted.
+    // Fortran-order f32, symmetric: accepted (eigenvalues (5 ± √5)/2).
     let sym: Vec<u8> = [2.0f32, -1.0, -1.0, 3.0]
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
     write_npy(&p, "<f4", true, "(2, 2)", &sym);
-    let o = run(&[
-        "spectrum",
-        "--matrix",
-        &name,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = spectrum(&p, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).starts_with("lambda_max 3.61803399e0"),
@@ -219,14 +199,7 @@ fn writes_spectrum_json_atomically() {
     let n = 20;
     write_matrix(&p, n, |i, j| if i == j { i as f64 - 3.0 } else { 0.0 });
     let out = dir.path().join("out");
-    let o = run(&[
-        "spectrum",
-        "--matrix",
-        p.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = spectrum(&p, &out, &["--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let files: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
