@@ -4,8 +4,12 @@
 
 use std::path::Path;
 
-use crate::cli_train_analyze::{train_tiny, train_tiny_for};
 use crate::util::*;
+
+/// The tiny run for one epoch at lr 1e-12: its weights are the initialisation's.
+fn untrained() -> TinyRun {
+    TinyRun::default().set("--epochs", "1").set("--lr", "1e-12")
+}
 
 /// `analyze` of `checkpoint` into `out` (20 Lanczos steps, 2 probes); its stdout.
 fn analyze(checkpoint: &Path, out: &Path) -> String {
@@ -27,7 +31,7 @@ fn analyze(checkpoint: &Path, out: &Path) -> String {
 fn an_untrained_checkpoint_is_undetermined_in_every_class_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    train_tiny_for(&run_dir, "1", "1e-12", &[]);
+    untrained().train(&run_dir);
     let out = dir.path().join("analysis");
     let table = analyze(&run_dir.join("last.safetensors"), &out);
     let json = read_json(&out.join("spectrum.json"));
@@ -85,8 +89,8 @@ fn an_untrained_checkpoint_is_undetermined_in_every_class_with_the_reason() {
 fn a_trained_checkpoint_gets_verdicts_and_the_report_and_compare_show_them() {
     let dir = tempfile::tempdir().unwrap();
     let (short, long) = (dir.path().join("short"), dir.path().join("long"));
-    train_tiny_for(&short, "1", "1e-12", &[]);
-    train_tiny(&long, &[]);
+    untrained().train(&short);
+    TinyRun::default().train(&long);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     analyze(&short.join("last.safetensors"), &a);
     let table = analyze(&long.join("last.safetensors"), &b);

@@ -10,3 +10,4 @@ mod cli_landscape;
 mod cli_spectrum;
 mod cli_train_analyze;
 mod cli_verdicts;
+mod error_chains;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::health::model_health;
 use crate::setup::HessianSetup;
 use crate::verdict::{assess, check_verdict_rule, Assessment, SaddleRule};
-use crate::Error;
+use crate::{Error, Param};
 
 /// Which loss's Hessian is analysed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +56,35 @@ pub struct AnalyzeParams {
     pub batch_size: usize,
     /// Element type of the HVPs.
     pub dtype: DType,
+}
+
+impl AnalyzeParams {
+    /// Checks the settings that need no subject: the saddle ratio and the verdict's other
+    /// thresholds ([`check_verdict_rule`]), the estimator's settings
+    /// ([`SpectrumParams::validate`]), the batch size and the samples per class. [`analyze`]
+    /// and [`crate::class_landscape`] call it first; a front end can call it before it
+    /// loads anything.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the setting, [`Error::Settings`] for the estimator's.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |param, reason| Err(Error::Invalid { param, reason });
+        if !(self.saddle.min_ratio.is_finite() && self.saddle.min_ratio >= 0.0) {
+            return invalid(
+                Param::SaddleRatio,
+                format!("{} is negative or not finite", self.saddle.min_ratio),
+            );
+        }
+        check_verdict_rule(&self.verdict)?;
+        self.spectrum.validate().map_err(Error::Settings)?;
+        if self.batch_size == 0 {
+            return invalid(Param::BatchSize, "must be at least 1".into());
+        }
+        if self.samples_per_class == Some(0) {
+            return invalid(Param::SamplesPerClass, "0: need at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for AnalyzeParams {
@@ -178,13 +207,6 @@ pub fn analyze(
     observer: &dyn AnalysisObserver,
     stop: &AtomicBool,
 ) -> Result<AnalysisOutcome, Error> {
-    if !(params.saddle.min_ratio.is_finite() && params.saddle.min_ratio >= 0.0) {
-        return Err(Error::Usage {
-            flag: "--saddle-ratio",
-            reason: format!("{} is negative or not finite", params.saddle.min_ratio),
-        });
-    }
-    check_verdict_rule(&params.verdict)?;
     let setup = HessianSetup::new(subject, params)?;
     let classes = subject.model.classes();
     let class_ids = params
@@ -192,8 +214,8 @@ pub fn analyze(
         .clone()
         .unwrap_or_else(|| (0..classes).collect());
     if let Some(&bad) = class_ids.iter().find(|&&c| c >= classes) {
-        return Err(Error::Usage {
-            flag: "--class-ids",
+        return Err(Error::Invalid {
+            param: Param::ClassIds,
             reason: format!("class {bad} does not exist (the checkpoint has {classes} classes)"),
         });
     }
@@ -380,7 +402,7 @@ impl Context<'_, '_> {
         };
         if spectrum.slq.steps > dim {
             self.observer.notice(&format!(
-                "--lanczos-steps {} exceeds the {dim} parameters of the Hessian block; each run stops after {dim} steps",
+                "{} Lanczos steps exceed the {dim} parameters of the Hessian block; each run stops after {dim} steps",
                 spectrum.slq.steps
             ));
         }

@@ -13,7 +13,7 @@ use saddlescope_results::{HealthStatus, ModelHealth, VerdictRule};
 use crate::fit::correct_predictions;
 use crate::setup::HessianSetup;
 use crate::verdict::num;
-use crate::Error;
+use crate::{Error, Param};
 
 /// The training split's loss (the analysed one), accuracy and full gradient norm at the
 /// weights, overall and per class, and their judgement under `rule`.
@@ -25,7 +25,7 @@ use crate::Error;
 /// one gradient and one forward pass over the split.
 ///
 /// # Errors
-/// [`Error::Usage`] naming `--dataset` when the training split is empty; model errors.
+/// [`Error::Invalid`] naming the data set when the training split is empty; model errors.
 pub(crate) fn model_health(
     setup: &HessianSetup<'_>,
     train: &Split,
@@ -60,8 +60,8 @@ pub(crate) fn model_health(
         class_accuracy[c] = right as f64 / n as f64;
     }
     if samples == 0 {
-        return Err(Error::Usage {
-            flag: "--dataset",
+        return Err(Error::Invalid {
+            param: Param::Dataset,
             reason: "the training split has no samples to judge the model's fit by".into(),
         });
     }

@@ -40,7 +40,7 @@ pub use analyze::{
     analyze, describe, AnalysisObserver, AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet,
     Subject,
 };
-pub use error::Error;
+pub use error::{Error, Param};
 pub use landscape::{
     class_landscape, default_range, landscape, landscape_classes, LandscapeParams, LossSurface,
     DEFAULT_PLANE_POINTS, DEFAULT_POINTS, RANDOM_DIRECTION_STREAM, RANGE_FRACTION, RANGE_LIMITS,

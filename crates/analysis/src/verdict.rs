@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::first_order::first_order;
 use crate::fit::correct_predictions;
 use crate::operator::ClassHessian;
-use crate::Error;
+use crate::{Error, Param};
 
 /// Default of [`SaddleRule::min_ratio`].
 ///
@@ -49,38 +49,39 @@ impl SaddleRule {
     }
 }
 
-/// Checks the thresholds of a [`VerdictRule`]: each finite and positive (the skill below 1).
+/// Checks the thresholds of a [`VerdictRule`]: each finite and positive, the skill below 1
+/// and the diverged loss ratio at least 1.
 ///
 /// # Errors
-/// [`Error::Usage`] naming the flag that sets the bad threshold.
+/// [`Error::Invalid`] naming the bad threshold.
 pub fn check_verdict_rule(rule: &VerdictRule) -> Result<(), Error> {
-    let check = |flag: &'static str, value: f64, ok: bool, expected: &str| {
+    let check = |param: Param, value: f64, ok: bool, expected: &str| {
         if ok {
             Ok(())
         } else {
-            Err(Error::Usage {
-                flag,
+            Err(Error::Invalid {
+                param,
                 reason: format!("{value}: expected {expected}"),
             })
         }
     };
     let r = rule.max_gradient_ratio;
     check(
-        "--max-gradient-ratio",
+        Param::MaxGradientRatio,
         r,
         r.is_finite() && r > 0.0,
         "a finite ratio > 0",
     )?;
     let s = rule.min_skill;
     check(
-        "--min-skill",
+        Param::MinSkill,
         s,
         s.is_finite() && (0.0..1.0).contains(&s),
         "a skill in [0, 1)",
     )?;
     let d = rule.diverged_loss_ratio;
     check(
-        "--diverged-loss-ratio",
+        Param::DivergedLossRatio,
         d,
         d.is_finite() && d >= 1.0,
         "a finite ratio >= 1 (1 is the loss of a uniform predictor)",

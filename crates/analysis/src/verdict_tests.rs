@@ -329,7 +329,7 @@ fn health_thresholds_at_their_boundaries() {
 }
 
 #[test]
-fn bad_thresholds_name_their_flag() {
+fn bad_thresholds_name_their_parameter() {
     let bad = |rule: VerdictRule| check_verdict_rule(&rule).unwrap_err().to_string();
     let rule = VerdictRule::default();
     assert!(check_verdict_rule(&rule).is_ok());
@@ -337,17 +337,17 @@ fn bad_thresholds_name_their_flag() {
         max_gradient_ratio: 0.0,
         ..rule
     })
-    .starts_with("--max-gradient-ratio: 0: expected"));
+    .starts_with("verdict.max_gradient_ratio: 0: expected"));
     assert!(bad(VerdictRule {
         min_skill: 1.0,
         ..rule
     })
-    .starts_with("--min-skill: 1: expected"));
+    .starts_with("verdict.min_skill: 1: expected"));
     assert!(bad(VerdictRule {
         diverged_loss_ratio: f64::NAN,
         ..rule
     })
-    .starts_with("--diverged-loss-ratio: NaN: expected"));
+    .starts_with("verdict.diverged_loss_ratio: NaN: expected"));
 }
 
 /// The operator of class `class` of the fixture, as the analysis builds it.

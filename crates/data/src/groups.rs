@@ -208,7 +208,7 @@ mod tests {
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "bad --groups `halves`: expected thirds or counts:MANY,FEW (e.g. counts:100,20)"
+            "bad groups `halves`: expected thirds or counts:MANY,FEW (e.g. counts:100,20)"
         );
         for bad in [
             "counts:",
@@ -225,7 +225,7 @@ mod tests {
         let err = "counts:20,100".parse::<GroupRule>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "bad --groups `counts:20,100`: FEW must not exceed MANY + 1"
+            "bad groups `counts:20,100`: FEW must not exceed MANY + 1"
         );
         assert_eq!(serde_json::to_string(&Group::Medium).unwrap(), "\"medium\"");
         assert_eq!(Group::Tail.to_string(), "tail");

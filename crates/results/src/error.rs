@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -15,7 +15,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A result could not be encoded as JSON (a bug in saddlescope: its results always can).
-    #[error("{}: cannot encode as JSON: {source}", path.display())]
+    #[error("{}: cannot encode as JSON", path.display())]
     Encode {
         /// The file it was meant for.
         path: PathBuf,

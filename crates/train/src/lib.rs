@@ -28,7 +28,7 @@ pub use checkpoint::{
     LoadedCheckpoint, SafetensorsFile,
 };
 pub use config::{parse_dtype, Reweighting, SamConfig, TrainConfig};
-pub use error::Error;
+pub use error::{Error, Param};
 pub use metrics::evaluate;
 pub use presets::{preset, PRESET_NAMES};
 pub use run_dir::{RunDir, RESUME_FILE};

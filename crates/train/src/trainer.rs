@@ -19,10 +19,10 @@ use crate::checkpoint::{save_checkpoint, CheckpointMeta};
 use crate::config::{parse_dtype, TrainConfig};
 use crate::metrics::evaluate;
 use crate::resume::{drop_uncommitted_epochs, read_resume, write_resume, ResumeState};
-use crate::run_dir::{RunDir, RESUME_FILE};
+use crate::run_dir::RunDir;
 use crate::sgd::Sgd;
 use crate::step::{step_once, StepError, StepSettings};
-use crate::Error;
+use crate::{Error, Param};
 
 /// Receives progress reports from a run (the CLI draws bars from them; tests ignore them).
 pub trait TrainObserver {
@@ -68,15 +68,14 @@ impl Trainer {
         config.validate()?;
         let run = RunDir::new(run_dir);
         if run.resume().exists() {
-            return Err(Error::Invalid {
-                flag: "--out",
-                reason: format!("{} already holds a run; continue it with --resume {0} or pick another directory", run_dir.display()),
+            return Err(Error::RunExists {
+                dir: run_dir.to_path_buf(),
             });
         }
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let (data, long_tailed) = load_data(&config)?;
         let dtype = parse_dtype(&config.dtype).map_err(|reason| Error::Invalid {
-            flag: "--dtype",
+            param: Param::Dtype,
             reason,
         })?;
         let model = new_model(&config, &data, dtype, device)?;
@@ -101,12 +100,8 @@ impl Trainer {
         let run = RunDir::new(run_dir);
         let path = run.resume();
         if !path.exists() {
-            return Err(Error::Invalid {
-                flag: "--resume",
-                reason: format!(
-                    "{} holds no run to resume (no {RESUME_FILE})",
-                    run_dir.display()
-                ),
+            return Err(Error::NothingToResume {
+                dir: run_dir.to_path_buf(),
             });
         }
         let file = read_resume(&path, device)?;
@@ -119,7 +114,7 @@ impl Trainer {
         if let Some(epochs) = epochs {
             if epochs < state.epochs_done {
                 return Err(Error::Invalid {
-                    flag: "--epochs",
+                    param: Param::Epochs,
                     reason: format!(
                         "{epochs} is fewer than the {} epochs already done",
                         state.epochs_done
@@ -381,7 +376,7 @@ fn load_data(config: &TrainConfig) -> Result<(Dataset, LongTailed), Error> {
     let data = long_tailed.apply(full)?;
     if let Some(class) = data.test().class_counts().iter().position(|&n| n == 0) {
         return Err(Error::Invalid {
-            flag: "--dataset",
+            param: Param::Dataset,
             reason: format!(
                 "{}: class {class} has no test samples, so its accuracy is undefined",
                 config.dataset

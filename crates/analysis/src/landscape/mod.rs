@@ -19,7 +19,7 @@ use saddlescope_spectral::{
 use crate::analyze::{AnalyzeParams, Subject};
 use crate::operator::ClassHessian;
 use crate::setup::HessianSetup;
-use crate::Error;
+use crate::{Error, Param};
 
 mod selection;
 #[cfg(test)]
@@ -80,20 +80,20 @@ impl LandscapeParams {
     /// Checks the ranges.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming `--range`, `--points` or `--plane-points`.
+    /// [`Error::Invalid`] naming `range`, `points` or `plane_points`.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(r) = self.range {
             if !(r.is_finite() && r > 0.0) {
-                return Err(Error::Usage {
-                    flag: "--range",
+                return Err(Error::Invalid {
+                    param: Param::Range,
                     reason: format!("{r}: expected a finite R > 0 (the grid is [-R, R])"),
                 });
             }
         }
-        let odd = |flag: &'static str, k: usize| {
+        let odd = |param: Param, k: usize| {
             if k < 3 || k.is_multiple_of(2) {
-                return Err(Error::Usage {
-                    flag,
+                return Err(Error::Invalid {
+                    param,
                     reason: format!(
                         "{k}: expected an odd number of at least 3 (t = 0 on the grid)"
                     ),
@@ -101,9 +101,9 @@ impl LandscapeParams {
             }
             Ok(())
         };
-        odd("--points", self.points)?;
+        odd(Param::Points, self.points)?;
         self.plane_points
-            .map_or(Ok(()), |k| odd("--plane-points", k))
+            .map_or(Ok(()), |k| odd(Param::PlanePoints, k))
     }
 }
 
@@ -181,8 +181,8 @@ struct Direction {
 /// `½t²|uᵀHu − eigenvalue|`, which a converged Ritz pair makes ~ε‖H‖.
 ///
 /// # Errors
-/// [`Error::Usage`] from [`LandscapeParams::validate`], or naming `--range` when the loss
-/// is not finite somewhere on the grid; [`Error::Spectral`] (class `class`) when the solver
+/// [`Error::Invalid`] from [`LandscapeParams::validate`]; [`Error::NonFiniteLoss`] when the
+/// loss is not finite somewhere on the grid; [`Error::Spectral`] (class `class`) when the solver
 /// or an application fails; the surface's errors.
 pub fn landscape<S: LossSurface + ?Sized>(
     surface: &S,
@@ -268,12 +268,10 @@ pub fn landscape<S: LossSurface + ?Sized>(
     let at = |delta: &[f64], where_: &dyn Fn() -> String| -> Result<f64, Error> {
         let l = surface.loss_at(delta)?;
         if !l.is_finite() {
-            return Err(Error::Usage {
-                flag: "--range",
-                reason: format!(
-                    "the loss of class {class} is {l} at {}; choose a smaller range",
-                    where_()
-                ),
+            return Err(Error::NonFiniteLoss {
+                class,
+                value: l,
+                point: where_(),
             });
         }
         Ok(l)
@@ -344,7 +342,7 @@ pub fn landscape<S: LossSurface + ?Sized>(
 /// only read.
 ///
 /// # Errors
-/// [`Error::Usage`] naming `--class` for a class out of range or without samples in the
+/// [`Error::Invalid`] naming `class` for a class out of range or without samples in the
 /// split, otherwise as [`landscape`] and the analysis's checks.
 pub fn class_landscape(
     subject: &Subject<'_>,
@@ -355,15 +353,15 @@ pub fn class_landscape(
     let setup = HessianSetup::new(subject, params)?;
     let classes = subject.model.classes();
     if class >= classes {
-        return Err(Error::Usage {
-            flag: "--class",
+        return Err(Error::Invalid {
+            param: Param::Class,
             reason: format!("class {class} does not exist (the checkpoint has {classes} classes)"),
         });
     }
     let batches = setup.class_batches(class)?;
     if batches.is_empty() {
-        return Err(Error::Usage {
-            flag: "--class",
+        return Err(Error::Invalid {
+            param: Param::Class,
             reason: format!(
                 "no samples of class {class} in the {} split",
                 subject.split_name

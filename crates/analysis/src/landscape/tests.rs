@@ -260,7 +260,7 @@ fn ritz_vectors_of_a_class_hessian_are_unit_with_residual_within_the_bound() {
 }
 
 #[test]
-fn bad_settings_name_their_flag() {
+fn bad_settings_name_their_parameter() {
     let q = Quadratic::new(&LAMBDAS, DVector::zeros(12));
     let run = |p: LandscapeParams| landscape(&q, 0, &solver(), &p).unwrap_err().to_string();
     let msg = run(LandscapeParams {
@@ -269,32 +269,41 @@ fn bad_settings_name_their_flag() {
     });
     assert_eq!(
         msg,
-        "--points: 40: expected an odd number of at least 3 (t = 0 on the grid)"
+        "points: 40: expected an odd number of at least 3 (t = 0 on the grid)"
     );
     let msg = run(LandscapeParams {
         plane_points: Some(1),
         ..LandscapeParams::default()
     });
-    assert!(msg.starts_with("--plane-points: 1: "), "{msg}");
+    assert!(msg.starts_with("plane_points: 1: "), "{msg}");
     let msg = run(LandscapeParams {
         range: Some(-1.0),
         ..LandscapeParams::default()
     });
-    assert!(msg.starts_with("--range: -1: "), "{msg}");
-    // ½ · 10 · (1e200)² overflows: the loss is not finite on the grid.
-    let msg = run(LandscapeParams {
-        range: Some(1e200),
-        ..LandscapeParams::default()
-    });
+    assert!(msg.starts_with("range: -1: "), "{msg}");
+    // ½ · 10 · (1e200)² overflows: the loss is not finite on the grid, a numerical
+    // failure (not a bad setting) that says where.
+    let err = landscape(
+        &q,
+        0,
+        &solver(),
+        &LandscapeParams {
+            range: Some(1e200),
+            ..LandscapeParams::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::NonFiniteLoss { .. }) && !err.is_usage());
     assert!(
-        msg.starts_with("--range: the loss of class 0 is inf at t = -1e200 along u_max"),
-        "{msg}"
+        err.to_string()
+            .starts_with("the loss of class 0 is inf at t = -1e200 along u_max"),
+        "{err}"
     );
     let f = fixture();
     let p = params(TraceMethod::Probes);
     let err = class_landscape(&subject(&f), &p, 3, &LandscapeParams::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "--class: class 3 does not exist (the checkpoint has 3 classes)"
+        "class: class 3 does not exist (the checkpoint has 3 classes)"
     );
 }

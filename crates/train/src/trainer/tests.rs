@@ -141,5 +141,5 @@ fn a_second_run_in_the_same_directory_is_refused() {
     let mut t = Trainer::new(tiny_config(3), dir.path(), &Device::Cpu).unwrap();
     t.run(&Silent, &AtomicBool::new(false)).unwrap();
     let again = Trainer::new(tiny_config(3), dir.path(), &Device::Cpu);
-    assert!(matches!(again, Err(Error::Invalid { flag: "--out", .. })));
+    assert!(matches!(again, Err(Error::RunExists { .. })));
 }
