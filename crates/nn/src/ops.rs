@@ -2,18 +2,15 @@
 //!
 //! A convolution appears in an HVP as the primal and the two tangent terms of the bilinear
 //! rule, and its backward dominates the CPU cost, so all of them are routed here, with
-//! ReLU. On the CPU, f32 and f64 tensors run saddlescope's custom ops (`conv_cpu`:
-//! im2col/col2im + GEMM, the two tangent terms as one stacked convolution; `matmul_cpu`: a
-//! GEMM whose backward skips constant operands; `relu_cpu`: ReLU with a one-pass
-//! derivative), each differentiable as often as an HVP needs (the plain ops to every
-//! order); other devices and dtypes, or a process that chose [`CpuOps::Candle`], use
-//! candle's own operations.
+//! ReLU. On the CPU, f32 and f64 tensors run saddlescope's custom ops (`cpu_ops`:
+//! im2col/col2im + GEMM convolutions, the two tangent terms as one stacked convolution; a
+//! GEMM whose backward skips constant operands; ReLU with a one-pass derivative), each
+//! differentiable as often as an HVP needs (the plain ops to every order); other devices
+//! and dtypes, or a process that chose [`CpuOps::Candle`], use candle's own operations.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Device, Result, Tensor};
-
-use crate::{conv_cpu, matmul_cpu, relu_cpu};
 
 /// Which implementation runs CPU convolutions and matrix products (and their gradients)
 /// in this process.
@@ -58,7 +55,7 @@ fn custom(t: &Tensor) -> bool {
 /// `(N, C_out, (H + 2p − kh)/s + 1, (W + 2p − kw)/s + 1)`. Bilinear in `(x, k)`.
 pub(crate) fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
     if custom(x) {
-        conv_cpu::conv2d(x, kernel, padding, stride)
+        crate::cpu_ops::conv::conv2d(x, kernel, padding, stride)
     } else {
         x.conv2d(kernel, padding, stride, 1, 1)
     }
@@ -75,7 +72,7 @@ pub(crate) fn conv2d_add(
     stride: usize,
 ) -> Result<Tensor> {
     if custom(x) {
-        return conv_cpu::conv2d_add(x, kernel, z, padding, stride);
+        return crate::cpu_ops::conv::conv2d_add(x, kernel, z, padding, stride);
     }
     conv2d(x, kernel, padding, stride)?.broadcast_add(&z.reshape((1, z.elem_count(), 1, 1))?)
 }
@@ -94,7 +91,9 @@ pub(crate) fn conv2d_tangent(
     stride: usize,
 ) -> Result<Tensor> {
     if custom(x) {
-        return conv_cpu::conv2d_tangent(x, x_dot, kernel, kernel_dot, shift_dot, padding, stride);
+        return crate::cpu_ops::conv::conv2d_tangent(
+            x, x_dot, kernel, kernel_dot, shift_dot, padding, stride,
+        );
     }
     let sum =
         conv2d(x_dot, kernel, padding, stride)?.add(&conv2d(x, kernel_dot, padding, stride)?)?;
@@ -108,7 +107,7 @@ pub(crate) fn conv2d_tangent(
 /// which returns `w`'s gradient in `w`'s layout.
 pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if custom(x) && x.rank() == 2 && w.rank() == 2 {
-        matmul_cpu::matmul_t(x, w)
+        crate::cpu_ops::matmul::matmul_t(x, w)
     } else {
         x.matmul(&w.t()?)
     }
@@ -119,7 +118,7 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// addend is the GEMM's starting value.
 pub(crate) fn matmul_t_add(x: &Tensor, w: &Tensor, z: &Tensor) -> Result<Tensor> {
     if custom(x) && x.rank() == 2 && w.rank() == 2 {
-        matmul_cpu::matmul_t_add(x, w, z)
+        crate::cpu_ops::matmul::matmul_t_add(x, w, z)
     } else {
         x.matmul(&w.t()?)?.broadcast_add(z)
     }
@@ -128,7 +127,7 @@ pub(crate) fn matmul_t_add(x: &Tensor, w: &Tensor, z: &Tensor) -> Result<Tensor>
 /// `max(x, 0)`.
 pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
     if custom(x) {
-        relu_cpu::relu(x)
+        crate::cpu_ops::relu::relu(x)
     } else {
         x.relu()
     }
@@ -138,7 +137,7 @@ pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
 /// when `a`, `b` and `x` share a shape.
 pub(crate) fn relu_tangent_sum(a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor> {
     if custom(a) && a.shape() == b.shape() && a.shape() == x.shape() {
-        relu_cpu::mask_mul_sum(a, b, x)
+        crate::cpu_ops::relu::mask_mul_sum(a, b, x)
     } else {
         relu_tangent(&a.broadcast_add(b)?, x)
     }
@@ -148,7 +147,7 @@ pub(crate) fn relu_tangent_sum(a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Ten
 /// gradient convention).
 pub(crate) fn relu_tangent(t: &Tensor, x: &Tensor) -> Result<Tensor> {
     if custom(t) {
-        relu_cpu::mask_mul(t, x)
+        crate::cpu_ops::relu::mask_mul(t, x)
     } else {
         t.mul(&x.detach().ge(0.0)?.to_dtype(t.dtype())?)
     }
@@ -157,7 +156,7 @@ pub(crate) fn relu_tangent(t: &Tensor, x: &Tensor) -> Result<Tensor> {
 /// `a·b`; 2-d operands on the CPU use the custom product, anything else candle's matmul.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if custom(a) && a.rank() == 2 && b.rank() == 2 {
-        matmul_cpu::matmul(a, b)
+        crate::cpu_ops::matmul::matmul(a, b)
     } else {
         a.matmul(b)
     }

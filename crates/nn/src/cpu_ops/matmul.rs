@@ -11,23 +11,15 @@
 //!
 //! Operands of any 2-d strides are read in place (a transposed weight is a view).
 
-use candle_core::backend::BackendStorage;
-use candle_core::{
-    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType,
-};
+use candle_core::{bail, Result, Shape, Tensor, WithDType};
 
-use crate::conv_cpu::dense;
-use crate::cpu_gemm::{matmul as gemm_into, matmul_new, Mat, Threads};
+use super::channel_sum::channel_sum;
+use super::custom::{apply2, apply3, grad_if, Arg, CpuOp};
+use super::gemm::{matmul as gemm_into, matmul_new, Mat, Threads};
 
 /// `a·b` for 2-d `a: (m, k)`, `b: (k, n)` on the CPU, f32 or f64.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.apply_op2(
-        b,
-        MatMul {
-            ta: false,
-            tb: false,
-        },
-    )
+    MatMul::apply(false, false, a, b)
 }
 
 /// `x·wᵀ` for 2-d `x: (m, k)`, `w: (n, k)` (a linear layer; `w`'s gradient comes out in
@@ -39,13 +31,14 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// `x·wᵀ + z` for 2-d `x: (m, k)`, `w: (n, k)` and `z` a row shift `(n,)` (a linear
 /// layer's bias) or an `(m, n)` matrix, `z` being the GEMM's starting value.
 pub(crate) fn matmul_t_add(x: &Tensor, w: &Tensor, z: &Tensor) -> Result<Tensor> {
-    x.apply_op3(
-        w,
-        z,
+    apply3(
         MatMulAdd(MatMul {
             ta: false,
             tb: true,
         }),
+        x,
+        w,
+        z,
     )
 }
 
@@ -57,20 +50,51 @@ struct MatMul {
 
 impl MatMul {
     fn apply(ta: bool, tb: bool, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        a.apply_op2(b, MatMul { ta, tb })
+        apply2(MatMul { ta, tb }, a, b)
+    }
+
+    /// `op_a(a)·op_b(b) (+ z)`, `z` a row shift `(n,)` or an `(m, n)` matrix.
+    fn product<T: WithDType>(
+        &self,
+        a: Arg<'_, T>,
+        b: Arg<'_, T>,
+        addend: Option<Arg<'_, T>>,
+    ) -> Result<(Vec<T>, Shape)> {
+        let (a, b) = (view(a, self.ta)?, view(b, self.tb)?);
+        if a.cols != b.rows {
+            bail!(
+                "matmul: ({}x{})·({}x{}) inner dimensions differ",
+                a.rows,
+                a.cols,
+                b.rows,
+                b.cols
+            )
+        }
+        let (m, n) = (a.rows, b.cols);
+        let Some(z) = addend else {
+            return Ok((matmul_new(a, b, Threads::Pool)?, Shape::from((m, n))));
+        };
+        // The output starts as the addend and the product is accumulated onto it.
+        let mut out = match z.dims() {
+            [len] if *len == n => z.dense()?.repeat(m),
+            [rows, cols] if (*rows, *cols) == (m, n) => z.dense()?.into_owned(),
+            other => bail!("matmul: addend of shape {other:?}, expected [{n}] or [{m}, {n}]"),
+        };
+        gemm_into(&mut out, (n, 1), a, b, true, Threads::Pool)?;
+        Ok((out, Shape::from((m, n))))
     }
 }
 
-/// The strided 2-d view of an argument, transposed when `t`.
-fn view<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout, t: bool) -> Result<Mat<'a, T>> {
-    let data = storage.as_slice::<T>()?;
+/// The strided 2-d view of an argument, read in place, transposed when `t`.
+fn view<T: WithDType>(arg: Arg<'_, T>, t: bool) -> Result<Mat<'_, T>> {
+    let layout = arg.layout();
     let (&[rows, cols], &[rs, cs]) = (layout.dims(), layout.stride()) else {
         bail!(
             "matmul: operand of shape {:?}, expected 2 dimensions",
             layout.dims()
         )
     };
-    let Some(data) = data.get(layout.start_offset()..) else {
+    let Some(data) = arg.storage().get(layout.start_offset()..) else {
         bail!("matmul: layout {layout:?} exceeds its storage")
     };
     let m = Mat {
@@ -83,179 +107,64 @@ fn view<'a, T: WithDType>(storage: &'a CpuStorage, layout: &Layout, t: bool) -> 
     Ok(if t { m.t() } else { m })
 }
 
-/// `op_a(a)·op_b(b) (+ z)`, `z` a row shift `(n,)` or an `(m, n)` matrix.
-fn product<T: WithDType>(
-    op: &MatMul,
-    (s1, l1): (&CpuStorage, &Layout),
-    (s2, l2): (&CpuStorage, &Layout),
-    addend: Option<(&CpuStorage, &Layout)>,
-) -> Result<(Vec<T>, [usize; 2])> {
-    let (a, b) = (view::<T>(s1, l1, op.ta)?, view::<T>(s2, l2, op.tb)?);
-    if a.cols != b.rows {
-        bail!(
-            "matmul: ({}x{})·({}x{}) inner dimensions differ",
-            a.rows,
-            a.cols,
-            b.rows,
-            b.cols
-        )
-    }
-    let (m, n) = (a.rows, b.cols);
-    let Some((s3, l3)) = addend else {
-        return Ok((matmul_new(a, b, Threads::Pool)?, [m, n]));
-    };
-    // The output starts as the addend and the product is accumulated onto it.
-    let z = dense::<T>(s3, l3)?;
-    let mut out = match l3.dims() {
-        [len] if *len == n => z.repeat(m),
-        [rows, cols] if (*rows, *cols) == (m, n) => z.into_owned(),
-        other => bail!("matmul: addend of shape {other:?}, expected [{n}] or [{m}, {n}]"),
-    };
-    gemm_into(&mut out, (n, 1), a, b, true, Threads::Pool)?;
-    Ok((out, [m, n]))
-}
+impl CpuOp<2> for MatMul {
+    const NAME: &'static str = "saddlescope-matmul";
 
-/// Runs `product` on f32 or f64 storages.
-fn dispatch(
-    op: &MatMul,
-    (s1, l1): (&CpuStorage, &Layout),
-    (s2, l2): (&CpuStorage, &Layout),
-    addend: Option<(&CpuStorage, &Layout)>,
-) -> Result<(CpuStorage, Shape)> {
-    let same = |s: &CpuStorage| s.dtype() == s1.dtype();
-    if !same(s2) || !addend.is_none_or(|(s3, _)| same(s3)) {
-        bail!(
-            "matmul: operands of mixed dtypes, starting with {:?}",
-            s1.dtype()
-        )
-    }
-    let (storage, dims) = match s1 {
-        CpuStorage::F32(_) => {
-            let (v, d) = product::<f32>(op, (s1, l1), (s2, l2), addend)?;
-            (CpuStorage::F32(v), d)
-        }
-        CpuStorage::F64(_) => {
-            let (v, d) = product::<f64>(op, (s1, l1), (s2, l2), addend)?;
-            (CpuStorage::F64(v), d)
-        }
-        other => bail!("matmul: dtype {:?}, expected f32 or f64", other.dtype()),
-    };
-    Ok((storage, Shape::from(dims.to_vec())))
-}
-
-impl CustomOp2 for MatMul {
-    fn name(&self) -> &'static str {
-        "saddlescope-matmul"
+    fn run<T: WithDType>(&self, [a, b]: [Arg<'_, T>; 2]) -> Result<(Vec<T>, Shape)> {
+        self.product(a, b, None)
     }
 
-    fn cpu_fwd(
+    fn backward(
         &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        dispatch(self, (s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
+        [a, b]: [&Tensor; 2],
         _c: &Tensor,
         g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<[Option<Tensor>; 2]> {
         let (ta, tb) = (self.ta, self.tb);
-        let da = if !a.track_op() {
-            None
-        } else if ta {
-            Some(MatMul::apply(tb, true, b, g)?)
-        } else {
-            Some(MatMul::apply(false, !tb, g, b)?)
-        };
-        let db = if !b.track_op() {
-            None
-        } else if tb {
-            Some(MatMul::apply(true, ta, g, a)?)
-        } else {
-            Some(MatMul::apply(!ta, false, a, g)?)
-        };
-        Ok((da, db))
+        let da = grad_if(a, || {
+            if ta {
+                MatMul::apply(tb, true, b, g)
+            } else {
+                MatMul::apply(false, !tb, g, b)
+            }
+        })?;
+        let db = grad_if(b, || {
+            if tb {
+                MatMul::apply(true, ta, g, a)
+            } else {
+                MatMul::apply(!ta, false, a, g)
+            }
+        })?;
+        Ok([da, db])
     }
 }
 
 /// `op_a(a)·op_b(b) + z`: arguments `(a, b, z)`. Gradients: those of [`MatMul`], and
-/// `dz = g` or, for a row shift, `dz = Σ_rows g` ([`ColumnSum`]).
+/// `dz = g` or, for a row shift, `dz = Σ_rows g` (a channel sum over the columns).
 struct MatMulAdd(MatMul);
 
-impl CustomOp3 for MatMulAdd {
-    fn name(&self) -> &'static str {
-        "saddlescope-matmul-add"
+impl CpuOp<3> for MatMulAdd {
+    const NAME: &'static str = "saddlescope-matmul-add";
+
+    fn run<T: WithDType>(&self, [a, b, z]: [Arg<'_, T>; 3]) -> Result<(Vec<T>, Shape)> {
+        self.0.product(a, b, Some(z))
     }
 
-    fn cpu_fwd(
+    fn backward(
         &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        dispatch(&self.0, (s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        z: &Tensor,
+        [a, b, z]: [&Tensor; 3],
         c: &Tensor,
         g: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (da, db) = self.0.bwd(a, b, c, g)?;
-        let dz = match (z.track_op(), z.rank()) {
-            (false, _) => None,
-            (true, 1) => Some(g.apply_op1(ColumnSum)?),
-            (true, _) => Some(g.clone()),
-        };
-        Ok((da, db, dz))
-    }
-}
-
-/// `s[j] = Σ_i g[i, j]`, the gradient of a row shift; its own gradient broadcasts back.
-struct ColumnSum;
-
-impl CustomOp1 for ColumnSum {
-    fn name(&self) -> &'static str {
-        "saddlescope-column-sum"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let &[_, n] = layout.dims() else {
-            bail!(
-                "column sum: shape {:?}, expected 2 dimensions",
-                layout.dims()
-            )
-        };
-        fn sum<T: WithDType>(g: &[T], n: usize) -> Vec<T> {
-            let mut out = vec![T::from_f64(0.0); n];
-            for row in g.chunks_exact(n.max(1)) {
-                out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    ) -> Result<[Option<Tensor>; 3]> {
+        let [da, db] = self.0.backward([a, b], c, g)?;
+        let dz = grad_if(z, || {
+            if z.rank() == 1 {
+                channel_sum(g)
+            } else {
+                Ok(g.clone())
             }
-            out
-        }
-        let out = match storage {
-            CpuStorage::F32(_) => CpuStorage::F32(sum(&dense(storage, layout)?, n)),
-            CpuStorage::F64(_) => CpuStorage::F64(sum(&dense(storage, layout)?, n)),
-            other => bail!("column sum: dtype {:?}, expected f32 or f64", other.dtype()),
-        };
-        Ok((out, Shape::from(n)))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let n = grad.elem_count();
-        Ok(Some(grad.reshape((1, n))?.broadcast_as(arg.shape())?))
+        })?;
+        Ok([da, db, dz])
     }
 }
 
@@ -418,7 +327,9 @@ mod tests {
             ta: false,
             tb: false,
         };
-        let (dx, dw) = op.bwd(&x, &w.as_tensor().t().unwrap(), &y, &y).unwrap();
+        let [dx, dw] = op
+            .backward([&x, &w.as_tensor().t().unwrap()], &y, &y)
+            .unwrap();
         assert!(dx.is_none() && dw.is_some());
         assert!(matmul(&x, &x).is_err());
     }

@@ -15,7 +15,7 @@
 use candle_core::{bail, Result, WithDType};
 use rayon::prelude::*;
 
-use crate::cpu_gemm::{matmul, Mat, Threads};
+use crate::cpu_ops::gemm::{matmul, Mat, Threads};
 
 /// Columns a GEMM should have at least: samples are batched side by side until the patch
 /// matrix is this wide (the 8x8 images of ResNet's last stage would otherwise make skinny,
@@ -368,19 +368,6 @@ pub(crate) fn forward<T: WithDType>(
             },
         )?;
     Ok(y)
-}
-
-/// `Σ_{n, pixels} y[n, c, ·]` for contiguous `y: (n, c, pixels)`: the gradient of a
-/// per-channel shift, summed in a fixed order.
-pub(crate) fn channel_sum<T: WithDType>(y: &[T], [n, c, pixels]: [usize; 3]) -> Result<Vec<T>> {
-    check_len("channel-sum input", y.len(), n * c * pixels)?;
-    let mut out = vec![T::from_f64(0.0); c];
-    for sample in y.chunks_exact((c * pixels).max(1)) {
-        for (o, row) in out.iter_mut().zip(sample.chunks_exact(pixels.max(1))) {
-            *o += row.iter().fold(T::from_f64(0.0), |acc, &v| acc + v);
-        }
-    }
-    Ok(out)
 }
 
 /// `dx = ∂⟨dy, conv(x, k)⟩/∂x` for contiguous `dy: (n, c_out, ho, wo)` and `k`
