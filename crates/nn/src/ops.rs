@@ -9,6 +9,7 @@
 //! and dtypes, or a process that chose [`CpuOps::Candle`], use candle's own operations.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Result, Tensor};
 
@@ -151,6 +152,47 @@ pub(crate) fn relu_tangent(t: &Tensor, x: &Tensor) -> Result<Tensor> {
     } else {
         t.mul(&x.detach().ge(0.0)?.to_dtype(t.dtype())?)
     }
+}
+
+/// 2×2 average pooling with stride 2 of `(N, C, H, W)` (odd last rows and columns
+/// dropped); on the CPU the custom op, whose backward is one pass.
+pub(crate) fn avg_pool2(x: &Tensor) -> Result<Tensor> {
+    if custom(x) {
+        crate::cpu_ops::pool::avg_pool2(x)
+    } else {
+        x.avg_pool2d(2)
+    }
+}
+
+pub(crate) use crate::cpu_ops::batch_norm::Epilogue;
+
+/// `epilogue(BN(y))` with batch statistics, `BN(y) = (y − μ)·(σ² + eps)^(−1/2)·γ + β` per
+/// channel of `y: (N, C, H, W)`, with those statistics `(μ, σ²)` as `(C,)` tensors (biased
+/// variance, no gradient). On the CPU one fused op; `None` where it does not run, and the
+/// caller composes the layer instead: other devices and dtypes, [`CpuOps::Candle`], and
+/// processes that keep gradient graphs for second derivatives
+/// (`CANDLE_GRAD_DO_NOT_DETACH`), since the fused backward is first-order.
+pub(crate) fn batch_norm_train(
+    y: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    epilogue: Epilogue,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    if custom(y) && !keeps_gradient_graphs() {
+        crate::cpu_ops::batch_norm::batch_norm_train(y, gamma, beta, eps, epilogue).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Whether candle keeps the graphs of gradients (`CANDLE_GRAD_DO_NOT_DETACH` set, not
+/// empty or "0", as candle reads it), so that a gradient may be differentiated again.
+fn keeps_gradient_graphs() -> bool {
+    static KEEPS: OnceLock<bool> = OnceLock::new();
+    *KEEPS.get_or_init(|| {
+        std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0")
+    })
 }
 
 /// `a·b`; 2-d operands on the CPU use the custom product, anything else candle's matmul.

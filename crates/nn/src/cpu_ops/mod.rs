@@ -8,12 +8,16 @@
 //!   stacked tangent convolution of an HVP;
 //! - [`matmul`]: matrix products whose backward skips constant operands;
 //! - [`relu`]: ReLU and its one-pass derivative map;
+//! - [`batch_norm`]: train-mode batch normalization, forward and backward in fused passes;
+//! - [`pool`]: 2×2 average pooling and its adjoint;
 //! - [`channel_sum`]: the gradient of a per-channel shift;
 //! - [`gemm`]: the checked wrapper around the `gemm` crate the products run on.
 
+pub(crate) mod batch_norm;
 pub(crate) mod channel_sum;
 pub(crate) mod conv;
 pub(crate) mod custom;
 pub(crate) mod gemm;
 pub(crate) mod matmul;
+pub(crate) mod pool;
 pub(crate) mod relu;
