@@ -164,6 +164,15 @@ pub(crate) fn avg_pool2(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// `avg_pool2(relu(x))`, one pass on the CPU (exact derivatives of every order).
+pub(crate) fn relu_avg_pool2(x: &Tensor) -> Result<Tensor> {
+    if custom(x) {
+        crate::cpu_ops::pool::relu_avg_pool2(x)
+    } else {
+        relu(x)?.avg_pool2d(2)
+    }
+}
+
 pub(crate) use crate::cpu_ops::batch_norm::Epilogue;
 
 /// `epilogue(BN(y))` with batch statistics, `BN(y) = (y − μ)·(σ² + eps)^(−1/2)·γ + β` per

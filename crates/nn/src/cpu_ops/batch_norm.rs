@@ -8,7 +8,8 @@
 //! `relu(z + skip)`. With `h = ∂L/∂z` (the output gradient through the epilogue, ReLU's
 //! mask `1[· ≥ 0]` as candle's) and `x̂ = (y − μ)·r`: `∂β = Σ h`, `∂γ = Σ h·x̂`,
 //! `∂y = γ·r·(h − Σh/n − x̂·Σ(h·x̂)/n)` (the batch statistics' own dependence on `y`
-//! included), and `∂skip = h`.
+//! included), and `∂skip = h` (for the residual epilogue `h` is its own op, so that every
+//! op writes one output).
 //!
 //! Composed from candle ops the layer was ~15 ops whose backward reduced over the
 //! non-contiguous axes `(0, 2, 3)` several times: ~60% of a CNN training step; each
@@ -30,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{bail, Error, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::custom::{apply2, apply3, grad_if, Arg, Cpu, CpuOp};
+use super::custom::{apply2, apply3, grad_if, par_collect, Arg, Cpu, CpuOp};
 
 /// What the fused op applies to the normalized values `z`.
 #[derive(Clone, Copy, Debug)]
@@ -245,23 +246,6 @@ fn lane_sum2<T: WithDType>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64
         .fold(head, |s, (&u, &v)| s + f(u.to_f64(), v.to_f64()))
 }
 
-/// Elements per parallel piece of an elementwise pass (whole planes at least).
-const PIECE: usize = 1 << 15;
-
-/// Runs `f(channel, plane index, output plane)` over the planes of `out` (`plane` values
-/// each), in parallel pieces.
-fn for_planes<T: WithDType>(
-    out: &mut [T],
-    plane: usize,
-    channels: usize,
-    f: impl Fn(usize, usize, &mut [T]) + Sync,
-) {
-    out.par_chunks_mut(plane.max(1))
-        .enumerate()
-        .with_min_len(PIECE.div_ceil(plane.max(1)))
-        .for_each(|(p, dst)| f(p % channels, p, dst));
-}
-
 /// `epilogue(BN(y; γ, β))`: arguments `(y, [γ, β])`, or `(y, [γ, β], skip)` for
 /// [`Act::AddRelu`].
 struct BatchNorm {
@@ -284,42 +268,47 @@ impl BatchNorm {
         let stats = self.statistics(&shape, &y, &affine);
         let normalize: Vec<Normalize<T>> =
             (0..shape.c).map(|ch| Normalize::of(&stats, ch)).collect();
-        let (plane, out_plane) = (shape.plane(), shape.out_plane());
+        let (plane, out_plane, c) = (shape.plane(), shape.out_plane(), shape.c);
         let (w, wo) = (shape.w, shape.pooled().1);
         let quarter = T::from_f64(0.25);
         let epilogue = Epi::new(self.act, skip.as_deref())?;
-        let mut out = vec![T::from_f64(0.0); shape.n * shape.c * out_plane];
-        for_planes(&mut out, out_plane, shape.c, |ch, p, dst| {
-            let (k, src) = (normalize[ch], &y[p * plane..(p + 1) * plane]);
-            match epilogue {
-                Epi::Identity => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = k.apply(v)),
-                Epi::Relu => dst
-                    .iter_mut()
-                    .zip(src)
-                    .for_each(|(o, &v)| *o = relu(k.apply(v))),
-                Epi::AddRelu(skip) => {
-                    let s = &skip[p * plane..(p + 1) * plane];
-                    for ((o, &v), &s) in dst.iter_mut().zip(src).zip(s) {
-                        *o = relu(k.apply(v) + s);
+        let rows = || vec![T::from_f64(0.0); 2 * w];
+        let out = par_collect(
+            (shape.n * c * out_plane, out_plane),
+            &[],
+            rows,
+            |p, out, rows| {
+                let (k, src) = (normalize[p % c], &y[p * plane..(p + 1) * plane]);
+                match epilogue {
+                    Epi::Identity => out.extend(src.iter().map(|&v| k.apply(v))),
+                    Epi::Relu => out.extend(src.iter().map(|&v| relu(k.apply(v)))),
+                    Epi::AddRelu(skip) => {
+                        let s = &skip[p * plane..(p + 1) * plane];
+                        out.extend(src.iter().zip(s).map(|(&v, &s)| relu(k.apply(v) + s)));
                     }
-                }
-                // The window sum in candle's `avg_pool2d` order, so the pooling rounds as
-                // the composed layer's does.
-                Epi::ReluPool2 => {
-                    for (i, row) in dst.chunks_exact_mut(wo).enumerate() {
-                        let (top, bottom) = (&src[2 * i * w..], &src[(2 * i + 1) * w..]);
-                        for (j, o) in row.iter_mut().enumerate() {
-                            let mut sum = T::from_f64(0.0);
-                            sum += relu(k.apply(top[2 * j]));
-                            sum += relu(k.apply(top[2 * j + 1]));
-                            sum += relu(k.apply(bottom[2 * j]));
-                            sum += relu(k.apply(bottom[2 * j + 1]));
-                            *o = sum * quarter;
+                    // Two input rows at a time: normalized and rectified (vectorized), then
+                    // each window summed in candle's `avg_pool2d` order, so the pooling rounds
+                    // as the composed layer's does.
+                    Epi::ReluPool2 => {
+                        for pair in src.chunks_exact(2 * w).take(out_plane / wo.max(1)) {
+                            for (r, &v) in rows.iter_mut().zip(pair) {
+                                *r = relu(k.apply(v));
+                            }
+                            let (top, bottom) = rows.split_at(w);
+                            let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                            out.extend(windows.map(|(t, b)| {
+                                let mut sum = T::from_f64(0.0);
+                                sum += t[0];
+                                sum += t[1];
+                                sum += b[0];
+                                sum += b[1];
+                                sum * quarter
+                            }));
                         }
                     }
                 }
-            }
-        });
+            },
+        )?;
         self.stats
             .set(stats)
             .map_err(|_| Error::Msg("batch norm: forward pass run twice".into()))?;
@@ -357,34 +346,20 @@ impl BatchNorm {
         }
     }
 
-    fn backward_op(
-        &self,
-        [y, affine]: [&Tensor; 2],
-        skip: Option<&Tensor>,
-        grad: &Tensor,
-    ) -> Result<Vec<Option<Tensor>>> {
+    /// `[∂y, ∂[γ, β]]` of `⟨grad, BN(y)⟩` for an epilogue without a residual (`h` being
+    /// `grad` through it), or `h` itself for [`Act::Identity`].
+    fn gradients(&self, act: Act, h: &Tensor, y: &Tensor) -> Result<[Tensor; 2]> {
         let op = Cpu(BatchNormGrad {
-            act: self.act,
+            act,
             stats: Arc::clone(&self.stats),
         });
-        let packed = match skip {
-            Some(skip) => grad.apply_op3_no_bwd(y, skip, &op)?,
-            None => grad.apply_op2_no_bwd(y, &op)?,
-        };
+        let packed = h.apply_op2_no_bwd(y, &op)?;
         let len = y.elem_count();
-        let mut at = 0;
-        let mut take = |count: usize| {
-            at += count;
-            packed.narrow(0, at - count, count)
-        };
-        let dy = take(len)?.reshape(y.shape())?;
-        let dskip = skip.map(|s| take(len)?.reshape(s.shape())).transpose()?;
-        let daffine = take(affine.elem_count())?;
-        let mut grads = vec![grad_if(y, || Ok(dy))?, grad_if(affine, || Ok(daffine))?];
-        if let (Some(skip), Some(dskip)) = (skip, dskip) {
-            grads.push(grad_if(skip, || Ok(dskip))?);
-        }
-        Ok(grads)
+        let c2 = packed.elem_count() - len;
+        Ok([
+            packed.narrow(0, 0, len)?.reshape(y.shape())?,
+            packed.narrow(0, len, c2)?,
+        ])
     }
 }
 
@@ -397,12 +372,12 @@ impl CpuOp<2> for BatchNorm {
 
     fn backward(
         &self,
-        args: [&Tensor; 2],
+        [y, affine]: [&Tensor; 2],
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 2]> {
-        let mut grads = self.backward_op(args, None, grad)?.into_iter();
-        Ok([grads.next().flatten(), grads.next().flatten()])
+        let [dy, daffine] = self.gradients(self.act, grad, y)?;
+        Ok([grad_if(y, || Ok(dy))?, grad_if(affine, || Ok(daffine))?])
     }
 }
 
@@ -413,23 +388,80 @@ impl CpuOp<3> for BatchNorm {
         self.forward(y, affine, Some(skip))
     }
 
+    /// `h = grad ⊙ 1[z + skip ≥ 0]` is the residual's gradient, then BN's gradients of `h`.
     fn backward(
         &self,
         [y, affine, skip]: [&Tensor; 3],
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 3]> {
-        let mut grads = self.backward_op([y, affine], Some(skip), grad)?.into_iter();
+        let mask = Cpu(ResidualMask {
+            stats: Arc::clone(&self.stats),
+        });
+        let h = grad.apply_op3_no_bwd(y, skip, &mask)?;
+        let [dy, daffine] = self.gradients(Act::Identity, &h, y)?;
         Ok([
-            grads.next().flatten(),
-            grads.next().flatten(),
-            grads.next().flatten(),
+            grad_if(y, || Ok(dy))?,
+            grad_if(affine, || Ok(daffine))?,
+            grad_if(skip, || Ok(h))?,
         ])
     }
 }
 
-/// The gradients of [`BatchNorm`], packed `[∂y, (∂skip,) ∂γ, ∂β]` (row-major) in one flat
-/// tensor: arguments `(g, y)` or `(g, y, skip)`. First order only (see the module doc).
+/// `h = g ⊙ 1[BN(y) + skip ≥ 0]` with the forward pass's statistics: arguments
+/// `(g, y, skip)`. No gradient of its own (see the module doc).
+struct ResidualMask {
+    stats: Arc<OnceLock<Stats>>,
+}
+
+impl CpuOp<3> for ResidualMask {
+    const NAME: &'static str = "saddlescope-batch-norm-residual-mask";
+
+    fn run<T: WithDType>(&self, [g, y, skip]: [Arg<'_, T>; 3]) -> Result<(Vec<T>, Shape)> {
+        let stats = forward_stats(&self.stats)?;
+        let c = stats.mean.len();
+        let shape = Dims::new(Act::AddRelu, y.dims(), &[2 * c], Some(skip.dims()))?;
+        if g.dims() != y.dims() {
+            bail!(
+                "batch norm: gradient of shape {:?} for an output of shape {:?}",
+                g.dims(),
+                y.dims()
+            )
+        }
+        let (g, y, skip) = (g.dense()?, y.dense()?, skip.dense()?);
+        let normalize: Vec<Normalize<T>> = (0..c).map(|ch| Normalize::of(stats, ch)).collect();
+        let (zero, plane) = (T::from_f64(0.0), shape.plane());
+        let h = par_collect(
+            (y.len(), plane),
+            &[],
+            || (),
+            |p, out, _| {
+                let k = normalize[p % c];
+                let at = p * plane..(p + 1) * plane;
+                let values = y[at.clone()].iter().zip(&skip[at.clone()]).zip(&g[at]);
+                out.extend(
+                    values.map(|((&v, &s), &g)| if k.apply(v) + s >= zero { g } else { zero }),
+                );
+            },
+        )?;
+        Ok((h, Shape::from(y_dims(&shape))))
+    }
+}
+
+fn y_dims(shape: &Dims) -> Vec<usize> {
+    vec![shape.n, shape.c, shape.h, shape.w]
+}
+
+/// The statistics a forward pass left, or an error if there was none.
+fn forward_stats(stats: &OnceLock<Stats>) -> Result<&Stats> {
+    match stats.get() {
+        Some(stats) => Ok(stats),
+        None => bail!("batch norm: backward pass before the forward pass"),
+    }
+}
+
+/// The gradients of [`BatchNorm`] without a residual, packed `[∂y (row-major), ∂γ, ∂β]`
+/// in one flat tensor: arguments `(g, y)`. First order only (see the module doc).
 struct BatchNormGrad {
     act: Act,
     stats: Arc<OnceLock<Stats>>,
@@ -437,63 +469,55 @@ struct BatchNormGrad {
 
 impl BatchNormGrad {
     /// `h = ∂L/∂z` of plane `p` (normalized by `k`) into `h`, from the output gradient
-    /// `g`.
+    /// `g`; `spread` is scratch of one row (`w` values).
     fn plane_grad<T: WithDType>(
+        &self,
         shape: &Dims,
-        epilogue: Epi<'_, T>,
         (k, p): (Normalize<T>, usize),
         (g, y): (&[T], &[T]),
-        h: &mut [T],
+        (h, spread): (&mut [T], &mut [T]),
     ) {
         let zero = T::from_f64(0.0);
         let (plane, out_plane) = (shape.plane(), shape.out_plane());
         let y = &y[p * plane..(p + 1) * plane];
         let g = &g[p * out_plane..(p + 1) * out_plane];
         let masked = |z: T, g: T| if z >= zero { g } else { zero };
-        match epilogue {
-            Epi::Identity => h.copy_from_slice(g),
-            Epi::Relu => {
+        match self.act {
+            Act::Relu => {
                 for ((h, &v), &g) in h.iter_mut().zip(y).zip(g) {
                     *h = masked(k.apply(v), g);
                 }
             }
-            Epi::AddRelu(skip) => {
-                let s = &skip[p * plane..(p + 1) * plane];
-                for (((h, &v), &g), &s) in h.iter_mut().zip(y).zip(g).zip(s) {
-                    *h = masked(k.apply(v) + s, g);
-                }
-            }
-            Epi::ReluPool2 => {
+            Act::ReluPool2 => {
+                // Row pair by row pair: the pooled gradient spread over its windows (one
+                // row of `w` values, zero past the last whole window), then masked.
                 let (w, (ho, wo)) = (shape.w, shape.pooled());
                 let quarter = T::from_f64(0.25);
-                for (r, (h, y)) in h.chunks_exact_mut(w).zip(y.chunks_exact(w)).enumerate() {
-                    if r >= 2 * ho {
-                        h.fill(zero);
-                        continue;
+                let (pairs, rest) = h.split_at_mut(2 * ho * w);
+                rest.fill(zero);
+                let rows = pairs.chunks_exact_mut(2 * w).zip(y.chunks_exact(2 * w));
+                for ((h_pair, y_pair), g_row) in rows.zip(g.chunks_exact(wo)) {
+                    for (two, &g) in spread.chunks_exact_mut(2).zip(g_row) {
+                        two.fill(g * quarter);
                     }
-                    let g = &g[(r / 2) * wo..(r / 2 + 1) * wo];
-                    for (col, (h, &v)) in h.iter_mut().zip(y).enumerate() {
-                        *h = match g.get(col / 2) {
-                            Some(&g) => masked(k.apply(v), g * quarter),
-                            None => zero,
-                        };
+                    spread[2 * wo..].fill(zero);
+                    for (h_row, y_row) in h_pair.chunks_exact_mut(w).zip(y_pair.chunks_exact(w)) {
+                        for ((h, &v), &g) in h_row.iter_mut().zip(y_row).zip(&*spread) {
+                            *h = masked(k.apply(v), g);
+                        }
                     }
                 }
             }
+            // A residual epilogue's mask is its own op (`ResidualMask`), whose output comes
+            // here as `g`.
+            Act::Identity | Act::AddRelu => h.copy_from_slice(g),
         }
     }
 
-    fn gradients<T: WithDType>(
-        &self,
-        g: Arg<'_, T>,
-        y: Arg<'_, T>,
-        skip: Option<Arg<'_, T>>,
-    ) -> Result<(Vec<T>, Shape)> {
-        let Some(stats) = self.stats.get() else {
-            bail!("batch norm: backward pass before the forward pass")
-        };
+    fn gradients<T: WithDType>(&self, g: Arg<'_, T>, y: Arg<'_, T>) -> Result<(Vec<T>, Shape)> {
+        let stats = forward_stats(&self.stats)?;
         let c = stats.mean.len();
-        let shape = Dims::new(self.act, y.dims(), &[2 * c], skip.map(|s| s.dims()))?;
+        let shape = Dims::new(self.act, y.dims(), &[2 * c], None)?;
         if g.dims() != shape.out_dims() {
             bail!(
                 "batch norm: gradient of shape {:?} for an output of shape {:?}",
@@ -502,31 +526,27 @@ impl BatchNormGrad {
             )
         }
         let (g, y) = (g.dense()?, y.dense()?);
-        let skip = skip.map(|s| s.dense()).transpose()?;
-        let (g, y, skip): (&[T], &[T], Option<&[T]>) = (&g, &y, skip.as_deref());
-        let epilogue = Epi::new(self.act, skip)?;
+        let (g, y): (&[T], &[T]) = (&g, &y);
         let (n, plane) = (shape.n, shape.plane());
         let count = (n * plane) as f64;
         let zero = T::from_f64(0.0);
         let normalize: Vec<Normalize<T>> = (0..c).map(|ch| Normalize::of(stats, ch)).collect();
+        let scratch = || (vec![zero; plane], vec![zero; shape.w]);
         // Σ h and Σ h·(y − μ) per channel.
         let sums: Vec<(f64, f64)> = (0..c)
             .into_par_iter()
-            .map_init(
-                || vec![zero; plane],
-                |h, ch| {
-                    let m = stats.mean[ch];
-                    (0..n).fold((0.0, 0.0), |(sh, shd), i| {
-                        let p = i * c + ch;
-                        Self::plane_grad(&shape, epilogue, (normalize[ch], p), (g, y), h);
-                        let values = &y[p * plane..(p + 1) * plane];
-                        (
-                            sh + lane_sum(h, |v| v),
-                            shd + lane_sum2(h, values, |u, v| u * (v - m)),
-                        )
-                    })
-                },
-            )
+            .map_init(scratch, |(h, spread), ch| {
+                let m = stats.mean[ch];
+                (0..n).fold((0.0, 0.0), |(sh, shd), i| {
+                    let p = i * c + ch;
+                    self.plane_grad(&shape, (normalize[ch], p), (g, y), (h, spread));
+                    let values = &y[p * plane..(p + 1) * plane];
+                    (
+                        sh + lane_sum(h, |v| v),
+                        shd + lane_sum2(h, values, |u, v| u * (v - m)),
+                    )
+                })
+            })
             .collect();
         // ∂y = k·h − (y − μ)·k·r²·Σ(h(y − μ))/n − k·Σh/n with k = γ·r.
         let coefficients: Vec<[T; 3]> = (0..c)
@@ -541,44 +561,29 @@ impl BatchNormGrad {
                 ]
             })
             .collect();
-        let len = y.len();
-        let residual = if skip.is_some() { len } else { 0 };
-        let mut out = vec![zero; len + residual + 2 * c];
-        let (dy, rest) = out.split_at_mut(len);
-        let (dskip, daffine) = rest.split_at_mut(residual);
-        let write = |p: usize, dy: &mut [T], h: &mut [T], dskip: Option<&mut [T]>| {
-            let ch = p % c;
-            let (k, [scale, slope, shift]) = (normalize[ch], coefficients[ch]);
-            Self::plane_grad(&shape, epilogue, (k, p), (g, y), h);
-            let values = &y[p * plane..(p + 1) * plane];
-            for ((d, &h), &v) in dy.iter_mut().zip(&*h).zip(values) {
-                *d = h * scale - (v - k.mean) * slope - shift;
-            }
-            if let Some(dskip) = dskip {
-                dskip.copy_from_slice(h);
-            }
-        };
-        let min = PIECE.div_ceil(plane.max(1));
-        if skip.is_some() {
-            dy.par_chunks_mut(plane)
-                .zip(dskip.par_chunks_mut(plane))
-                .enumerate()
-                .with_min_len(min)
-                .for_each_init(
-                    || vec![zero; plane],
-                    |h, (p, (dy, dskip))| write(p, dy, h, Some(dskip)),
+        let daffine: Vec<T> = (0..2 * c)
+            .map(|i| match i.checked_sub(c) {
+                None => T::from_f64(sums[i].1 * stats.inv_std[i]),
+                Some(ch) => T::from_f64(sums[ch].0),
+            })
+            .collect();
+        let out = par_collect(
+            (y.len(), plane),
+            &daffine,
+            scratch,
+            |p, out, (h, spread)| {
+                let ch = p % c;
+                let (k, [scale, slope, shift]) = (normalize[ch], coefficients[ch]);
+                self.plane_grad(&shape, (k, p), (g, y), (h, spread));
+                let values = &y[p * plane..(p + 1) * plane];
+                out.extend(
+                    h.iter()
+                        .zip(values)
+                        .map(|(&h, &v)| h * scale - (v - k.mean) * slope - shift),
                 );
-        } else {
-            dy.par_chunks_mut(plane)
-                .enumerate()
-                .with_min_len(min)
-                .for_each_init(|| vec![zero; plane], |h, (p, dy)| write(p, dy, h, None));
-        }
-        for (ch, (sh, shd)) in sums.into_iter().enumerate() {
-            daffine[ch] = T::from_f64(shd * stats.inv_std[ch]);
-            daffine[c + ch] = T::from_f64(sh);
-        }
-        let total = len + residual + 2 * c;
+            },
+        )?;
+        let total = out.len();
         Ok((out, Shape::from(total)))
     }
 }
@@ -587,15 +592,7 @@ impl CpuOp<2> for BatchNormGrad {
     const NAME: &'static str = "saddlescope-batch-norm-train-grad";
 
     fn run<T: WithDType>(&self, [g, y]: [Arg<'_, T>; 2]) -> Result<(Vec<T>, Shape)> {
-        self.gradients(g, y, None)
-    }
-}
-
-impl CpuOp<3> for BatchNormGrad {
-    const NAME: &'static str = "saddlescope-batch-norm-add-relu-train-grad";
-
-    fn run<T: WithDType>(&self, [g, y, skip]: [Arg<'_, T>; 3]) -> Result<(Vec<T>, Shape)> {
-        self.gradients(g, y, Some(skip))
+        self.gradients(g, y)
     }
 }
 

@@ -1,5 +1,5 @@
-//! 2×2 average pooling (stride 2) and its adjoint as a pair of CPU ops, each the other's
-//! gradient, so derivatives of every order stay exact.
+//! 2×2 average pooling (stride 2), optionally of `relu(x)` in the same pass, and its
+//! adjoint as CPU ops, each the other's gradient, so derivatives of every order stay exact.
 //!
 //! `pool(x)[i, j] = (x[2i, 2j] + x[2i, 2j+1] + x[2i+1, 2j] + x[2i+1, 2j+1])·¼` per plane of
 //! `x: (N, C, H, W)`, output `(N, C, ⌊H/2⌋, ⌊W/2⌋)`, summed in candle's order so values are
@@ -8,24 +8,27 @@
 //! gradient (nearest neighbour, wrong on odd sides), scales it and adds it in three more
 //! passes; here it is one, planes in parallel.
 
-use candle_core::{bail, Result, Shape, Tensor, WithDType};
-use rayon::prelude::*;
+use std::iter;
 
-use super::custom::{apply1, grad_if, Arg, CpuOp};
+use candle_core::{bail, Result, Shape, Tensor, WithDType};
+
+use super::custom::{apply1, grad_if, par_collect, Arg, CpuOp};
+use super::relu::mask_mul;
 
 /// 2×2 average pooling with stride 2 of `x: (N, C, H, W)` on the CPU (f32 or f64).
 pub(crate) fn avg_pool2(x: &Tensor) -> Result<Tensor> {
-    apply1(AvgPool2, x)
+    apply1(AvgPool2 { relu: false }, x)
+}
+
+/// `avg_pool2(relu(x))` in one pass on the CPU (f32 or f64); its gradient is
+/// `unpool(g) ⊙ 1[x ≥ 0]` (ReLU's mask as candle's), itself differentiable.
+pub(crate) fn relu_avg_pool2(x: &Tensor) -> Result<Tensor> {
+    apply1(AvgPool2 { relu: true }, x)
 }
 
 /// The adjoint of [`avg_pool2`] for inputs of side lengths `(h, w)`.
 fn unpool2(g: &Tensor, (h, w): (usize, usize)) -> Result<Tensor> {
     apply1(Unpool2 { h, w }, g)
-}
-
-/// Planes per parallel piece: about 32k output values.
-fn planes_per_piece(plane: usize) -> usize {
-    (1usize << 15).div_ceil(plane.max(1))
 }
 
 fn dims4(what: &str, dims: &[usize]) -> Result<[usize; 4]> {
@@ -35,8 +38,10 @@ fn dims4(what: &str, dims: &[usize]) -> Result<[usize; 4]> {
     }
 }
 
-/// `avg_pool2(x)`: argument `x`.
-struct AvgPool2;
+/// `avg_pool2(x)`, or `avg_pool2(relu(x))` when `relu`: argument `x`.
+struct AvgPool2 {
+    relu: bool,
+}
 
 impl CpuOp<1> for AvgPool2 {
     const NAME: &'static str = "saddlescope-avg-pool2";
@@ -51,24 +56,29 @@ impl CpuOp<1> for AvgPool2 {
             )
         }
         let x = x.dense()?;
-        let quarter = T::from_f64(0.25);
-        let mut y = vec![T::from_f64(0.0); n * c * ho * wo];
-        y.par_chunks_mut(ho * wo)
-            .zip(x.par_chunks(h * w))
-            .with_min_len(planes_per_piece(ho * wo))
-            .for_each(|(dst, src)| {
-                for (i, row) in dst.chunks_exact_mut(wo).enumerate() {
-                    let (top, bottom) = (&src[2 * i * w..], &src[(2 * i + 1) * w..]);
-                    for (j, out) in row.iter_mut().enumerate() {
-                        let mut sum = T::from_f64(0.0);
-                        sum += top[2 * j];
-                        sum += top[2 * j + 1];
-                        sum += bottom[2 * j];
-                        sum += bottom[2 * j + 1];
-                        *out = sum * quarter;
-                    }
+        let (zero, quarter) = (T::from_f64(0.0), T::from_f64(0.25));
+        let relu = self.relu;
+        let rectify = move |v: T| if !relu || v > zero { v } else { zero };
+        let y = par_collect(
+            (n * c * ho * wo, ho * wo),
+            &[],
+            || (),
+            |p, out, _| {
+                let plane = &x[p * h * w..(p + 1) * h * w];
+                for pair in plane.chunks_exact(2 * w).take(ho) {
+                    let (top, bottom) = pair.split_at(w);
+                    let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                    out.extend(windows.map(|(t, b)| {
+                        let mut sum = zero;
+                        sum += rectify(t[0]);
+                        sum += rectify(t[1]);
+                        sum += rectify(b[0]);
+                        sum += rectify(b[1]);
+                        sum * quarter
+                    }));
                 }
-            });
+            },
+        )?;
         Ok((y, Shape::from((n, c, ho, wo))))
     }
 
@@ -79,7 +89,14 @@ impl CpuOp<1> for AvgPool2 {
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 1]> {
         let (_, _, h, w) = x.dims4()?;
-        Ok([grad_if(x, || unpool2(grad, (h, w)))?])
+        Ok([grad_if(x, || {
+            let spread = unpool2(grad, (h, w))?;
+            if self.relu {
+                mask_mul(&spread, x)
+            } else {
+                Ok(spread)
+            }
+        })?])
     }
 }
 
@@ -103,20 +120,20 @@ impl CpuOp<1> for Unpool2 {
         }
         let g = g.dense()?;
         let (zero, quarter) = (T::from_f64(0.0), T::from_f64(0.25));
-        let mut x = vec![zero; n * c * h * w];
-        x.par_chunks_mut(h * w)
-            .zip(g.par_chunks(ho * wo))
-            .with_min_len(planes_per_piece(h * w))
-            .for_each(|(dst, src)| {
-                for (i, row) in src.chunks_exact(wo).enumerate() {
-                    for di in 0..2 {
-                        let out = &mut dst[(2 * i + di) * w..(2 * i + di) * w + 2 * wo];
-                        for (pair, &v) in out.chunks_exact_mut(2).zip(row) {
-                            pair.fill(v * quarter);
-                        }
+        let x = par_collect(
+            (n * c * h * w, h * w),
+            &[],
+            || (),
+            |p, out, _| {
+                for row in g[p * ho * wo..(p + 1) * ho * wo].chunks_exact(wo) {
+                    for _ in 0..2 {
+                        let spread = row.iter().flat_map(|&v| [v * quarter; 2]);
+                        out.extend(spread.chain(iter::repeat_n(zero, w - 2 * wo)));
                     }
                 }
-            });
+                out.extend(iter::repeat_n(zero, (h - 2 * ho) * w));
+            },
+        )?;
         Ok((x, Shape::from((n, c, h, w))))
     }
 
@@ -214,6 +231,27 @@ mod tests {
         assert_eq!(bits(d.get(g.as_tensor()).unwrap()), bits(&pooled));
         assert!(unpool2(g.as_tensor(), (8, 5)).is_err());
         assert!(avg_pool2(&seeded(&[1, 1, 1, 4], 6, DType::F64)).is_err());
+    }
+
+    /// `relu_avg_pool2` equals `avg_pool2(relu(x))` (candle's ReLU, then this module's
+    /// pooling) bit for bit, value and gradient, on even and odd sides.
+    #[test]
+    fn fused_relu_pool_equals_the_composition() {
+        for dtype in [DType::F64, DType::F32] {
+            for dims in [[2, 3, 8, 6], [3, 1, 5, 7]] {
+                let x =
+                    Var::from_tensor(&seeded(&dims, 3, dtype).affine(1.0, -0.3).unwrap()).unwrap();
+                let fused = relu_avg_pool2(x.as_tensor()).unwrap();
+                let composed = avg_pool2(&x.as_tensor().relu().unwrap()).unwrap();
+                assert_eq!(bits(&fused), bits(&composed), "{dtype:?} {dims:?}");
+                let r = seeded(fused.dims(), 4, dtype);
+                let grad = |y: &Tensor| {
+                    let g = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+                    bits(g.get(x.as_tensor()).unwrap())
+                };
+                assert_eq!(grad(&fused), grad(&composed), "{dtype:?} {dims:?}");
+            }
+        }
     }
 
     /// Results do not depend on the number of threads.

@@ -10,12 +10,8 @@
 //! every order stay exact.
 
 use candle_core::{bail, Result, Shape, Tensor, WithDType};
-use rayon::prelude::*;
 
-use super::custom::{apply1, apply2, apply3, grad_if, Arg, CpuOp};
-
-/// Elements per parallel piece of an elementwise map.
-const PIECE: usize = 1 << 18;
+use super::custom::{apply1, apply2, apply3, grad_if, par_collect, Arg, CpuOp, PIECE_VALUES};
 
 /// `max(x, 0)` on the CPU (f32 or f64).
 pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
@@ -44,6 +40,26 @@ fn same_shapes<T: WithDType>(name: &str, args: &[Arg<'_, T>]) -> Result<Shape> {
     Ok(Shape::from(dims))
 }
 
+/// `f` of the values at each position of `args` (all of one length), in parallel pieces,
+/// written once.
+fn map_values<T: WithDType, const N: usize>(
+    args: [&[T]; N],
+    f: impl Fn([T; N]) -> T + Sync,
+) -> Result<Vec<T>> {
+    let len = args[0].len();
+    par_collect(
+        (len, PIECE_VALUES),
+        &[],
+        || (),
+        |piece, out, _| {
+            let start = piece * PIECE_VALUES;
+            let end = (start + PIECE_VALUES).min(len);
+            let parts = args.map(|a| &a[start..end]);
+            out.extend((0..end - start).map(|i| f(parts.map(|p| p[i]))));
+        },
+    )
+}
+
 struct Relu;
 
 impl CpuOp<1> for Relu {
@@ -51,13 +67,7 @@ impl CpuOp<1> for Relu {
 
     fn run<T: WithDType>(&self, [x]: [Arg<'_, T>; 1]) -> Result<(Vec<T>, Shape)> {
         let zero = T::from_f64(0.0);
-        // Written once (collected, not zero-filled first).
-        let y = x
-            .dense()?
-            .par_iter()
-            .with_min_len(PIECE)
-            .map(|&v| if v > zero { v } else { zero })
-            .collect();
+        let y = map_values([&x.dense()?], |[v]| if v > zero { v } else { zero })?;
         Ok((y, Shape::from(x.dims())))
     }
 
@@ -80,13 +90,16 @@ impl CpuOp<2> for MaskMul {
         let shape = same_shapes(Self::NAME, &args)?;
         let [t, x] = args;
         let zero = T::from_f64(0.0);
-        let y = t
-            .dense()?
-            .par_iter()
-            .zip(&*x.dense()?)
-            .with_min_len(PIECE)
-            .map(|(&t, &x)| if x >= zero { t } else { zero })
-            .collect();
+        let y = map_values(
+            [&t.dense()?, &x.dense()?],
+            |[t, x]| {
+                if x >= zero {
+                    t
+                } else {
+                    zero
+                }
+            },
+        )?;
         Ok((y, shape))
     }
 
@@ -109,14 +122,11 @@ impl CpuOp<3> for MaskMulSum {
         let shape = same_shapes(Self::NAME, &args)?;
         let [a, b, x] = args;
         let zero = T::from_f64(0.0);
-        let y = a
-            .dense()?
-            .par_iter()
-            .zip(&*b.dense()?)
-            .zip(&*x.dense()?)
-            .with_min_len(PIECE)
-            .map(|((&a, &b), &x)| if x >= zero { a + b } else { zero })
-            .collect();
+        let (a, b, x) = (a.dense()?, b.dense()?, x.dense()?);
+        let y = map_values(
+            [&a, &b, &x],
+            |[a, b, x]| if x >= zero { a + b } else { zero },
+        )?;
         Ok((y, shape))
     }
 

@@ -50,12 +50,16 @@ pub(crate) enum Then<'a, V> {
 }
 
 impl<V: Value> Then<'_, V> {
-    /// Applies the epilogue to `z` (composed from the layers' primitives).
+    /// Applies the epilogue to `z` (composed from the layers' primitives; pooling a plain
+    /// tensor's ReLU in the same pass).
     fn apply(&self, z: &V) -> Result<V> {
         match self {
             Then::Nothing => Ok(z.clone()),
             Then::Relu => z.relu(),
-            Then::ReluPool2 => avg_pool2(&z.relu()?),
+            Then::ReluPool2 => match z.as_plain() {
+                Some(z) => Ok(V::constant(ops::relu_avg_pool2(z)?)),
+                None => avg_pool2(&z.relu()?),
+            },
             Then::AddRelu(skip) => z.add_relu(skip),
         }
     }
