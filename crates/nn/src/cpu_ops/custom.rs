@@ -243,7 +243,7 @@ pub(crate) fn par_collect<T: WithDType, S>(
     let total = len + tail.len();
     let mut out = Vec::with_capacity(total);
     let (body, end) = out.spare_capacity_mut()[..total].split_at_mut(len);
-    end.write_copy_of_slice(tail);
+    write_slice(end, tail);
     let short = body
         .par_chunks_mut(piece)
         .enumerate()
@@ -258,10 +258,17 @@ pub(crate) fn par_collect<T: WithDType, S>(
         bail!("internal error: a custom op left part of its output unwritten")
     }
     // SAFETY: every piece of `body` was written in full (`Slots` writes front to back and
-    // counts what it wrote; checked above) and `end` by `write_copy_of_slice`, so all
-    // `total` slots are initialized.
+    // counts what it wrote; checked above) and `end` by `write_slice` (of `tail`, its
+    // length), so all `total` slots are initialized.
     unsafe { out.set_len(total) };
     Ok(out)
+}
+
+/// Copies `src` into the uninitialized `dst` of the same length.
+pub(crate) fn write_slice<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
+    for (slot, &value) in dst.iter_mut().zip(src) {
+        slot.write(value);
+    }
 }
 
 /// Values per parallel task of an elementwise pass: ~0.1 ms of work, enough to outweigh

@@ -15,6 +15,7 @@
 use candle_core::{bail, Result, WithDType};
 use rayon::prelude::*;
 
+use crate::cpu_ops::custom::write_slice;
 use crate::cpu_ops::gemm::{matmul, matmul_uninit, Mat, Threads};
 
 /// Columns a GEMM should have at least: samples are batched side by side until the patch
@@ -381,8 +382,11 @@ pub(crate) fn forward<T: WithDType>(
                             }
                         }
                         // SAFETY: the `c_out` rows of `cols` values that make up `y_c`
-                        // (`m = 1`) were all just written with the shift.
-                        let dst = unsafe { y_c.assume_init_mut() };
+                        // (`m = 1`) were all just written with the shift, so the slice is
+                        // initialized; `MaybeUninit<T>` has `T`'s layout.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(y_c.as_mut_ptr().cast::<T>(), y_c.len())
+                        };
                         matmul(dst, (cols, 1), kernel, col, true, Threads::One)?;
                     }
                     _ => {
@@ -393,9 +397,7 @@ pub(crate) fn forward<T: WithDType>(
                             }
                         }
                         matmul(dst, (cols, 1), kernel, col, shift.is_some(), Threads::One)?;
-                        interleave_with(dst, y_c, (g.c_out, g.pixels()), true, |d, s| {
-                            d.write_copy_of_slice(s);
-                        });
+                        interleave_with(dst, y_c, (g.c_out, g.pixels()), true, write_slice);
                     }
                 }
                 Ok::<(), candle_core::Error>(())
