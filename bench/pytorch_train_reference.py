@@ -26,17 +26,20 @@ train`):
   updated), cross-entropy, backward, SGD with momentum 0.9 and weight decay 2e-4; the
   median of `--repeats` after one warm-up.
 
-With `--compare BINARY` it runs `BINARY bench train --json`-style commands and this reference
-for the CNN + SAM epoch, the CNN epoch without SAM and the ResNet-32 step, alternating the
-two sides round by round (`--rounds`), and prints a table of the times and ratios
-saddlescope/PyTorch with the load average around the run (the machine may be shared);
-`just bench-vs-torch` does this after the HVP comparison.
+With `--compare BINARY` it runs `BINARY bench train` and this reference for the CNN + SAM
+epoch, the CNN epoch without SAM and the ResNet-32 step, alternating the two sides round by
+round (`--rounds`) with the same number of threads (`--threads`, default 2), and prints the
+wall and CPU times and their ratios saddlescope/PyTorch with the load average around the
+run (the machine may be shared: under load PyTorch's OpenMP threads lose far more than
+rayon's, so trust only quiet-machine wall ratios); `just bench-vs-torch` does this after the
+HVP comparison.
 """
 
 import argparse
 import gzip
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -225,47 +228,52 @@ def step(args):
 
 # --- Side by side ------------------------------------------------------------------------
 
-CASES = [  # (label, saddlescope bench train flags, this script's flags, key)
-    ("cnn + SAM epoch", ["--kind", "epoch"], ["--kind", "epoch"], "epoch_median_s"),
+CASES = [  # (label, saddlescope bench train flags, this script's flags, wall key, CPU key)
+    ("cnn + SAM epoch", ["--kind", "epoch"], ["--kind", "epoch"], "epoch_median_s",
+     "cpu_s_per_epoch"),
     ("cnn epoch, no SAM", ["--kind", "epoch", "--sam", "0"], ["--kind", "epoch", "--sam", "0"],
-     "epoch_median_s"),
-    ("resnet32 step b128", ["--kind", "step"], ["--kind", "step"], "step_ms"),
+     "epoch_median_s", "cpu_s_per_epoch"),
+    ("resnet32 step b128", ["--kind", "step"], ["--kind", "step"], "step_ms", "step_cpu_ms"),
 ]
 
 
-def last_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def last_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def compare(args):
-    """Runs both sides for every case, alternating them round by round, and prints ratios."""
+    """Runs both sides for every case, alternating them round by round, with the same
+    number of threads (saddlescope's via RAYON_NUM_THREADS), and prints the ratios of wall
+    and CPU times."""
     common = ["--epochs", str(args.epochs), "--repeats", str(args.repeats)]
-    rows = {label: ([], []) for label, *_ in CASES}
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    rows = {label: [] for label, *_ in CASES}
     start = loadavg()
     for _ in range(args.rounds):
-        for label, ours, theirs, key in CASES:
-            s = last_json([args.compare, "bench", "train", *ours, *common])
+        for label, ours, theirs, wall, cpu in CASES:
+            s = last_json([args.compare, "bench", "train", *ours, *common], env)
             t = last_json([sys.executable, __file__, *theirs, *common,
                            "--threads", str(args.threads)])
-            rows[label][0].append(s[key])
-            rows[label][1].append(t[key])
+            rows[label].append({"saddlescope": s, "pytorch": t, "wall_ratio": s[wall] / t[wall],
+                                "cpu_ratio": s[cpu] / t[cpu]})
     end = loadavg()
     print(f"load average (1 min): {start:.2f} before, {end:.2f} after; {args.rounds} rounds "
-          f"alternating saddlescope and PyTorch {torch.__version__} ({args.threads} threads); "
-          f"epochs: median of epochs 2..{args.epochs}; steps: median of {args.repeats}")
-    print(" | ".join(("case", "saddlescope", "PyTorch", "ratio s/t (per round)")))
-    result = []
-    for label, *_, key in CASES:
-        s, t = rows[label]
-        unit = "s" if key.endswith("_s") else "ms"
-        ratios = [a / b for a, b in zip(s, t)]
-        print(" | ".join((label, ", ".join(f"{v:.3g} {unit}" for v in s),
-                          ", ".join(f"{v:.3g} {unit}" for v in t),
-                          ", ".join(f"{r:.2f}" for r in ratios))))
-        result.append({"case": label, "key": key, "saddlescope": s, "pytorch": t,
-                       "ratios": ratios})
-    print(json.dumps({"loadavg_before": start, "loadavg_after": end, "rounds": result}))
+          f"alternating saddlescope and PyTorch {torch.__version__}, {args.threads} threads "
+          f"each; epochs: median of epochs 2..{args.epochs}; steps: median of {args.repeats}")
+    print(" | ".join(("case", "wall saddlescope", "wall PyTorch", "wall s/t", "CPU s/t")))
+    for label, *_, wall, _cpu in CASES:
+        unit = "s" if wall.endswith("_s") else "ms"
+        runs = rows[label]
+        print(" | ".join((
+            label,
+            ", ".join(f"{r['saddlescope'][wall]:.3g} {unit}" for r in runs),
+            ", ".join(f"{r['pytorch'][wall]:.3g} {unit}" for r in runs),
+            ", ".join(f"{r['wall_ratio']:.2f}" for r in runs),
+            ", ".join(f"{r['cpu_ratio']:.2f}" for r in runs),
+        )))
+    print(json.dumps({"loadavg_before": start, "loadavg_after": end, "threads": args.threads,
+                      "cases": rows}))
 
 
 def main():

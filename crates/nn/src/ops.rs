@@ -173,23 +173,25 @@ pub(crate) fn relu_avg_pool2(x: &Tensor) -> Result<Tensor> {
     }
 }
 
-pub(crate) use crate::cpu_ops::batch_norm::Epilogue;
+pub(crate) use crate::cpu_ops::conv::Epilogue;
 
-/// `epilogue(BN(y))` with batch statistics, `BN(y) = (y − μ)·(σ² + eps)^(−1/2)·γ + β` per
-/// channel of `y: (N, C, H, W)`, with those statistics `(μ, σ²)` as `(C,)` tensors (biased
-/// variance, no gradient). On the CPU one fused op; `None` where it does not run, and the
-/// caller composes the layer instead: other devices and dtypes, [`CpuOps::Candle`], and
-/// processes that keep gradient graphs for second derivatives
-/// (`CANDLE_GRAD_DO_NOT_DETACH`), since the fused backward is first-order.
-pub(crate) fn batch_norm_train(
-    y: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
+/// `epilogue(BN(conv(x, k)))` with batch statistics (convolution padding and stride as
+/// given; `BN(y) = (y − μ)·(σ² + eps)^(−1/2)·γ + β` per channel), with those statistics
+/// `(μ, σ²)` as `(C_out,)` tensors (biased variance, no gradient). On the CPU one fused
+/// op; `None` where it does not run, and the caller composes the layer instead: other
+/// devices and dtypes, [`CpuOps::Candle`], and processes that keep gradient graphs for
+/// second derivatives (`CANDLE_GRAD_DO_NOT_DETACH`), since the fused backward is
+/// first-order.
+pub(crate) fn conv_batch_norm_train(
+    (x, kernel): (&Tensor, &Tensor),
+    conv: (usize, usize),
+    affine: (&Tensor, &Tensor),
     eps: f64,
     epilogue: Epilogue,
 ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
-    if custom(y) && !keeps_gradient_graphs() {
-        crate::cpu_ops::batch_norm::batch_norm_train(y, gamma, beta, eps, epilogue).map(Some)
+    if custom(x) && !keeps_gradient_graphs() {
+        crate::cpu_ops::conv::conv_batch_norm_train((x, kernel), conv, affine, eps, epilogue)
+            .map(Some)
     } else {
         Ok(None)
     }

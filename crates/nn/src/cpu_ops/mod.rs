@@ -8,7 +8,8 @@
 //!   stacked tangent convolution of an HVP;
 //! - [`matmul`]: matrix products whose backward skips constant operands;
 //! - [`relu`]: ReLU and its one-pass derivative map;
-//! - [`batch_norm`]: train-mode batch normalization, forward and backward in fused passes;
+//! - [`batch_norm`]: train-mode batch normalization and its epilogue, forward and backward
+//!   in fused passes (the kernels of the fused convolution + batch norm op in [`conv`]);
 //! - [`pool`]: 2×2 average pooling and its adjoint;
 //! - [`channel_sum`]: the gradient of a per-channel shift;
 //! - [`gemm`]: the checked wrapper around the `gemm` crate the products run on.

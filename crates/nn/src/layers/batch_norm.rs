@@ -18,8 +18,8 @@
 //!
 //! What follows the layer in the models (ReLU; ReLU and 2×2 average pooling; a residual
 //! sum and ReLU: [`Then`]) is part of its forward pass, so that with batch statistics on
-//! plain tensors (training, gradients) layer and epilogue run as one fused op
-//! (`ops::batch_norm_train`); dual values, and eval mode, compose them.
+//! plain tensors (training, gradients) the convolution, the layer and the epilogue run as
+//! one fused op (`ops::conv_batch_norm_train`); dual values, and eval mode, compose them.
 //!
 //! Init as PyTorch: `γ = 1`, `β = 0`, running mean 0, running variance 1. PyTorch's
 //! `num_batches_tracked` is not kept (it only matters for `momentum=None`).
@@ -116,9 +116,9 @@ impl BatchNorm2d {
                 then.apply(&conv.forward_affine(ctx, x, &a, &shift)?)
             }
             BnRun::Batch { momentum } => {
-                let y = conv.forward(ctx, x)?;
-                let (n, _, h, w) = y.primal().dims4()?;
-                let count = n * h * w;
+                let (n, _, h, w) = x.primal().dims4()?;
+                let (ho, wo) = conv.output_sides((h, w));
+                let count = n * ho * wo;
                 if count < 2 {
                     return Err(Error::BatchTooSmall {
                         layer: self.name.clone(),
@@ -126,9 +126,10 @@ impl BatchNorm2d {
                     });
                 }
                 let (gamma, beta) = (ctx.param(self.weight), ctx.param(self.bias));
-                let (out, mean, var) = match Self::fused(&y, gamma, beta, &then)? {
+                let (out, mean, var) = match Self::fused(ctx, conv, x, (gamma, beta), &then)? {
                     Some((out, mean, var)) => (V::constant(out), mean, var),
                     None => {
+                        let y = conv.forward(ctx, x)?;
                         let (z, mean, var) = self.composed(&y, gamma, beta)?;
                         (then.apply(&z)?, mean, var)
                     }
@@ -141,16 +142,22 @@ impl BatchNorm2d {
         }
     }
 
-    /// `then(BN(y))` with batch statistics as one fused op, with `(μ, σ²)`, when every
-    /// operand is a plain tensor and the op runs here (`None`: compose it).
+    /// `then(BN(conv(x)))` with batch statistics as one fused op, with `(μ, σ²)`, when
+    /// every operand is a plain tensor and the op runs here (`None`: compose it).
     fn fused<V: Value>(
-        y: &V,
-        gamma: &V,
-        beta: &V,
+        ctx: &Ctx<V>,
+        conv: &Conv2d,
+        x: &V,
+        (gamma, beta): (&V, &V),
         then: &Then<V>,
     ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
-        let (Some(y), Some(gamma), Some(beta)) = (y.as_plain(), gamma.as_plain(), beta.as_plain())
-        else {
+        let plain = (
+            x.as_plain(),
+            conv.kernel(ctx).as_plain(),
+            gamma.as_plain(),
+            beta.as_plain(),
+        );
+        let (Some(x), Some(kernel), Some(gamma), Some(beta)) = plain else {
             return Ok(None);
         };
         let epilogue = match then {
@@ -162,7 +169,13 @@ impl BatchNorm2d {
                 None => return Ok(None),
             },
         };
-        Ok(ops::batch_norm_train(y, gamma, beta, EPS, epilogue)?)
+        Ok(ops::conv_batch_norm_train(
+            (x, kernel),
+            conv.padding_stride(),
+            (gamma, beta),
+            EPS,
+            epilogue,
+        )?)
     }
 
     /// Batch-statistics BN composed from [`Value`] primitives (tangents included):

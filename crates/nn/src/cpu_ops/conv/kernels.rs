@@ -134,6 +134,23 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
+    /// Calls `f(row, c, ki, kj, valid_cols(kj))` for every row of the patch matrix in
+    /// order, `row = (c·kh + ki)·kw + kj`, in nested loops: deriving `(c, ki, kj)` from
+    /// `row` took three integer divisions per row, a third of im2col's time on the 8x8
+    /// planes of ResNet's last stage.
+    fn for_patch_rows(&self, mut f: impl FnMut(usize, usize, usize, usize, (usize, usize))) {
+        let valid: Vec<(usize, usize)> = (0..self.kw).map(|kj| self.valid_cols(kj)).collect();
+        let mut row = 0;
+        for c in 0..self.c_in {
+            for ki in 0..self.kh {
+                for (kj, &cols) in valid.iter().enumerate() {
+                    f(row, c, ki, kj, cols);
+                    row += 1;
+                }
+            }
+        }
+    }
+
     /// The input row `oy·s + ki − p` if it lies inside `[0, h)`.
     fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
         (oy * self.stride + ki)
@@ -204,14 +221,12 @@ impl<'a, T> Input<'a, T> {
 fn im2col<T: WithDType>(g: &Geometry, x: &Input<T>, sample: usize, col: &mut [T], ld: usize) {
     let zero = T::from_f64(0.0);
     let (s, p, wo) = (g.stride, g.padding, g.wo);
-    for row in 0..g.patch() {
+    g.for_patch_rows(|row, c, ki, kj, (lo, hi)| {
         let dst = &mut col[row * ld..row * ld + g.pixels()];
-        let (c, ki, kj) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
-        let (lo, hi) = g.valid_cols(kj);
         let plane = x.plane(g, sample, c);
         if s == 1 && wo == g.w {
             shifted_plane(g, plane, dst, (ki, kj), (lo, hi));
-            continue;
+            return;
         }
         for (oy, out) in dst.chunks_exact_mut(wo).enumerate() {
             let Some(iy) = g.input_row(oy, ki) else {
@@ -231,7 +246,7 @@ fn im2col<T: WithDType>(g: &Geometry, x: &Input<T>, sample: usize, col: &mut [T]
             }
         }
         zero_edges(dst, wo, (lo, hi));
-    }
+    });
 }
 
 /// Zeroes columns `[0, lo)` and `[hi, w)` of every row of `rows` (rows of `w` values),
@@ -276,13 +291,11 @@ fn shifted_plane<T: WithDType>(
 /// `x` must start at zero.
 fn col2im<T: WithDType>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
     let (s, p, wo) = (g.stride, g.padding, g.wo);
-    for row in 0..g.patch() {
-        let src = &col[row * ld..row * ld + g.pixels()];
-        let (c, ki, kj) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
-        let (lo, hi) = g.valid_cols(kj);
+    g.for_patch_rows(|row, c, ki, kj, (lo, hi)| {
         if lo >= hi {
-            continue;
+            return;
         }
+        let src = &col[row * ld..row * ld + g.pixels()];
         let first = lo * s + kj - p;
         let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for (oy, values) in src.chunks_exact(wo).enumerate() {
@@ -294,7 +307,7 @@ fn col2im<T: WithDType>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
                 *d += *v;
             }
         }
-    }
+    });
 }
 
 /// `m` samples of `(rows, pixels)` blocks, `src[j][r][p]`, laid side by side as one

@@ -28,7 +28,11 @@
 //! computed for an argument that is tracked (`Tensor::track_op`): the input images and the
 //! constant directions of an HVP cost nothing. Only `cpu_fwd` exists; other devices use
 //! candle's convolution (`ops`). Arguments of any layout are accepted.
+//!
+//! During training a convolution, its batch norm and what follows are one op
+//! ([`conv_batch_norm_train`], first-order).
 
+mod batch_norm;
 mod kernels;
 #[cfg(test)]
 mod tests;
@@ -37,6 +41,7 @@ use candle_core::{bail, Result, Shape, Tensor, WithDType};
 
 use super::channel_sum::channel_sum;
 use super::custom::{apply2, apply3, grad_if, Arg, Cpu, CpuOp};
+pub(crate) use batch_norm::{conv_batch_norm_train, Epilogue};
 use kernels::{Geometry, Input};
 
 /// `y = conv2d(x, k)` with the custom op (CPU, f32 or f64).
@@ -164,6 +169,7 @@ fn shape(dims: [usize; 4]) -> Shape {
 }
 
 /// `y = conv(x, k)`: arguments `(x, k)`.
+#[derive(Clone, Copy, Debug)]
 struct Conv {
     padding: usize,
     stride: usize,
