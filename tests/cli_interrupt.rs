@@ -7,35 +7,17 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-const DATA: &str = "synthetic:classes=4,dim=32,n=400,test=20,seed=2";
-
-fn train_args(out: &Path) -> Vec<String> {
-    [
-        "train",
-        "--dataset",
-        DATA,
-        "--ratio",
-        "10",
-        "--model",
-        "mlp:64",
-        "--epochs",
-        "40",
-        "--batch-size",
-        "16",
-        "--lr",
-        "0.05",
-        "--sam",
-        "0.05",
-        "--drw",
-        "--save-every",
-        "0",
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([out.display().to_string()])
-    .collect()
+/// A run long enough to be killed mid-way: 40 epochs of an MLP on 1,600 samples, SAM and DRW.
+fn recipe() -> TinyRun {
+    TinyRun::default()
+        .set(
+            "--dataset",
+            "synthetic:classes=4,dim=32,n=400,test=20,seed=2",
+        )
+        .set("--model", "mlp:64")
+        .set("--epochs", "40")
+        .set("--lr", "0.05")
+        .with(&["--sam", "0.05", "--drw", "--save-every", "0"])
 }
 
 fn spawn(args: &[String]) -> Child {
@@ -78,26 +60,27 @@ fn train_killed_mid_epoch_and_mid_write_resumes_bit_identically() {
     let dir = tempfile::tempdir().unwrap();
     let (straight, broken) = (dir.path().join("straight"), dir.path().join("broken"));
     let o = saddlescope_std()
-        .args(train_args(&straight))
+        .args(recipe().args(&straight))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let mut child = spawn(&train_args(&broken));
+    let mut child = spawn(&recipe().args(&broken));
     assert!(
         kill_when(&mut child, || log_lines(&broken) >= 3),
         "the run finished before it could be killed"
     );
     let done = log_lines(&broken);
     assert!(done < 40, "killed mid-run ({done} epochs logged)");
-    // A write killed half-way leaves a partial temporary file; resume must not trip on it.
+    // A write killed half-way leaves a partial temporary file (`.NAME.tmp.PID.N`, see
+    // `saddlescope_results::write_atomically`); resume must not trip on it.
     let state = std::fs::read(broken.join("resume.safetensors")).unwrap();
     std::fs::write(
-        broken.join("resume.safetensors.tmp"),
+        broken.join(".resume.safetensors.tmp.1.0"),
         &state[..state.len() / 2],
     )
     .unwrap();
-    std::fs::write(broken.join("last.safetensors.tmp"), b"partial").unwrap();
+    std::fs::write(broken.join(".last.safetensors.tmp.1.1"), b"partial").unwrap();
 
     let o = run(&["train", "--resume", broken.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -113,15 +96,7 @@ fn train_killed_mid_epoch_and_mid_write_resumes_bit_identically() {
 fn analyze_killed_mid_run_resumes_to_an_identical_report() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    let mut args = train_args(&run_dir);
-    let epochs = args.iter().position(|a| a == "--epochs").unwrap() + 1;
-    args[epochs] = "3".into();
-    assert!(saddlescope_std()
-        .args(&args)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    recipe().set("--epochs", "3").train(&run_dir);
     let ckpt = run_dir.join("last.safetensors").display().to_string();
     let analyze = |out: &Path, resume: bool| -> Vec<String> {
         let mut a: Vec<String> = [
@@ -175,7 +150,7 @@ fn ctrl_c_stops_train_at_a_safe_point_and_says_how_to_resume() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let mut child = saddlescope_std()
-        .args(train_args(&run_dir))
+        .args(recipe().args(&run_dir))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

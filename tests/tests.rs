@@ -9,3 +9,4 @@ mod cli_interrupt;
 mod cli_landscape;
 mod cli_spectrum;
 mod cli_train_analyze;
+mod error_chains;

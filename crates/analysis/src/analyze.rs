@@ -4,22 +4,22 @@
 //! Each Hessian's result is written atomically as soon as it is done, so an interrupted run
 //! keeps them and `resume` skips them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::DType;
-use saddlescope_data::{Group, Split};
+use saddlescope_data::Split;
 use saddlescope_nn::{Batch, Loss, Model};
+use saddlescope_results::{
+    write_atomically, write_report, AnalysisDir, AnalysisParams, AnalysisReport, CheckpointInfo,
+    ClassSpectrum, Group, SkippedClass, TraceIdentity,
+};
 use saddlescope_spectral::{estimate_spectrum_with_progress, SpectrumEstimate, SpectrumParams};
-use saddlescope_train::io::write_atomic;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{
-    AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
-};
 use crate::setup::HessianSetup;
 use crate::verdict::SaddleRule;
-use crate::Error;
+use crate::{Error, Param};
 
 /// Which loss's Hessian is analysed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +53,33 @@ pub struct AnalyzeParams {
     pub batch_size: usize,
     /// Element type of the HVPs.
     pub dtype: DType,
+}
+
+impl AnalyzeParams {
+    /// Checks the settings that need no subject: the saddle ratio, the estimator's settings
+    /// ([`SpectrumParams::validate`]), the batch size and the samples per class. [`analyze`]
+    /// and [`crate::class_landscape`] call it first; a front end can call it before it
+    /// loads anything.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the setting, [`Error::Settings`] for the estimator's.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |param, reason| Err(Error::Invalid { param, reason });
+        if !(self.saddle.min_ratio.is_finite() && self.saddle.min_ratio >= 0.0) {
+            return invalid(
+                Param::SaddleRatio,
+                format!("{} is negative or not finite", self.saddle.min_ratio),
+            );
+        }
+        self.spectrum.validate().map_err(Error::Settings)?;
+        if self.batch_size == 0 {
+            return invalid(Param::BatchSize, "must be at least 1".into());
+        }
+        if self.samples_per_class == Some(0) {
+            return invalid(Param::SamplesPerClass, "0: need at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for AnalyzeParams {
@@ -137,41 +164,6 @@ struct StoredResult {
     result: ClassSpectrum,
 }
 
-/// Output paths of an analysis directory.
-pub struct AnalysisDir(PathBuf);
-
-impl AnalysisDir {
-    /// The directory at `path`.
-    pub fn new(path: &Path) -> Self {
-        Self(path.to_path_buf())
-    }
-    /// `spectrum.json`.
-    pub fn spectrum(&self) -> PathBuf {
-        self.0.join("spectrum.json")
-    }
-    /// `summary.csv`.
-    pub fn summary(&self) -> PathBuf {
-        self.0.join("summary.csv")
-    }
-    /// Per-Hessian result files.
-    fn part(&self, name: &str) -> PathBuf {
-        self.0.join("classes").join(format!("{name}.json"))
-    }
-    /// `landscape/`: the loss landscapes of `analyze --landscape`, one directory per class.
-    pub fn landscapes(&self) -> PathBuf {
-        self.0.join("landscape")
-    }
-    /// `landscape/class-NNNN/`: the loss landscape of class `class`.
-    pub fn landscape(&self, class: usize) -> PathBuf {
-        self.landscapes().join(class_stem(class))
-    }
-}
-
-/// `class-NNNN`: the file or directory name of a class's results.
-fn class_stem(class: usize) -> String {
-    format!("class-{class:04}")
-}
-
 /// The JSON-facing description of `params`.
 pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
     AnalysisParams {
@@ -206,12 +198,6 @@ pub fn analyze(
     observer: &dyn AnalysisObserver,
     stop: &AtomicBool,
 ) -> Result<AnalysisOutcome, Error> {
-    if !(params.saddle.min_ratio.is_finite() && params.saddle.min_ratio >= 0.0) {
-        return Err(Error::Usage {
-            flag: "--saddle-ratio",
-            reason: format!("{} is negative or not finite", params.saddle.min_ratio),
-        });
-    }
     let setup = HessianSetup::new(subject, params)?;
     let classes = subject.model.classes();
     let class_ids = params
@@ -219,13 +205,13 @@ pub fn analyze(
         .clone()
         .unwrap_or_else(|| (0..classes).collect());
     if let Some(&bad) = class_ids.iter().find(|&&c| c >= classes) {
-        return Err(Error::Usage {
-            flag: "--class-ids",
+        return Err(Error::Invalid {
+            param: Param::ClassIds,
             reason: format!("class {bad} does not exist (the checkpoint has {classes} classes)"),
         });
     }
     let dir = AnalysisDir::new(out);
-    std::fs::create_dir_all(out.join("classes")).map_err(|e| Error::io(out, e))?;
+    std::fs::create_dir_all(dir.parts()).map_err(|e| Error::io(out, e))?;
     let key = ResumeKey {
         sha256: subject.checkpoint.sha256.clone(),
         dataset: subject.dataset.clone(),
@@ -334,8 +320,7 @@ impl Context<'_, '_> {
         batches: Vec<Batch>,
     ) -> Result<ClassSpectrum, Error> {
         let name = class.map_or("all".to_string(), |c| self.subject.class_names[c].clone());
-        let file_name = class.map_or("all".to_string(), class_stem);
-        let path = self.dir.part(&file_name);
+        let path = self.dir.part(class);
         if self.resume && path.exists() {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
             let stored: StoredResult = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
@@ -373,7 +358,7 @@ impl Context<'_, '_> {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        write_atomic(&path, &json).map_err(|e| Error::io(&path, e))?;
+        write_atomically(&path, json).map_err(|e| Error::io(&path, e))?;
         self.observer.hessian_done(&stored.result, false);
         Ok(stored.result)
     }
@@ -384,7 +369,7 @@ impl Context<'_, '_> {
         let spectrum = self.params.spectrum.clone();
         if spectrum.slq.steps > dim {
             self.observer.notice(&format!(
-                "--lanczos-steps {} exceeds the {dim} parameters of the Hessian block; each run stops after {dim} steps",
+                "{} Lanczos steps exceed the {dim} parameters of the Hessian block; each run stops after {dim} steps",
                 spectrum.slq.steps
             ));
         }
@@ -411,55 +396,4 @@ impl Context<'_, '_> {
             estimate,
         }
     }
-}
-
-/// Writes `spectrum.json` and `summary.csv` atomically.
-pub fn write_report(dir: &AnalysisDir, report: &AnalysisReport) -> Result<(), Error> {
-    let path = dir.spectrum();
-    let json = serde_json::to_vec_pretty(report).map_err(|e| Error::Corrupt {
-        path: path.clone(),
-        detail: e.to_string(),
-    })?;
-    write_atomic(&path, &json).map_err(|e| Error::io(&path, e))?;
-    let summary = dir.summary();
-    write_atomic(&summary, summary_csv(report).as_bytes()).map_err(|e| Error::io(&summary, e))
-}
-
-/// One CSV row per class (and `all`).
-pub fn summary_csv(report: &AnalysisReport) -> String {
-    let mut csv = String::from(
-        "class,name,group,train_count,samples,lambda_min,lambda_min_bound,lambda_max,lambda_max_bound,ratio_min_max,trace,trace_stderr,negative_mass,converged,saddle\n",
-    );
-    for r in report.classes.iter().chain(&report.all) {
-        let e = &r.estimate;
-        csv.push_str(&format!(
-            "{},{},{},{},{},{:e},{:e},{:e},{:e},{},{:e},{},{:.6},{},{}\n",
-            r.class.map_or("all".to_string(), |c| c.to_string()),
-            r.name.replace(',', ";"),
-            r.group
-                .map_or(String::new(), |g| format!("{g:?}").to_lowercase()),
-            r.train_count,
-            r.samples,
-            e.lambda_min,
-            e.lambda_min_bound,
-            e.lambda_max,
-            e.lambda_max_bound,
-            r.ratio_min_max.map_or(String::new(), |x| format!("{x:.6}")),
-            e.trace,
-            e.trace_stderr.map_or(String::new(), |x| format!("{x:e}")),
-            e.negative_mass,
-            e.converged,
-            r.saddle,
-        ));
-    }
-    csv
-}
-
-/// Reads a `spectrum.json` back.
-pub fn read_report(path: &Path) -> Result<AnalysisReport, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })
 }

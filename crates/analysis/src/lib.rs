@@ -7,17 +7,20 @@
 //!   `saddlescope_spectral::LinearOperator`, so every spectral estimator runs on it.
 //! - [`analyze`] estimates every class's Hessian (and the all-classes one) with shared probe
 //!   vectors, gives each a [`SaddleRule`] verdict and writes `spectrum.json`
-//!   ([`AnalysisReport`]) and `summary.csv`, resumably.
+//!   (`saddlescope_results::AnalysisReport`) and `summary.csv`, resumably.
 //! - [`class_landscape`] walks a class loss along its Hessian's extreme eigenvectors and a
 //!   random direction (and on their plane) next to the quadratic model
-//!   ([`LandscapeReport`], `landscape.json`): the saddle seen, not just its eigenvalue.
+//!   (`saddlescope_results::LandscapeReport`, `landscape.json`): the saddle seen, not just
+//!   its eigenvalue.
+//!
+//! The results and their files are defined in `saddlescope-results`, which the figures and
+//! reports read without this crate's candle dependency.
 #![deny(missing_docs)]
 
 mod analyze;
 mod error;
 mod landscape;
 mod operator;
-mod report;
 mod setup;
 mod source;
 mod verdict;
@@ -26,20 +29,16 @@ mod verdict;
 mod tests;
 
 pub use analyze::{
-    analyze, describe, read_report, summary_csv, write_report, AnalysisDir, AnalysisObserver,
-    AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet, Subject,
+    analyze, describe, AnalysisObserver, AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet,
+    Subject,
 };
-pub use error::Error;
+pub use error::{Error, Param};
 pub use landscape::{
-    class_landscape, default_range, landscape, landscape_classes, read_landscape, read_landscapes,
-    write_landscape, DirectionCurve, DirectionKind, LandscapeParams, LandscapeReport, LossSurface,
-    Plane, DEFAULT_PLANE_POINTS, DEFAULT_POINTS, LANDSCAPE_FILE, RANDOM_DIRECTION_STREAM,
-    RANGE_FRACTION, RANGE_LIMITS, RANGE_LOSS_FLOOR,
+    class_landscape, default_range, landscape, landscape_classes, LandscapeParams, LossSurface,
+    DEFAULT_PLANE_POINTS, DEFAULT_POINTS, RANDOM_DIRECTION_STREAM, RANGE_FRACTION, RANGE_LIMITS,
+    RANGE_LOSS_FLOOR,
 };
 pub use operator::ClassHessian;
-pub use report::{
-    AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
-};
 pub use source::{
     build_model, read_checkpoint, sha256_file, ArchHints, CheckpointFile, SourceFormat,
 };

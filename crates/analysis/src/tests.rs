@@ -8,6 +8,10 @@ use candle_core::{DType, Device};
 use nalgebra::{DMatrix, SymmetricEigen};
 use saddlescope_data::{BatchSpec, Dataset, GroupRule, Imbalance, LongTailConfig, LongTailed};
 use saddlescope_nn::{Batch, BnMode, HessianOperator, LossSpec, Model, ParamSelection};
+use saddlescope_results::{
+    read_report, AnalysisDir, AnalysisReport, CheckpointInfo, CheckpointOrigin, ClassSpectrum,
+    ForeignCheckpoint,
+};
 use saddlescope_spectral::{BasisPrecision, TraceMethod};
 
 use crate::*;
@@ -64,7 +68,10 @@ pub(crate) fn subject(f: &Fixture) -> Subject<'_> {
         checkpoint: CheckpointInfo {
             path: "fixture".into(),
             sha256: "0".into(),
-            metadata: serde_json::Value::Null,
+            metadata: CheckpointOrigin::Foreign(ForeignCheckpoint {
+                arch: None,
+                classes: 3,
+            }),
         },
         dataset: f.long_tailed.dataset.to_string(),
     }
@@ -340,10 +347,10 @@ fn a_stop_request_keeps_finished_classes() {
 }
 
 #[test]
-fn bad_settings_name_their_flag() {
+fn bad_settings_name_their_parameter() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let run = |p: &AnalyzeParams| {
+    let error = |p: &AnalyzeParams| {
         analyze(
             &subject(&f),
             p,
@@ -353,19 +360,26 @@ fn bad_settings_name_their_flag() {
             &AtomicBool::new(false),
         )
         .unwrap_err()
-        .to_string()
     };
+    let run = |p: &AnalyzeParams| error(p).to_string();
     let mut p = params(TraceMethod::Probes);
     p.class_ids = Some(vec![0, 7]);
     assert!(
-        run(&p).starts_with("--class-ids: class 7 does not exist"),
+        run(&p).starts_with("class_ids: class 7 does not exist"),
         "{}",
         run(&p)
     );
     let mut p = params(TraceMethod::Probes);
     p.spectrum.slq.probes = 0;
-    assert!(run(&p).starts_with("--probes"), "{}", run(&p));
+    let err = error(&p);
+    assert!(
+        matches!(
+            &err,
+            Error::Settings(saddlescope_spectral::Error::InvalidParam { name: "probes", .. })
+        ) && err.is_usage(),
+        "{err:?}"
+    );
     let mut p = params(TraceMethod::Probes);
     p.loss = HessianLoss::Train;
-    assert!(run(&p).starts_with("--loss"), "{}", run(&p));
+    assert!(run(&p).starts_with("loss"), "{}", run(&p));
 }

@@ -4,17 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use candle_core::DType;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use saddlescope_analysis::{
-    analyze, AnalysisObserver, AnalysisOutcome, AnalysisReport, AnalyzeParams, ClassSpectrum,
-    HessianLoss, SaddleRule, DEFAULT_SADDLE_RATIO,
-};
+use saddlescope_analysis::{AnalyzeParams, SaddleRule, DEFAULT_SADDLE_RATIO};
 
-use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
-use crate::cmd_landscape::analysis_landscapes;
-use crate::usage::usage;
+use crate::checkpoint_args::{CheckpointArgs, SolverArgs};
+use crate::error::{usage, ResultExt};
+use crate::jobs::analyze::{analyze, AnalyzeJob};
+use crate::values::{FloatArg, HessianLossArg};
 
 /// Flags of `saddlescope analyze`.
 #[derive(Debug, Args)]
@@ -30,8 +26,8 @@ pub struct AnalyzeArgs {
     out: PathBuf,
     /// Loss whose Hessian is analysed: ce (plain cross-entropy, as the paper) or train (the
     /// checkpoint's training loss with its DRW weights / LDAM margins / VS adjustments)
-    #[arg(long, value_name = "ce|train", default_value = "ce")]
-    loss: String,
+    #[arg(long, value_enum, default_value_t = HessianLossArg::Ce)]
+    loss: HessianLossArg,
     /// Restrict the per-class part to these classes, e.g. 0,7
     #[arg(long, value_name = "C,...", value_delimiter = ',')]
     class_ids: Option<Vec<usize>>,
@@ -53,8 +49,8 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "PREFIX,...", value_delimiter = ',')]
     param_filter: Vec<String>,
     /// Element type of the HVPs: f64 (certified bounds) or f32 (faster)
-    #[arg(long, value_name = "f32|f64", default_value = "f64")]
-    dtype: String,
+    #[arg(long, value_enum, default_value_t = FloatArg::F64)]
+    dtype: FloatArg,
     /// Samples per HVP batch (memory only)
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch_size: usize,
@@ -77,151 +73,51 @@ pub struct AnalyzeArgs {
     source: CheckpointArgs,
 }
 
-/// A bar per Hessian on a terminal; notices on stderr.
-struct Progress {
-    bar: ProgressBar,
-    quiet: bool,
-}
-
-impl AnalysisObserver for Progress {
-    fn hessian_started(&self, name: &str, applications: usize) {
-        self.bar.set_length(applications as u64);
-        self.bar.set_position(0);
-        self.bar.set_prefix(format!("class {name}"));
-    }
-    fn applications_done(&self, done: usize) {
-        self.bar.set_position(done as u64);
-    }
-    fn hessian_done(&self, r: &ClassSpectrum, reused: bool) {
-        if !self.quiet && self.bar.is_hidden() {
-            let how = if reused { " (reused)" } else { "" };
-            eprintln!(
-                "class {}: lambda_min {:.4e} lambda_max {:.4e}{how}",
-                r.name, r.estimate.lambda_min, r.estimate.lambda_max
-            );
+impl AnalyzeArgs {
+    /// The analysis these flags ask for, every flag checked; reads nothing.
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    fn validate(&self) -> anyhow::Result<AnalyzeJob> {
+        if self.threads == Some(0) {
+            return Err(usage("--threads 0: need at least 1"));
         }
+        let mut spectrum = self.solver.spectrum();
+        spectrum.slq.probes = self.probes;
+        spectrum.top_k = self.top_k;
+        let params = AnalyzeParams {
+            spectrum,
+            samples_per_class: self.source.samples_per_class,
+            loss: self.loss.into(),
+            class_ids: self.class_ids.clone(),
+            include_all: !self.no_all,
+            saddle: SaddleRule {
+                min_ratio: self.saddle_ratio,
+            },
+            param_filter: self.param_filter.clone(),
+            batch_size: self.batch_size,
+            dtype: self.dtype.dtype(),
+        };
+        params.validate().cli()?;
+        Ok(AnalyzeJob {
+            source: self.source.validate()?,
+            params,
+            out: self.out.clone(),
+            resume: self.resume,
+            landscape: self.landscape,
+            quiet: self.quiet,
+        })
     }
-    fn notice(&self, message: &str) {
-        if !self.quiet {
-            self.bar.suspend(|| eprintln!("note: {message}"));
-        }
-    }
-}
-
-/// The aligned per-class table printed at the end.
-pub fn table(report: &AnalysisReport) -> String {
-    let mut out = format!(
-        "{:>5} {:<10} {:<6} {:>6} {:>22} {:>22} {:>9} {:>11} {:>6}\n",
-        "class",
-        "name",
-        "group",
-        "n",
-        "lambda_min (bound)",
-        "lambda_max (bound)",
-        "min/max",
-        "trace",
-        "saddle"
-    );
-    for r in report.classes.iter().chain(&report.all) {
-        let e = &r.estimate;
-        out.push_str(&format!(
-            "{:>5} {:<10} {:<6} {:>6} {:>11.4e} ({:>8.1e}) {:>11.4e} ({:>8.1e}) {:>9} {:>11.4e} {:>6}\n",
-            r.class.map_or("all".to_string(), |c| c.to_string()),
-            r.name,
-            r.group.map_or("-".to_string(), |g| format!("{g:?}").to_lowercase()),
-            r.samples,
-            e.lambda_min,
-            e.lambda_min_bound,
-            e.lambda_max,
-            e.lambda_max_bound,
-            r.ratio_min_max.map_or("-".to_string(), |x| format!("{x:.4}")),
-            e.trace,
-            if r.saddle { "SADDLE" } else { "" },
-        ));
-    }
-    if let Some(t) = &report.trace_identity {
-        out.push_str(&format!(
-            "trace identity: tr H_all {:.6e} vs sum_c pi_c tr H_c {:.6e} (relative residual {:.1e})\n",
-            t.all, t.weighted_sum, t.relative_residual
-        ));
-    }
-    out
 }
 
 /// Runs `saddlescope analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let job = args.validate()?;
     if let Some(threads) = args.threads {
-        if threads == 0 {
-            return Err(usage("--threads 0: need at least 1"));
-        }
         // Only fails if a pool already exists, which cannot happen before this point.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global();
     }
-    let dtype = match args.dtype.as_str() {
-        "f32" => DType::F32,
-        "f64" => DType::F64,
-        other => return Err(usage(format!("--dtype {other:?}: expected f32 or f64"))),
-    };
-    let loss = match args.loss.as_str() {
-        "ce" => HessianLoss::Ce,
-        "train" => HessianLoss::Train,
-        other => return Err(usage(format!("--loss {other:?}: expected ce or train"))),
-    };
-    let mut spectrum = args.solver.spectrum()?;
-    let loaded = args.source.load()?;
-    let subject = loaded.subject();
-    spectrum.slq.probes = args.probes;
-    spectrum.top_k = args.top_k;
-    let params = AnalyzeParams {
-        spectrum,
-        samples_per_class: args.source.samples_per_class,
-        loss,
-        class_ids: args.class_ids.clone(),
-        include_all: !args.no_all,
-        saddle: SaddleRule {
-            min_ratio: args.saddle_ratio,
-        },
-        param_filter: args.param_filter.clone(),
-        batch_size: args.batch_size,
-        dtype,
-    };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} HVPs (ETA {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    let progress = Progress {
-        bar,
-        quiet: args.quiet,
-    };
-    let stop = crate::interrupt::stop_flag();
-    let outcome = analyze(&subject, &params, &args.out, args.resume, &progress, stop)
-        .map_err(analysis_error)?;
-    progress.bar.finish_and_clear();
-    match outcome {
-        AnalysisOutcome::Finished(report) => {
-            if !args.quiet {
-                print!("{}", table(&report));
-                eprintln!("wrote {}", args.out.join("spectrum.json").display());
-            }
-            if args.landscape {
-                return analysis_landscapes(&subject, &params, &report, &args.out, args.quiet);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        AnalysisOutcome::Interrupted { done } => {
-            eprintln!(
-                "interrupted: {done} Hessians are complete in {0}; continue with the same command plus --resume",
-                args.out.display()
-            );
-            Ok(ExitCode::from(130))
-        }
-    }
+    analyze(&job)
 }

@@ -15,13 +15,14 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use saddlescope_nn::{set_cpu_ops, BnMode, CpuOps, HessianOperator, LossSpec, ParamSelection};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::usage::usage;
-use setup::{parse_dtype, random_batch, BenchModel};
+use crate::error::usage;
+use crate::values::FloatArg;
+use setup::{random_batch, BenchModel};
 
 /// Flags of `saddlescope bench`.
 #[derive(Debug, Args)]
@@ -53,14 +54,14 @@ enum BenchCommand {
 #[derive(Debug, Args)]
 struct HvpBenchArgs {
     /// Model: mlp (784-256-10), cnn (MNIST CNN) or resnet32 (CIFAR ResNet-32)
-    #[arg(long, value_name = "mlp|cnn|resnet32", default_value = "mlp")]
-    model: String,
+    #[arg(long, value_enum, default_value_t = BenchModel::Mlp)]
+    model: BenchModel,
     /// Samples per batch [default: 512 mlp, 128 cnn, 32 resnet32]
     #[arg(long, value_name = "N")]
     batch: Option<usize>,
     /// Element type
-    #[arg(long, value_name = "f32|f64", default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, default_value_t = FloatArg::F32)]
+    dtype: FloatArg,
     /// Timed repetitions of each measurement (after one warm-up)
     #[arg(long, value_name = "R", default_value_t = 5)]
     repeats: usize,
@@ -69,11 +70,47 @@ struct HvpBenchArgs {
     json: bool,
     /// CPU convolutions and matrix products: saddlescope (its GEMM custom ops) or candle
     /// (candle's own, for before/after comparisons)
-    #[arg(long, value_name = "saddlescope|candle", default_value = "saddlescope")]
-    ops: String,
+    #[arg(long, value_enum, default_value_t = OpsArg::Saddlescope)]
+    ops: OpsArg,
     /// Internal: run one measurement in this process and print it
-    #[arg(long, hide = true, value_name = "forward|grad|hvp")]
-    measure: Option<String>,
+    #[arg(long, hide = true, value_enum)]
+    measure: Option<Kind>,
+}
+
+/// `--ops`: whose CPU convolutions and matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OpsArg {
+    /// saddlescope's GEMM custom ops.
+    Saddlescope,
+    /// candle's own.
+    Candle,
+}
+
+impl OpsArg {
+    fn cpu_ops(self) -> CpuOps {
+        match self {
+            OpsArg::Saddlescope => CpuOps::Saddlescope,
+            OpsArg::Candle => CpuOps::Candle,
+        }
+    }
+}
+
+/// What one measurement times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// The loss.
+    Forward,
+    /// Loss and gradient.
+    Grad,
+    /// One H·v, all parameters.
+    Hvp,
+}
+
+/// The name of a flag value, as the flag takes it (and the JSON reports it).
+fn value_name(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// One measurement, as a child process prints it.
@@ -86,7 +123,7 @@ struct Sample {
     params: usize,
 }
 
-const KINDS: [&str; 3] = ["forward", "grad", "hvp"];
+const KINDS: [Kind; 3] = [Kind::Forward, Kind::Grad, Kind::Hvp];
 
 /// Runs `saddlescope bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -98,8 +135,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
-    let model = BenchModel::parse(&args.model)?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let model = args.model;
+    let dtype = args.dtype.dtype();
     let batch = args.batch.unwrap_or(model.default_batch());
     if batch == 0 {
         return Err(usage("--batch 0: need at least 1 sample"));
@@ -107,17 +144,8 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     if args.repeats == 0 {
         return Err(usage("--repeats 0: need at least 1"));
     }
-    let ops = match args.ops.as_str() {
-        "saddlescope" => CpuOps::Saddlescope,
-        "candle" => CpuOps::Candle,
-        other => {
-            return Err(usage(format!(
-                "--ops {other:?}: expected saddlescope or candle"
-            )))
-        }
-    };
-    if let Some(kind) = &args.measure {
-        set_cpu_ops(ops);
+    if let Some(kind) = args.measure {
+        set_cpu_ops(args.ops.cpu_ops());
         let sample = measure(model, batch, dtype, args.repeats, kind)?;
         println!("{}", serde_json::to_string(&sample)?);
         return Ok(ExitCode::SUCCESS);
@@ -133,10 +161,10 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     let report = json!({
         "model": model.name(),
         "batch": batch,
-        "dtype": args.dtype,
+        "dtype": args.dtype.as_str(),
         "params": hvp.params,
         "threads": rayon::current_num_threads(),
-        "ops": args.ops,
+        "ops": value_name(args.ops),
         "repeats": args.repeats,
         "forward_ms": fwd.median_ms,
         "grad_ms": grad.median_ms,
@@ -159,14 +187,15 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{} batch {batch} {}, {} parameters, {} threads, ops {}",
             model.name(),
-            args.dtype,
+            args.dtype.as_str(),
             hvp.params,
             rayon::current_num_threads(),
-            args.ops
+            value_name(args.ops)
         );
         for (kind, s) in KINDS.iter().zip(&samples) {
             println!(
-                "{kind:<8} {:>10.2} ms (min {:.2}, cpu {}) peak RSS {}",
+                "{:<8} {:>10.2} ms (min {:.2}, cpu {}) peak RSS {}",
+                value_name(*kind),
                 s.median_ms,
                 s.min_ms,
                 s.cpu_ms.map_or("n/a".into(), |c| format!("{c:.1} ms")),
@@ -180,13 +209,15 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Re-runs this executable for one measurement and reads its JSON line.
-fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<Sample> {
+fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: Kind) -> anyhow::Result<Sample> {
     let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
+    let kind = value_name(kind);
     let out = Command::new(&exe)
-        .args(["bench", "--model", &args.model, "--dtype", &args.dtype])
+        .args(["bench", "--model", args.model.name(), "--dtype"])
+        .arg(args.dtype.as_str())
         .args(["--batch", &batch.to_string()])
         .args(["--repeats", &args.repeats.to_string()])
-        .args(["--ops", &args.ops, "--measure", kind])
+        .args(["--ops", &value_name(args.ops), "--measure", &kind])
         .output()
         .with_context(|| format!("running {}", exe.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -201,20 +232,14 @@ fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<
     serde_json::from_str(line).with_context(|| format!("the {kind} measurement printed {line:?}"))
 }
 
-/// Times `kind` (`forward`: the loss; `grad`: loss and gradient; `hvp`: one H·v, all
-/// parameters) in this process.
+/// Times `kind` in this process.
 fn measure(
     model: BenchModel,
     batch: usize,
     dtype: candle_core::DType,
     repeats: usize,
-    kind: &str,
+    kind: Kind,
 ) -> anyhow::Result<Sample> {
-    if !KINDS.contains(&kind) {
-        return Err(usage(format!(
-            "--measure {kind:?}: expected forward, grad or hvp"
-        )));
-    }
     let data = random_batch(model, batch, dtype)?;
     let net = model.build(dtype, data.x())?;
     let loss = LossSpec::Ce.build(&[1; 10], None)?;
@@ -232,9 +257,9 @@ fn measure(
     let mut once = || -> anyhow::Result<f64> {
         let start = Instant::now();
         match kind {
-            "forward" => drop(op.loss()?),
-            "grad" => drop(op.loss_and_grad_flat()?),
-            _ => op.hvp_flat(&v, &mut out)?,
+            Kind::Forward => drop(op.loss()?),
+            Kind::Grad => drop(op.loss_and_grad_flat()?),
+            Kind::Hvp => op.hvp_flat(&v, &mut out)?,
         }
         Ok(start.elapsed().as_secs_f64() * 1e3)
     };

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
-use saddlescope_train::io::write_atomic;
+use saddlescope_results::write_atomically;
 
-use crate::cmd_plot::parse_xscale;
-use crate::cmd_report::command_line;
-use crate::report::{load_inputs, write_report, ReportOptions};
-use crate::usage::usage;
+use crate::error::usage;
+use crate::report::{command_line, load_inputs, write_report, ReportOptions};
+use crate::values::XScaleArg;
 
 /// Flags of `saddlescope compare`.
 #[derive(Debug, Args)]
@@ -26,9 +26,10 @@ pub struct CompareArgs {
     /// Labels of A and B [default: directory names]
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     labels: Vec<String>,
-    /// Eigenvalue axis of the density figures: linear or symlog
-    #[arg(long, value_name = "linear|symlog", default_value = "symlog")]
-    xscale: String,
+    /// Eigenvalue axis of the density figures: linear or symlog (linear near 0,
+    /// logarithmic beyond)
+    #[arg(long, value_enum, default_value_t = XScaleArg::Symlog)]
+    xscale: XScaleArg,
     /// No status line
     #[arg(long)]
     quiet: bool,
@@ -36,7 +37,6 @@ pub struct CompareArgs {
 
 /// Runs `saddlescope compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
-    let xscale = parse_xscale(&args.xscale)?;
     if !args.labels.is_empty() && args.labels.len() != 2 {
         return Err(usage(format!(
             "--labels: expected two labels, got {}",
@@ -74,9 +74,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             cb.saddle
         ));
     }
-    std::fs::create_dir_all(&args.out)?;
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     let deltas = args.out.join("deltas.csv");
-    write_atomic(&deltas, csv.as_bytes())?;
+    write_atomically(&deltas, &csv).with_context(|| deltas.display().to_string())?;
     print!("{csv}");
     let title = format!("{} vs {}", a.label, b.label);
     write_report(
@@ -84,7 +84,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         &args.out,
         &ReportOptions {
             title,
-            xscale,
+            xscale: args.xscale.into(),
             command_line: command_line(),
         },
     )?;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::cmd_plot::parse_xscale;
-use crate::report::{load_inputs, write_report, ReportOptions};
+use crate::report::{command_line, load_inputs, write_report, ReportOptions};
+use crate::values::XScaleArg;
 
 /// Flags of `saddlescope report`.
 #[derive(Debug, Args)]
@@ -23,26 +23,21 @@ pub struct ReportArgs {
     /// Report title
     #[arg(long, default_value = "saddlescope report")]
     title: String,
-    /// Eigenvalue axis of the density figures: linear or symlog
-    #[arg(long, value_name = "linear|symlog", default_value = "symlog")]
-    xscale: String,
+    /// Eigenvalue axis of the density figures: linear or symlog (linear near 0,
+    /// logarithmic beyond)
+    #[arg(long, value_enum, default_value_t = XScaleArg::Symlog)]
+    xscale: XScaleArg,
     /// No status line
     #[arg(long)]
     quiet: bool,
 }
 
-/// The command line, for the reproducibility section.
-pub fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
-}
-
 /// Runs `saddlescope report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let xscale = parse_xscale(&args.xscale)?;
     let inputs = load_inputs(&args.dirs, &args.labels)?;
     let options = ReportOptions {
         title: args.title,
-        xscale,
+        xscale: args.xscale.into(),
         command_line: command_line(),
     };
     let written = write_report(&inputs, &args.out, &options)?;

@@ -3,11 +3,12 @@
 //! rebuilds exactly the same train subset from it ([`LongTailed::load`]) and refuses data that
 //! has changed since ([`Error::StaleMetadata`]).
 
+use saddlescope_results::Group;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::groups::{Group, GroupRule};
+use crate::groups::GroupRule;
 use crate::imbalance::{self, check_ratio, Imbalance};
 use crate::spec::DatasetSpec;
 
@@ -79,7 +80,7 @@ impl LongTailed {
     /// that every class can supply its count, and the groups.
     ///
     /// # Errors
-    /// [`Error::BadRatio`], [`Error::EmptyClass`], [`Error::TooFewSamples`] (all name the flag).
+    /// [`Error::BadRatio`], [`Error::EmptyClass`], [`Error::TooFewSamples`] (all name the parameter).
     ///
     /// # Example
     /// ```
@@ -213,7 +214,7 @@ mod tests {
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "--n-max 51 asks class 0 for 51 train samples, but it has only 50"
+            "n_max 51 asks class 0 for 51 train samples, but it has only 50"
         );
         let empty = LongTailConfig {
             ratio: 100.0,
@@ -222,7 +223,7 @@ mod tests {
         let err = LongTailed::new(&data, &empty).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--ratio 100 with --n-max 40 leaves class 3 with 0 train samples"
+            "ratio 100 with n_max 40 leaves class 3 with 0 train samples"
         );
         let low = LongTailConfig {
             ratio: 0.9,

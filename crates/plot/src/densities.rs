@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use plotters::style::RGBColor;
-use saddlescope_analysis::{AnalysisReport, ClassSpectrum};
-use saddlescope_data::Group;
+use saddlescope_results::{AnalysisReport, ClassSpectrum, Group};
 use saddlescope_spectral::{density, Density, RitzMeasure};
 
 use crate::axis::{format_number, Axis, Scale, XScale};

@@ -4,8 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use saddlescope_analysis::ClassSpectrum;
-use saddlescope_data::Group;
+use saddlescope_results::{ClassSpectrum, Group};
 
 use crate::output::DrawError;
 

@@ -6,6 +6,7 @@ use saddlescope_data::{DatasetSpec, GroupRule, Imbalance, LongTailConfig};
 use saddlescope_nn::{LossSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Param;
 use crate::schedule::{scaled_epoch, LrSchedule};
 use crate::sgd::SgdParams;
 use crate::Error;
@@ -103,8 +104,8 @@ pub fn parse_dtype(text: &str) -> Result<DType, String> {
     }
 }
 
-fn invalid(flag: &'static str, reason: String) -> Error {
-    Error::Invalid { flag, reason }
+fn invalid(param: Param, reason: String) -> Error {
+    Error::Invalid { param, reason }
 }
 
 impl TrainConfig {
@@ -146,54 +147,60 @@ impl TrainConfig {
         scaled_epoch(160, epochs) + 1
     }
 
-    /// Checks every setting, naming the offending flag.
+    /// Checks every setting, naming the offending one ([`Error::Invalid`]).
     pub fn validate(&self) -> Result<(), Error> {
         if self.epochs == 0 {
-            return Err(invalid("--epochs", "must be at least 1".into()));
+            return Err(invalid(Param::Epochs, "must be at least 1".into()));
         }
         if self.batch_size == 0 {
-            return Err(invalid("--batch-size", "must be at least 1".into()));
+            return Err(invalid(Param::BatchSize, "must be at least 1".into()));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid(
-                "--lr",
+                Param::Lr,
                 format!("{} is not a positive number", self.lr),
             ));
         }
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
             return Err(invalid(
-                "--momentum",
+                Param::Momentum,
                 format!("{} is not in [0, 1)", self.momentum),
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(invalid(
-                "--weight-decay",
+                Param::WeightDecay,
                 format!("{} is negative or not finite", self.weight_decay),
             ));
         }
         if !(self.ratio.is_finite() && self.ratio >= 1.0) {
-            return Err(invalid("--ratio", format!("{} is below 1", self.ratio)));
+            return Err(invalid(Param::Ratio, format!("{} is below 1", self.ratio)));
         }
         if let Reweighting::FromEpoch(start) = self.reweighting {
             if start == 0 || start > self.epochs {
                 return Err(invalid(
-                    "--drw-epoch",
+                    Param::DrwEpoch,
                     format!("{start} is outside the run's epochs 1..={}", self.epochs),
                 ));
             }
         }
         if let Some(sam) = &self.sam {
-            let rhos = std::iter::once(sam.rho).chain(sam.schedule.iter().map(|(_, r)| *r));
-            if let Some(bad) = rhos.into_iter().find(|r| !(r.is_finite() && *r >= 0.0)) {
+            let bad_rho = |r: f64| !(r.is_finite() && r >= 0.0);
+            if bad_rho(sam.rho) {
                 return Err(invalid(
-                    "--sam",
+                    Param::SamRho,
+                    format!("rho {} is negative or not finite", sam.rho),
+                ));
+            }
+            if let Some((_, bad)) = sam.schedule.iter().find(|(_, r)| bad_rho(*r)) {
+                return Err(invalid(
+                    Param::SamSchedule,
                     format!("rho {bad} is negative or not finite"),
                 ));
             }
             if sam.from_epoch == 0 || sam.from_epoch > self.epochs {
                 return Err(invalid(
-                    "--sam-from",
+                    Param::SamFrom,
                     format!(
                         "{} is outside the run's epochs 1..={}",
                         sam.from_epoch, self.epochs
@@ -201,10 +208,10 @@ impl TrainConfig {
                 ));
             }
             if sam.schedule.windows(2).any(|w| w[0].0 >= w[1].0) {
-                return Err(invalid("--sam-schedule", "epochs must increase".into()));
+                return Err(invalid(Param::SamSchedule, "epochs must increase".into()));
             }
         }
-        parse_dtype(&self.dtype).map_err(|reason| invalid("--dtype", reason))?;
+        parse_dtype(&self.dtype).map_err(|reason| invalid(Param::Dtype, reason))?;
         Ok(())
     }
 }

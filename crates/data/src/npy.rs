@@ -6,13 +6,42 @@
 //! spaces and a newline, then the raw data. Unlike lenient readers this one rejects
 //! unknown header keys, other dtypes, and data that is shorter *or longer* than the shape
 //! says, and it compares the declared size with the file length before allocating, so a
-//! lying header cannot make it allocate terabytes. Every error names the file.
+//! lying header cannot make it allocate terabytes. Every error names the file
+//! ([`Error::BadNpy`], or [`Error::Io`] when the file cannot be read).
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context};
+use crate::error::{Error, Result};
+
+/// What is wrong with a file, before the path is attached: a message, or an I/O failure.
+enum Fault {
+    Bad(String),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Fault {
+    fn from(e: std::io::Error) -> Self {
+        Fault::Io(e)
+    }
+}
+
+/// Returns `Err(Fault::Bad(format!(...)))` unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(Fault::Bad(format!($($fmt)+)));
+        }
+    };
+}
+
+/// Returns `Err(Fault::Bad(format!(...)))`.
+macro_rules! bail {
+    ($($fmt:tt)+) => {
+        return Err(Fault::Bad(format!($($fmt)+)))
+    };
+}
 
 /// An array read from a `.npy` file, widened to f64, in C (row-major) order whatever the
 /// file's order.
@@ -40,9 +69,22 @@ pub fn shape_string(shape: &[usize]) -> String {
 }
 
 /// Reads a `.npy` file of dtype `<f8`, `>f8`, `<f4` or `>f4` (any version, C or Fortran
-/// order). Errors read `FILE: what is wrong`.
-pub fn read(path: &Path) -> anyhow::Result<NpyArray> {
-    read_inner(path).with_context(|| path.display().to_string())
+/// order).
+///
+/// # Errors
+/// [`Error::BadNpy`] (`FILE: what is wrong`) for anything but such a file, [`Error::Io`] when
+/// it cannot be read.
+pub fn read_npy(path: &Path) -> Result<NpyArray> {
+    read_inner(path).map_err(|fault| match fault {
+        Fault::Bad(detail) => Error::BadNpy {
+            path: path.to_path_buf(),
+            detail,
+        },
+        Fault::Io(source) => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// The element types accepted.
@@ -52,12 +94,15 @@ struct Dtype {
     big_endian: bool,
 }
 
-fn read_inner(path: &Path) -> anyhow::Result<NpyArray> {
+fn read_inner(path: &Path) -> Result<NpyArray, Fault> {
     let mut file = File::open(path)?;
     let file_len = file.metadata()?.len();
+    ensure!(
+        file_len >= 8,
+        "not a .npy file: shorter than the 8-byte preamble"
+    );
     let mut preamble = [0u8; 8];
-    file.read_exact(&mut preamble)
-        .context("not a .npy file: shorter than the 8-byte preamble")?;
+    file.read_exact(&mut preamble)?;
     ensure!(
         &preamble[..6] == b"\x93NUMPY",
         "not a .npy file: bad magic \"{}\" (expected \"\\x93NUMPY\")",
@@ -71,9 +116,9 @@ fn read_inner(path: &Path) -> anyhow::Result<NpyArray> {
             bail!("unsupported .npy version {major}.{minor} (expected 1.0, 2.0 or 3.0)")
         }
     };
+    ensure!(file_len >= 8 + len_bytes as u64, "truncated header length");
     let mut len_buf = [0u8; 4];
-    file.read_exact(&mut len_buf[..len_bytes])
-        .context("truncated header length")?;
+    file.read_exact(&mut len_buf[..len_bytes])?;
     let header_len = u32::from_le_bytes(len_buf) as u64;
     let data_start = 8 + len_bytes as u64 + header_len;
     ensure!(
@@ -86,7 +131,9 @@ fn read_inner(path: &Path) -> anyhow::Result<NpyArray> {
         utf8 || header.is_ascii(),
         "header of a version 1/2 file is not ASCII"
     );
-    let header = std::str::from_utf8(&header).context("header is not UTF-8")?;
+    let Ok(header) = std::str::from_utf8(&header) else {
+        bail!("header is not UTF-8")
+    };
     let (descr, fortran_order, shape) = parse_header(header)?;
     let dtype = match descr.as_str() {
         "<f8" => Dtype {
@@ -107,13 +154,12 @@ fn read_inner(path: &Path) -> anyhow::Result<NpyArray> {
         },
         other => bail!("unsupported dtype '{other}' (expected '<f8', '<f4', '>f8' or '>f4')"),
     };
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .with_context(|| format!("shape {} overflows", shape_string(&shape)))?;
-    let needed = (count as u64)
-        .checked_mul(dtype.size as u64)
-        .context("data size overflows")?;
+    let Some(count) = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
+        bail!("shape {} overflows", shape_string(&shape))
+    };
+    let Some(needed) = (count as u64).checked_mul(dtype.size as u64) else {
+        bail!("data size overflows")
+    };
     let present = file_len - data_start;
     ensure!(
         present >= needed,
@@ -187,7 +233,7 @@ fn fortran_to_c(data: &[f64], shape: &[usize]) -> Vec<f64> {
 }
 
 /// Parses the header dict into (descr, fortran_order, shape); exactly these three keys.
-fn parse_header(header: &str) -> anyhow::Result<(String, bool, Vec<usize>)> {
+fn parse_header(header: &str) -> Result<(String, bool, Vec<usize>), Fault> {
     let mut p = Parser {
         s: header.trim_end().as_bytes(),
         i: 0,
@@ -243,7 +289,7 @@ impl Parser<'_> {
         hit
     }
 
-    fn expect(&mut self, c: u8) -> anyhow::Result<()> {
+    fn expect(&mut self, c: u8) -> Result<(), Fault> {
         ensure!(
             self.eat(c),
             "bad header: expected '{}' at byte {}",
@@ -254,23 +300,24 @@ impl Parser<'_> {
     }
 
     /// A Python string literal in single or double quotes (no escapes).
-    fn string(&mut self) -> anyhow::Result<String> {
-        let quote = *self.s.get(self.i).context("bad header: unexpected end")?;
+    fn string(&mut self) -> Result<String, Fault> {
+        let Some(&quote) = self.s.get(self.i) else {
+            bail!("bad header: unexpected end")
+        };
         ensure!(
             quote == b'\'' || quote == b'"',
             "bad header: expected a string at byte {}",
             self.i
         );
         let start = self.i + 1;
-        let len = self.s[start..]
-            .iter()
-            .position(|&c| c == quote)
-            .context("bad header: unterminated string")?;
+        let Some(len) = self.s[start..].iter().position(|&c| c == quote) else {
+            bail!("bad header: unterminated string")
+        };
         self.i = start + len + 1;
         Ok(String::from_utf8_lossy(&self.s[start..start + len]).into_owned())
     }
 
-    fn boolean(&mut self) -> anyhow::Result<bool> {
+    fn boolean(&mut self) -> Result<bool, Fault> {
         for (word, value) in [(&b"True"[..], true), (&b"False"[..], false)] {
             if self.s[self.i..].starts_with(word) {
                 self.i += word.len();
@@ -281,7 +328,7 @@ impl Parser<'_> {
     }
 
     /// A tuple of non-negative integers: `()`, `(5,)`, `(3, 4)`.
-    fn tuple(&mut self) -> anyhow::Result<Vec<usize>> {
+    fn tuple(&mut self) -> Result<Vec<usize>, Fault> {
         self.expect(b'(')?;
         let mut dims = Vec::new();
         loop {
@@ -294,11 +341,10 @@ impl Parser<'_> {
                 self.i += 1;
             }
             let digits = std::str::from_utf8(&self.s[start..self.i]).unwrap_or_default();
-            dims.push(
-                digits
-                    .parse()
-                    .with_context(|| format!("bad header: expected a dimension at byte {start}"))?,
-            );
+            let Ok(dim) = digits.parse() else {
+                bail!("bad header: expected a dimension at byte {start}")
+            };
+            dims.push(dim);
             self.skip_ws();
             if !self.eat(b',') {
                 self.skip_ws();
@@ -311,7 +357,7 @@ impl Parser<'_> {
 
 /// Writes a `.npy` file for tests (version 1.0 unless `version` says otherwise).
 #[cfg(test)]
-pub(crate) fn write_test_npy(
+fn write_test_npy(
     path: &Path,
     version: u8,
     descr: &str,
@@ -349,8 +395,13 @@ mod tests {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()
     }
 
+    /// The message as a front end prints it: the error and its sources.
     fn error(path: &Path) -> String {
-        format!("{:#}", read(path).unwrap_err())
+        let err = read_npy(path).unwrap_err();
+        match std::error::Error::source(&err) {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        }
     }
 
     #[test]
@@ -370,37 +421,37 @@ mod tests {
             shape: vec![2, 3],
             data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
         };
-        assert_eq!(read(&c).unwrap(), expected);
+        assert_eq!(read_npy(&c).unwrap(), expected);
         let f = dir.path().join("f.npy");
         let column_major: Vec<u8> = [1.0f32, 4.0, 2.0, 5.0, 3.0, 6.0]
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
         write_test_npy(&f, 2, "<f4", true, "(2, 3)", &column_major);
-        assert_eq!(read(&f).unwrap(), expected);
+        assert_eq!(read_npy(&f).unwrap(), expected);
         let be = dir.path().join("be.npy");
         let big: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]
             .iter()
             .flat_map(|v| v.to_be_bytes())
             .collect();
         write_test_npy(&be, 3, ">f8", false, "(2, 3)", &big);
-        assert_eq!(read(&be).unwrap(), expected);
+        assert_eq!(read_npy(&be).unwrap(), expected);
         // 3-D Fortran order: element (i, j, k) at i + 2j + 4k.
         let f3 = dir.path().join("f3.npy");
         let values: Vec<f64> = (0..8).map(f64::from).collect();
         write_test_npy(&f3, 1, "<f8", true, "(2, 2, 2)", &f64_le(&values));
         assert_eq!(
-            read(&f3).unwrap().data,
+            read_npy(&f3).unwrap().data,
             vec![0.0, 4.0, 2.0, 6.0, 1.0, 5.0, 3.0, 7.0]
         );
         // 1-D and 0-D shapes.
         let v = dir.path().join("v.npy");
         write_test_npy(&v, 1, "<f8", false, "(2,)", &f64_le(&[7.0, 8.0]));
-        assert_eq!(read(&v).unwrap().shape, vec![2]);
+        assert_eq!(read_npy(&v).unwrap().shape, vec![2]);
         let s = dir.path().join("s.npy");
         write_test_npy(&s, 1, "<f8", false, "()", &f64_le(&[9.0]));
         assert_eq!(
-            read(&s).unwrap(),
+            read_npy(&s).unwrap(),
             NpyArray {
                 shape: vec![],
                 data: vec![9.0]
@@ -508,8 +559,8 @@ mod tests {
             bytes.extend(header.as_bytes());
             bytes.extend(tail);
             std::fs::write(&path, bytes).unwrap();
-            if let Err(e) = read(&path) {
-                let message = format!("{e:#}");
+            if let Err(e) = read_npy(&path) {
+                let message = e.to_string();
                 proptest::prop_assert!(message.contains("fuzz.npy"), "{}", message);
             }
         }

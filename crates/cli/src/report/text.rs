@@ -1,0 +1,322 @@
+//! The report's words and tables: verdicts, per-class and per-group tables, comparisons,
+//! run summaries and the reproducibility facts, from the results alone (no drawing, no
+//! files).
+
+use saddlescope_results::{AnalysisReport, ClassSpectrum, Group};
+use saddlescope_spectral::BasisPrecision;
+
+use super::doc::Block;
+use super::inputs::{Named, Run};
+
+/// `head`, `medium`, `tail`, or `-` without a group.
+pub(super) fn group_name(group: Option<Group>) -> String {
+    group.map_or("-".into(), |g| format!("{g:?}").to_lowercase())
+}
+
+/// Three significant decimals in scientific notation.
+pub(super) fn sci(v: f64) -> String {
+    format!("{v:.3e}")
+}
+
+/// A fraction as a percentage with one decimal, or `-`.
+pub(super) fn percent(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v))
+}
+
+/// Per-class test accuracy stored in an analysis's checkpoint metadata (our checkpoints).
+fn class_accuracy(report: &AnalysisReport, class: usize) -> Option<f64> {
+    report
+        .checkpoint
+        .metadata
+        .test()?
+        .class_accuracy
+        .get(class)
+        .copied()
+}
+
+/// Group accuracy stored in an analysis's checkpoint metadata.
+fn group_accuracy(report: &AnalysisReport, group: Group) -> Option<f64> {
+    report.checkpoint.metadata.test()?.group_accuracy.of(group)
+}
+
+/// Mean of `f` over the classes of `group`.
+fn group_mean(
+    report: &AnalysisReport,
+    group: Group,
+    f: impl Fn(&ClassSpectrum) -> f64,
+) -> Option<f64> {
+    let values: Vec<f64> = report
+        .classes
+        .iter()
+        .filter(|c| c.group == Some(group))
+        .map(f)
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// One sentence per analysis: which classes sit at a saddle.
+pub(super) fn verdict_sentence(a: &Named<AnalysisReport>) -> String {
+    let saddles: Vec<&ClassSpectrum> = a.value.classes.iter().filter(|c| c.saddle).collect();
+    let total = a.value.classes.len();
+    if saddles.is_empty() {
+        return format!(
+            "**{}**: no class at a saddle (|λ_min|/λ_max < {} for all {total} classes).",
+            a.label, a.value.params.saddle_ratio
+        );
+    }
+    let list: Vec<String> = saddles
+        .iter()
+        .map(|c| format!("{} ({})", c.name, group_name(c.group)))
+        .collect();
+    format!(
+        "**{}**: {} of {total} classes at a saddle (λ_min < 0 beyond its bound and |λ_min|/λ_max ≥ {}): {}.",
+        a.label,
+        saddles.len(),
+        a.value.params.saddle_ratio,
+        list.join(", ")
+    )
+}
+
+/// Every class (and `all`) of an analysis: spectrum, verdict and test accuracy.
+pub(super) fn class_table(report: &AnalysisReport) -> Block {
+    let header = [
+        "class",
+        "name",
+        "group",
+        "train n",
+        "samples",
+        "λ_min",
+        "bound",
+        "λ_max",
+        "bound",
+        "λ_min/λ_max",
+        "trace",
+        "± se",
+        "neg. mass",
+        "test acc",
+        "saddle",
+    ];
+    let rows = report
+        .classes
+        .iter()
+        .chain(&report.all)
+        .map(|c| {
+            let e = &c.estimate;
+            vec![
+                c.class.map_or("all".into(), |i| i.to_string()),
+                c.name.clone(),
+                group_name(c.group),
+                c.train_count.to_string(),
+                c.samples.to_string(),
+                sci(e.lambda_min),
+                format!("{:.1e}", e.lambda_min_bound),
+                sci(e.lambda_max),
+                format!("{:.1e}", e.lambda_max_bound),
+                c.ratio_min_max.map_or("-".into(), |r| format!("{r:.4}")),
+                sci(e.trace),
+                e.trace_stderr.map_or("-".into(), sci),
+                format!("{:.3}", e.negative_mass),
+                percent(c.class.and_then(|i| class_accuracy(report, i))),
+                if c.saddle {
+                    "**SADDLE**".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    Block::Table(header.iter().map(|s| s.to_string()).collect(), rows)
+}
+
+/// Two analyses class by class.
+pub(super) fn comparison_table(a: &Named<AnalysisReport>, b: &Named<AnalysisReport>) -> Block {
+    let header = vec![
+        "class".to_string(),
+        "group".into(),
+        format!("λ_min {}", a.label),
+        format!("λ_min {}", b.label),
+        "Δ λ_min".into(),
+        format!("λ_max {}", a.label),
+        format!("λ_max {}", b.label),
+        format!("trace {}", a.label),
+        format!("trace {}", b.label),
+        format!("acc {}", a.label),
+        format!("acc {}", b.label),
+    ];
+    let rows = a
+        .value
+        .classes
+        .iter()
+        .filter_map(|ca| {
+            let cb = b.value.classes.iter().find(|c| c.class == ca.class)?;
+            let i = ca.class?;
+            Some(vec![
+                format!("{} ({})", ca.name, i),
+                group_name(ca.group),
+                sci(ca.estimate.lambda_min),
+                sci(cb.estimate.lambda_min),
+                sci(cb.estimate.lambda_min - ca.estimate.lambda_min),
+                sci(ca.estimate.lambda_max),
+                sci(cb.estimate.lambda_max),
+                sci(ca.estimate.trace),
+                sci(cb.estimate.trace),
+                percent(class_accuracy(&a.value, i)),
+                percent(class_accuracy(&b.value, i)),
+            ])
+        })
+        .collect();
+    Block::Table(header, rows)
+}
+
+/// Head, medium and tail of every analysis: mean λ_min, saddles, test accuracy.
+pub(super) fn group_table(analyses: &[Named<AnalysisReport>]) -> Block {
+    let header = [
+        "analysis",
+        "group",
+        "mean λ_min",
+        "mean λ_min/λ_max",
+        "saddles",
+        "test accuracy",
+    ];
+    let mut rows = Vec::new();
+    for a in analyses {
+        for group in Group::ALL {
+            let members = a
+                .value
+                .classes
+                .iter()
+                .filter(|c| c.group == Some(group))
+                .count();
+            if members == 0 {
+                continue;
+            }
+            let saddles = a
+                .value
+                .classes
+                .iter()
+                .filter(|c| c.group == Some(group) && c.saddle)
+                .count();
+            rows.push(vec![
+                a.label.clone(),
+                group.to_string(),
+                group_mean(&a.value, group, |c| c.estimate.lambda_min).map_or("-".into(), sci),
+                group_mean(&a.value, group, |c| c.ratio_min_max.unwrap_or(0.0))
+                    .map_or("-".into(), |v| format!("{v:.4}")),
+                format!("{saddles}/{members}"),
+                percent(group_accuracy(&a.value, group)),
+            ]);
+        }
+    }
+    Block::Table(header.iter().map(|s| s.to_string()).collect(), rows)
+}
+
+/// A run's last test metrics and its recipe.
+pub(super) fn run_blocks(run: &Named<Run>) -> Vec<Block> {
+    let mut blocks = vec![Block::Heading(2, format!("Run {}", run.label))];
+    if let Some(last) = run.value.log.last() {
+        let g = &last.test.group_accuracy;
+        blocks.push(Block::Paragraph(format!(
+            "After {} epochs: test accuracy {} (head {}, medium {}, tail {}), test loss {:.4}. Directory `{}`.",
+            last.epoch,
+            percent(Some(last.test.accuracy)),
+            percent(g.head),
+            percent(g.medium),
+            percent(g.tail),
+            last.test.loss,
+            run.dir.display()
+        )));
+    }
+    if let Some(meta) = &run.value.meta {
+        let c = &meta.config;
+        let sam = c.sam.as_ref().map_or("off".to_string(), |s| {
+            format!(
+                "ρ {} from epoch {}{}",
+                s.rho,
+                s.from_epoch,
+                if s.adaptive { " (ASAM)" } else { "" }
+            )
+        });
+        blocks.push(Block::List(vec![
+            format!(
+                "data: `{}`, {:?} imbalance, ratio {}, n_max {}, train counts {:?}",
+                meta.data.dataset,
+                meta.data.imbalance,
+                meta.data.ratio,
+                meta.data.n_max,
+                meta.data.train_counts
+            ),
+            format!(
+                "model: `{}`; loss: `{}`; re-weighting: {:?}; SAM: {sam}",
+                c.model, c.loss, c.reweighting
+            ),
+            format!(
+                "{} epochs, batch {}, lr {} ({:?} schedule), momentum {}, weight decay {}, seed {}",
+                c.epochs, c.batch_size, c.lr, c.schedule, c.momentum, c.weight_decay, c.seed
+            ),
+        ]));
+    }
+    blocks
+}
+
+/// What an analysis was run on and how: checkpoint, data, loss and estimator settings.
+pub(super) fn analysis_settings(a: &Named<AnalysisReport>) -> Block {
+    Block::Paragraph(format!(
+        "Checkpoint `{}` (sha256 `{}`), data `{}`, {} split; Hessian of the {} loss, {} Lanczos steps × {} probes, seed {}, {}{}.",
+        a.value.checkpoint.path,
+        &a.value.checkpoint.sha256,
+        a.value.dataset,
+        a.value.split,
+        a.value.params.loss,
+        a.value.params.lanczos_steps,
+        a.value.params.probes,
+        a.value.params.seed,
+        a.value.params.dtype,
+        // Only when not the default, so default reports read as before.
+        match a.value.params.basis {
+            BasisPrecision::F64 => "",
+            BasisPrecision::F32 => ", f32 Lanczos basis (Ritz values to ~1e-7 relative)",
+        }
+    ))
+}
+
+/// The trace identity of an analysis, when it was checked.
+pub(super) fn trace_identity(report: &AnalysisReport) -> Option<Block> {
+    report.trace_identity.map(|t| {
+        Block::Paragraph(format!(
+            "Trace identity with shared probes: tr H_all = {:.6e}, Σ_c π_c tr H_c = {:.6e} (relative residual {:.1e}).",
+            t.all, t.weighted_sum, t.relative_residual
+        ))
+    })
+}
+
+/// The facts needed to reproduce every number: versions, the command line, seeds and
+/// checkpoint hashes.
+pub(super) fn reproducibility(
+    analyses: &[Named<AnalysisReport>],
+    runs: &[Named<Run>],
+    command_line: &str,
+) -> Block {
+    let mut facts = vec![
+        format!("saddlescope {}", env!("CARGO_PKG_VERSION")),
+        format!("command: `{command_line}`"),
+    ];
+    for a in analyses {
+        facts.push(format!(
+            "{}: checkpoint `{}` sha256 `{}`, probe seed {}, written by saddlescope {}",
+            a.label,
+            a.value.checkpoint.path,
+            a.value.checkpoint.sha256,
+            a.value.params.seed,
+            a.value.version
+        ));
+    }
+    for r in runs {
+        if let Some(meta) = &r.value.meta {
+            facts.push(format!(
+                "{}: training seed {}, saddlescope {}",
+                r.label, meta.config.seed, meta.version
+            ));
+        }
+    }
+    Block::List(facts)
+}

@@ -1,0 +1,62 @@
+//! What saddlescope finds and keeps, and the files that hold it. No deep-learning dependency:
+//! like ripgrep's printer, which sees only the matcher and the searcher, everything that
+//! reads results (the figures, the reports) depends on this crate and `spectral` alone.
+//!
+//! # Tour
+//! - [`AnalysisReport`] (`spectrum.json`): per class a [`ClassSpectrum`] (the spectral
+//!   estimate, its [`Group`] and saddle verdict), the settings ([`AnalysisParams`]), the
+//!   checkpoint ([`CheckpointInfo`], with its [`CheckpointOrigin`]) and the
+//!   [`TraceIdentity`]; [`write_report`] also writes `summary.csv` ([`summary_csv`]), and
+//!   [`AnalysisDir`] names every file of an analysis directory.
+//! - [`LandscapeReport`] (`landscape.json`): a class's loss along [`DirectionCurve`]s and on
+//!   a [`Plane`].
+//! - [`EpochRecord`] (`log.jsonl`, one per epoch) with the test [`EvalMetrics`].
+//! - [`CheckpointMeta`]: what a checkpoint says about itself, in its safetensors header.
+//! - [`write_atomically`]: the one writer of results, checkpoints and figures (temporary
+//!   file in the same directory, `sync_all`, rename).
+//!
+//! Field names are the JSON keys; every file reads back into the same value and writes back
+//! byte for byte.
+//!
+//! # Example
+//! ```
+//! use saddlescope_results::{read_log, write_atomically, Group};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("log.jsonl");
+//! write_atomically(&path, include_str!("../tests/fixtures/log.jsonl"))?;
+//! let log = read_log(&path)?;
+//! let last = &log[log.len() - 1];
+//! assert_eq!(last.epoch, 4);
+//! assert_eq!(last.test.group_accuracy.of(Group::Head), Some(0.9));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod analysis_dir;
+mod analysis_report;
+mod atomic;
+mod checkpoint_meta;
+mod error;
+mod group;
+mod landscape;
+mod training_log;
+
+pub use analysis_dir::AnalysisDir;
+pub use analysis_report::{
+    read_report, summary_csv, write_report, AnalysisParams, AnalysisReport, CheckpointInfo,
+    ClassSpectrum, SkippedClass, TraceIdentity,
+};
+pub use atomic::{write_atomically, write_atomically_with};
+pub use checkpoint_meta::{
+    CheckpointMeta, CheckpointOrigin, ForeignCheckpoint, FORMAT_VERSION, METADATA_KEY,
+};
+pub use error::Error;
+pub use group::Group;
+pub use landscape::{
+    read_landscape, read_landscapes, write_landscape, DirectionCurve, DirectionKind,
+    LandscapeReport, Plane, LANDSCAPE_FILE,
+};
+pub use training_log::{
+    append_record, log_text, read_log, EpochRecord, EvalMetrics, GroupAccuracy,
+};
