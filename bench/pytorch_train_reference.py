@@ -89,8 +89,9 @@ def mnist_lt():
 
 
 def scaled_epoch(epoch, epochs):
-    """saddlescope's `scaled_epoch`: an epoch of the 200-epoch recipe on `epochs` epochs."""
-    return epoch * epochs // 200
+    """saddlescope's `scaled_epoch`: an epoch of the 200-epoch recipe on `epochs` epochs
+    (rounded half away from zero, as Rust's `f64::round`)."""
+    return math.floor(epoch * epochs / 200.0 + 0.5)
 
 
 def lr_at(epoch, epochs):

@@ -18,16 +18,18 @@ use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{Device, Var};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use saddlescope_nn::{BnMode, LossSpec};
+use saddlescope_results::EpochRecord;
 use saddlescope_train::{
-    preset, EpochRecord, Reweighting, Sgd, SgdParams, TrainConfig, TrainObserver, Trainer,
+    preset, Reweighting, Sgd, SgdParams, TrainConfig, TrainObserver, Trainer, PRESET_NAMES,
 };
 use serde_json::{json, Value};
 
-use super::setup::{parse_dtype, random_batch, BenchModel};
-use super::{cpu_ms, loadavg, peak_rss_mb};
-use crate::usage::usage;
+use super::setup::{random_batch, BenchModel};
+use super::{cpu_ms, loadavg, peak_rss_mb, value_name};
+use crate::error::{usage, ResultExt};
+use crate::values::FloatArg;
 
 /// Flags of `saddlescope bench train`.
 #[derive(Debug, Args)]
@@ -40,13 +42,12 @@ step_cpu_ms, peak_rss_mb. Compare with `python3 bench/pytorch_train_reference.py
 target/release/saddlescope`."
 )]
 pub struct TrainBenchArgs {
-    /// What to time: epoch (the trainer on a preset) or step (one SGD step on a random batch)
-    #[arg(long, value_name = "epoch|step", default_value = "epoch")]
-    kind: String,
-    /// Model: for epoch any `train --model` SPEC [default: cnn]; for step mlp, cnn or
-    /// resnet32 [default: resnet32]
-    #[arg(long, value_name = "SPEC")]
-    model: Option<String>,
+    /// What to time: whole epochs of a preset, or one SGD step on a random batch
+    #[arg(long, value_enum, default_value_t = Kind::Epoch)]
+    kind: Kind,
+    /// Model [default: cnn for epoch, resnet32 for step]
+    #[arg(long, value_enum)]
+    model: Option<BenchModel>,
     /// Samples per batch [default: the preset's for epoch, 128 for step]
     #[arg(long, value_name = "N")]
     batch: Option<usize>,
@@ -63,8 +64,17 @@ pub struct TrainBenchArgs {
     #[arg(long, value_name = "R", default_value_t = 5)]
     repeats: usize,
     /// Element type
-    #[arg(long, value_name = "f32|f64", default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, default_value_t = FloatArg::F32)]
+    dtype: FloatArg,
+}
+
+/// `--kind`: what `bench train` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// Whole epochs of a preset, run by the trainer.
+    Epoch,
+    /// One SGD step with train-mode batch norm on a random batch.
+    Step,
 }
 
 /// Runs `saddlescope bench train`.
@@ -73,15 +83,14 @@ pub fn run(args: TrainBenchArgs) -> anyhow::Result<ExitCode> {
         return Err(usage("--batch 0: need at least 1 sample"));
     }
     let loadavg_before = loadavg();
-    let mut report = match args.kind.as_str() {
-        "epoch" => epochs(&args)?,
-        "step" => step(&args)?,
-        other => return Err(usage(format!("--kind {other:?}: expected epoch or step"))),
+    let mut report = match args.kind {
+        Kind::Epoch => epochs(&args)?,
+        Kind::Step => step(&args)?,
     };
     let extra = json!({
         "bench": "train",
-        "kind": args.kind,
-        "dtype": args.dtype,
+        "kind": value_name(args.kind),
+        "dtype": args.dtype.as_str(),
         "threads": rayon::current_num_threads(),
         "loadavg_before": loadavg_before,
         "loadavg_after": loadavg(),
@@ -121,19 +130,27 @@ fn epochs(args: &TrainBenchArgs) -> anyhow::Result<Value> {
     if args.epochs == 0 {
         return Err(usage("--epochs 0: need at least 1"));
     }
-    let mut config = preset(&args.preset)
-        .ok_or_else(|| usage(format!("--preset {:?}: unknown preset", args.preset)))?;
-    let model = args.model.as_deref().unwrap_or("cnn");
-    config.model = model
-        .parse()
-        .map_err(|e| usage(format!("--model {model:?}: {e}")))?;
+    let mut config = preset(&args.preset).ok_or_else(|| {
+        usage(format!(
+            "--preset {:?}: unknown preset, expected one of {}",
+            args.preset,
+            PRESET_NAMES.join(", ")
+        ))
+    })?;
+    let model = args.model.unwrap_or(BenchModel::Cnn);
+    config.model = model.spec().parse()?;
     config.epochs = args.epochs;
     if let Reweighting::FromEpoch(_) = config.reweighting {
-        // The preset's DRW epoch at the same fraction of the shorter run, as `train --epochs`.
-        config.reweighting = Reweighting::FromEpoch(TrainConfig::default_drw_epoch(args.epochs));
+        // The preset's DRW epoch at the same fraction of the shorter run, as `train
+        // --epochs`; none if that falls after the run's end.
+        let from = TrainConfig::default_drw_epoch(args.epochs);
+        config.reweighting = if from <= args.epochs {
+            Reweighting::FromEpoch(from)
+        } else {
+            Reweighting::Off
+        };
     }
-    config.dtype = args.dtype.clone();
-    parse_dtype(&args.dtype)?;
+    config.dtype = args.dtype.as_str().to_string();
     if let Some(batch) = args.batch {
         config.batch_size = batch;
     }
@@ -149,10 +166,10 @@ fn epochs(args: &TrainBenchArgs) -> anyhow::Result<Value> {
         (None, _) => {}
     }
     let dir = tempfile::tempdir().context("creating a temporary run directory")?;
-    let mut trainer = Trainer::new(config.clone(), dir.path(), &Device::Cpu)?;
+    let mut trainer = Trainer::new(config.clone(), dir.path(), &Device::Cpu).cli()?;
     let records = Records::default();
     let cpu_before = cpu_ms();
-    trainer.run(&records, &AtomicBool::new(false))?;
+    trainer.run(&records, &AtomicBool::new(false)).cli()?;
     let cpu = cpu_ms().zip(cpu_before).map(|(a, b)| (a - b) / 1e3);
     let records = records
         .0
@@ -163,7 +180,7 @@ fn epochs(args: &TrainBenchArgs) -> anyhow::Result<Value> {
     let warm = if seconds.len() > 1 { 1 } else { 0 };
     let after_warm_up = median(&mut seconds[warm..].to_vec());
     Ok(json!({
-        "model": model,
+        "model": model.name(),
         "preset": args.preset,
         "batch": config.batch_size,
         "sam_rho": config.sam.as_ref().map(|s| s.rho),
@@ -182,9 +199,9 @@ fn step(args: &TrainBenchArgs) -> anyhow::Result<Value> {
     if args.repeats == 0 {
         return Err(usage("--repeats 0: need at least 1"));
     }
-    let model = BenchModel::parse(args.model.as_deref().unwrap_or("resnet32"))?;
+    let model = args.model.unwrap_or(BenchModel::Resnet32);
     let batch = args.batch.unwrap_or(128);
-    let dtype = parse_dtype(&args.dtype)?;
+    let dtype = args.dtype.dtype();
     let data = random_batch(model, batch, dtype)?;
     let net = model.build(dtype, data.x())?;
     let loss = LossSpec::Ce.build(&[1; 10], None)?;
@@ -198,7 +215,7 @@ fn step(args: &TrainBenchArgs) -> anyhow::Result<Value> {
             .iter()
             .map(|v| grads.get(v.as_tensor()).cloned())
             .collect();
-        sgd.step(&vars, &grads, 0.1)?;
+        sgd.step(&vars, &grads, 0.1).cli()?;
         Ok(start.elapsed().as_secs_f64() * 1e3)
     };
     once()?;
