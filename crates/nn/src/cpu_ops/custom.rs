@@ -151,62 +151,45 @@ impl<O: CpuOp<1>> CustomOp1 for Cpu<O> {
     }
 }
 
-impl<O: CpuOp<2>> CustomOp2 for Cpu<O> {
-    fn name(&self) -> &'static str {
-        O::NAME
-    }
+/// `impl CustomOpN for Cpu<O>` for `O: CpuOp<N>`: the arguments' storages go to
+/// [`forward`], their gradients come from [`CpuOp::backward`] (candle's traits differ in
+/// arity only).
+macro_rules! custom_op {
+    ($trait:ident, $n:literal, $(($storage:ident, $layout:ident, $arg:ident, $grad:ident)),+) => {
+        impl<O: CpuOp<$n>> $trait for Cpu<O> {
+            fn name(&self) -> &'static str {
+                O::NAME
+            }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        forward(&self.0, [(s1, l1), (s2, l2)])
-    }
+            fn cpu_fwd(
+                &self,
+                $($storage: &CpuStorage, $layout: &Layout),+
+            ) -> Result<(CpuStorage, Shape)> {
+                forward(&self.0, [$(($storage, $layout)),+])
+            }
 
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        out: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [da, db] = self.0.backward([a, b], out, grad)?;
-        Ok((da, db))
-    }
+            fn bwd(
+                &self,
+                $($arg: &Tensor,)+
+                out: &Tensor,
+                grad: &Tensor,
+            ) -> Result<($(custom_op!(@gradient $grad)),+)> {
+                let [$($grad),+] = self.0.backward([$($arg),+], out, grad)?;
+                Ok(($($grad),+))
+            }
+        }
+    };
+    (@gradient $grad:ident) => { Option<Tensor> };
 }
 
-impl<O: CpuOp<3>> CustomOp3 for Cpu<O> {
-    fn name(&self) -> &'static str {
-        O::NAME
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        forward(&self.0, [(s1, l1), (s2, l2), (s3, l3)])
-    }
-
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        c: &Tensor,
-        out: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [da, db, dc] = self.0.backward([a, b, c], out, grad)?;
-        Ok((da, db, dc))
-    }
-}
+custom_op!(CustomOp2, 2, (s1, l1, a, da), (s2, l2, b, db));
+custom_op!(
+    CustomOp3,
+    3,
+    (s1, l1, a, da),
+    (s2, l2, b, db),
+    (s3, l3, c, dc)
+);
 
 /// The not yet written slots of one piece of an output, filled front to back.
 pub(crate) struct Slots<'a, T> {

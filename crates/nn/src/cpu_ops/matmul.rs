@@ -171,35 +171,8 @@ impl CpuOp<3> for MatMulAdd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
-
-    fn seeded(rows: usize, cols: usize, seed: usize, dtype: DType) -> Tensor {
-        let v: Vec<f64> = (0..rows * cols)
-            .map(|i| (((i + 1) * (seed + 3) * 7919) % 1009) as f64 / 504.5 - 1.0)
-            .collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap()
-    }
-
-    fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-        let f = |t: &Tensor| -> Vec<f64> {
-            t.to_dtype(DType::F64)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap()
-        };
-        assert_eq!(a.dims(), b.dims());
-        let (a, b) = (f(a), f(b));
-        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        a.iter()
-            .zip(&b)
-            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
-            / scale
-    }
+    use crate::cpu_ops::test_util::{max_rel, on_threads, seeded};
+    use candle_core::{DType, Var};
 
     /// For every transposition pair, values and both gradients of `⟨r, op(a)·op(b)⟩`
     /// equal candle's (on materialized transposes): f64 to 1e-13, f32 to 1e-5. The
@@ -212,16 +185,16 @@ mod tests {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let (m, k, n) = (5, 7, 3);
                 let a = if ta {
-                    seeded(k, m, 1, dtype)
+                    seeded(&[k, m], 1, dtype)
                 } else {
-                    seeded(m, k, 1, dtype)
+                    seeded(&[m, k], 1, dtype)
                 };
                 let b = if tb {
-                    seeded(n, k, 2, dtype)
+                    seeded(&[n, k], 2, dtype)
                 } else {
-                    seeded(k, n, 2, dtype)
+                    seeded(&[k, n], 2, dtype)
                 };
-                let r = seeded(m, n, 3, dtype);
+                let r = seeded(&[m, n], 3, dtype);
                 let (av, bv) = (Var::from_tensor(&a).unwrap(), Var::from_tensor(&b).unwrap());
                 let run = |c: Tensor| {
                     let g = c.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -250,11 +223,14 @@ mod tests {
     /// `matmul` + `broadcast_add` (f64, 1e-13).
     #[test]
     fn matmul_t_add_matches_candle_with_gradients() {
-        let (x, w) = (seeded(5, 7, 1, DType::F64), seeded(3, 7, 2, DType::F64));
-        let r = seeded(5, 3, 3, DType::F64);
+        let (x, w) = (
+            seeded(&[5, 7], 1, DType::F64),
+            seeded(&[3, 7], 2, DType::F64),
+        );
+        let r = seeded(&[5, 3], 3, DType::F64);
         for z in [
-            seeded(1, 3, 4, DType::F64).squeeze(0).unwrap(),
-            seeded(5, 3, 5, DType::F64),
+            seeded(&[1, 3], 4, DType::F64).squeeze(0).unwrap(),
+            seeded(&[5, 3], 5, DType::F64),
         ] {
             let vars = [&x, &w, &z].map(|t| Var::from_tensor(t).unwrap());
             let [xv, wv, zv] = vars.each_ref().map(|v| v.as_tensor());
@@ -282,7 +258,7 @@ mod tests {
                 );
             }
         }
-        assert!(matmul_t_add(&x, &w, &seeded(1, 4, 6, DType::F64).squeeze(0).unwrap()).is_err());
+        assert!(matmul_t_add(&x, &w, &seeded(&[1, 4], 6, DType::F64).squeeze(0).unwrap()).is_err());
         let plain = matmul_t(&x, &w).unwrap();
         assert!(max_rel(&plain, &x.matmul(&w.t().unwrap()).unwrap()) <= 1e-14);
     }
@@ -292,15 +268,11 @@ mod tests {
     #[test]
     fn bit_identical_across_thread_counts() {
         let (x, w) = (
-            seeded(200, 300, 7, DType::F32),
-            seeded(150, 300, 8, DType::F32),
+            seeded(&[200, 300], 7, DType::F32),
+            seeded(&[150, 300], 8, DType::F32),
         );
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            on_threads(threads, || {
                 matmul_t(&x, &w)
                     .unwrap()
                     .flatten_all()
@@ -316,8 +288,8 @@ mod tests {
     /// gradient.
     #[test]
     fn views_and_untracked_operands() {
-        let x = seeded(6, 4, 4, DType::F64);
-        let w = Var::from_tensor(&seeded(5, 4, 5, DType::F64)).unwrap();
+        let x = seeded(&[6, 4], 4, DType::F64);
+        let w = Var::from_tensor(&seeded(&[5, 4], 5, DType::F64)).unwrap();
         let y = matmul(&x, &w.as_tensor().t().unwrap()).unwrap();
         let expected = x
             .matmul(&w.as_tensor().t().unwrap().contiguous().unwrap())

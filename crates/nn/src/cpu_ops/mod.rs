@@ -22,3 +22,5 @@ pub(crate) mod gemm;
 pub(crate) mod matmul;
 pub(crate) mod pool;
 pub(crate) mod relu;
+#[cfg(test)]
+pub(crate) mod test_util;

@@ -150,29 +150,8 @@ impl CpuOp<1> for Unpool2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
-
-    fn seeded(dims: &[usize], seed: usize, dtype: DType) -> Tensor {
-        let len: usize = dims.iter().product();
-        let v: Vec<f64> = (0..len)
-            .map(|i| (((i + 1) * (seed + 3) * 7919) % 1009) as f64 / 504.5 - 1.0)
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu)
-            .unwrap()
-            .to_dtype(dtype)
-            .unwrap()
-    }
-
-    fn bits(t: &Tensor) -> Vec<u64> {
-        let v: Vec<f64> = t
-            .to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        v.iter().map(|x| x.to_bits()).collect()
-    }
+    use crate::cpu_ops::test_util::{bits, on_threads, seeded};
+    use candle_core::{DType, Var};
 
     /// Values and gradients equal candle's `avg_pool2d(2)` bit for bit on even sides; on
     /// odd sides the values do too and the gradient leaves the dropped row and column at
@@ -259,11 +238,7 @@ mod tests {
     fn bit_identical_across_thread_counts() {
         let x = seeded(&[64, 16, 28, 28], 7, DType::F32);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            on_threads(threads, || {
                 let y = avg_pool2(&x).unwrap();
                 [bits(&y), bits(&unpool2(&y, (28, 28)).unwrap())]
             })

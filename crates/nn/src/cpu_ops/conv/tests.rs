@@ -4,15 +4,13 @@
 //! Tolerances: `max |ours − candle| ≤ tol · max |candle|` with `tol = 1e-12` in f64 and
 //! `1e-5` in f32 (both sums have a few hundred terms; the orders of summation differ).
 
-use candle_core::{DType, Device, Tensor, Var};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use candle_core::{DType, Tensor, Var};
 
 use super::{
     conv2d, conv2d_add, conv2d_tangent, input_grad, weight_grad, Conv, InputGrad, WeightGrad,
 };
 use crate::cpu_ops::custom::CpuOp;
-use crate::init::kaiming_normal;
+use crate::cpu_ops::test_util::{max_rel, on_threads, seeded, values};
 
 /// `(n, c_in, h, w, c_out, kh, kw, padding, stride)`. candle's `conv_transpose2d` (and so
 /// its conv backward) takes one output padding for both axes, so every strided case drops
@@ -40,36 +38,6 @@ const CASES: [Case; 8] = [
     (5, 2, 15, 14, 3, 3, 3, 1, 1),
     (5, 2, 29, 29, 3, 3, 3, 1, 2),
 ];
-
-fn seeded(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
-    let len = dims.iter().product();
-    let values = kaiming_normal(&mut ChaCha8Rng::seed_from_u64(seed), len, 2);
-    Tensor::from_vec(values, dims, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// `max |a − b| / max |b|`.
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let (a, b) = (values(a), values(b));
-    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    diff / scale
-}
 
 fn tolerance(dtype: DType) -> f64 {
     if dtype == DType::F64 {
@@ -337,11 +305,7 @@ fn bit_identical_across_thread_counts() {
     let case = (9, 3, 8, 8, 4, 3, 3, 1, 1);
     let (x, k, r) = operands(case, DType::F32, 7);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             [
                 conv2d(&x, &k, 1, 1).unwrap(),
                 input_grad(&r, &k, 1, 1, (8, 8)).unwrap(),

@@ -4,12 +4,10 @@
 //! entry, on strides 1 and 2, padding 0 and 1, odd sides and one-pixel outputs; a strided
 //! input; an untracked input; bit-identical results for any thread count.
 
-use candle_core::{DType, Device, Tensor, Var};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use candle_core::{DType, Tensor, Var};
 
 use super::*;
-use crate::init::kaiming_normal;
+use crate::cpu_ops::test_util::{max_rel, on_threads, seeded, values};
 
 const EPS: f64 = 1e-5;
 
@@ -23,40 +21,6 @@ const CASES: [Case; 5] = [
     ([9, 2, 3, 3], 2, 3, 0, 1),
     ([1, 3, 10, 10], 4, 3, 1, 1),
 ];
-
-fn seeded(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
-    let len = dims.iter().product();
-    let values = kaiming_normal(&mut ChaCha8Rng::seed_from_u64(seed), len, 2);
-    Tensor::from_vec(values, dims, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// `max |a − b| / max |b|`, or `max |a|` when `b` is all zero.
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let (a, b) = (values(a), values(b));
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
-    }
-}
 
 /// The epilogues, by name (`add-relu` takes the residual passed alongside).
 const EPILOGUES: [&str; 4] = ["identity", "relu", "relu-pool2", "add-relu"];
@@ -203,11 +167,7 @@ fn bit_identical_across_thread_counts() {
     let case = ([16, 3, 12, 12], 8, 3, 1, 1);
     let ops = operands(7, case, DType::F32);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             EPILOGUES
                 .iter()
                 .flat_map(|name| {
