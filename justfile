@@ -19,7 +19,10 @@ dup:
     duplicates --change
 
 # saddlescope vs PyTorch (double-backward HVPs) on MLP, CNN and ResNet-32: times, peak
-# memory and their ratios. Needs `pip install torch` (several GB); never run by CI.
+# memory and their ratios; then training (CNN + SAM epoch on MNIST-LT, CNN epoch without
+# SAM, ResNet-32 train step at batch 128), 2 threads each. Needs `pip install torch`
+# (several GB); never run by CI.
 bench-vs-torch repeats="5":
     cargo build --release --bin saddlescope
     python3 bench/pytorch_reference.py --compare target/release/saddlescope --repeats {{repeats}}
+    python3 bench/pytorch_train_reference.py --compare target/release/saddlescope --repeats {{repeats}}

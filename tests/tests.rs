@@ -3,6 +3,7 @@
 mod util;
 
 mod cli_bad_inputs;
+mod cli_bench;
 mod cli_data;
 mod cli_demo;
 mod cli_interrupt;

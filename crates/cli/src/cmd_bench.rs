@@ -9,6 +9,7 @@
 
 mod setup;
 mod slq;
+mod train;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -45,6 +46,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Share of a class-wise spectrum estimate spent outside the HVPs (SLQ bookkeeping)
     Slq(slq::SlqBenchArgs),
+    /// Training cost: whole epochs of a preset, or one SGD step (train-mode BN)
+    Train(train::TrainBenchArgs),
 }
 
 /// Flags of the forward/gradient/HVP benchmark.
@@ -126,6 +129,7 @@ const KINDS: [Kind; 3] = [Kind::Forward, Kind::Grad, Kind::Hvp];
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(BenchCommand::Slq(slq)) => slq::run(slq),
+        Some(BenchCommand::Train(train)) => train::run(train),
         None => run_hvp(args.hvp),
     }
 }

@@ -41,19 +41,16 @@
 #![deny(missing_docs)]
 
 mod class_stats;
-mod conv_cpu;
-mod cpu_gemm;
+mod cpu_ops;
 mod dual;
 mod error;
 pub mod hessian;
 mod init;
 mod layers;
 mod loss;
-mod matmul_cpu;
 mod model;
 mod models;
 mod ops;
-mod relu_cpu;
 mod selection;
 mod store;
 mod value;

@@ -45,7 +45,7 @@ impl BenchModel {
     }
 
     /// The model spec (`saddlescope train --model`).
-    fn spec(self) -> &'static str {
+    pub fn spec(self) -> &'static str {
         match self {
             Self::Mlp => "mlp:256",
             Self::Cnn => "cnn",

@@ -5,11 +5,12 @@
 //!   ResNet's `F.avg_pool2d(out, out.size()[3])` on its square feature maps.
 
 use crate::error::Result;
+use crate::ops;
 use crate::value::Value;
 
 /// 2×2 average pooling with stride 2.
 pub(crate) fn avg_pool2<V: Value>(x: &V) -> Result<V> {
-    x.linear(|t| t.avg_pool2d(2))
+    x.linear(ops::avg_pool2)
 }
 
 /// Mean over the spatial dimensions.

@@ -4,14 +4,13 @@
 //! Tolerances: `max |ours − candle| ≤ tol · max |candle|` with `tol = 1e-12` in f64 and
 //! `1e-5` in f32 (both sums have a few hundred terms; the orders of summation differ).
 
-use candle_core::{DType, Device, Tensor, Var};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use candle_core::{DType, Tensor, Var};
 
 use super::{
     conv2d, conv2d_add, conv2d_tangent, input_grad, weight_grad, Conv, InputGrad, WeightGrad,
 };
-use crate::init::kaiming_normal;
+use crate::cpu_ops::custom::CpuOp;
+use crate::cpu_ops::test_util::{max_rel, on_threads, seeded, values};
 
 /// `(n, c_in, h, w, c_out, kh, kw, padding, stride)`. candle's `conv_transpose2d` (and so
 /// its conv backward) takes one output padding for both axes, so every strided case drops
@@ -39,36 +38,6 @@ const CASES: [Case; 8] = [
     (5, 2, 15, 14, 3, 3, 3, 1, 1),
     (5, 2, 29, 29, 3, 3, 3, 1, 2),
 ];
-
-fn seeded(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
-    let len = dims.iter().product();
-    let values = kaiming_normal(&mut ChaCha8Rng::seed_from_u64(seed), len, 2);
-    Tensor::from_vec(values, dims, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// `max |a − b| / max |b|`.
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let (a, b) = (values(a), values(b));
-    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-    diff / scale
-}
 
 fn tolerance(dtype: DType) -> f64 {
     if dtype == DType::F64 {
@@ -273,7 +242,6 @@ fn conv_tangent_matches_two_convolutions_with_gradients() {
 /// Untracked arguments (input images, HVP directions) get no gradient at all.
 #[test]
 fn untracked_arguments_get_none() {
-    use candle_core::CustomOp2;
     let case = CASES[1];
     let (x, k, r) = operands(case, DType::F64, 3);
     let kv = Var::from_tensor(&k).unwrap();
@@ -283,9 +251,9 @@ fn untracked_arguments_get_none() {
         padding: p,
         stride: s,
     };
-    let (dx, dk) = conv.bwd(&x, kv.as_tensor(), &y, &r).unwrap();
+    let [dx, dk] = conv.backward([&x, kv.as_tensor()], &y, &r).unwrap();
     assert!(dx.is_none() && dk.is_some());
-    let (dx, dk) = conv.bwd(&x, &k, &y, &r).unwrap();
+    let [dx, dk] = conv.backward([&x, &k], &y, &r).unwrap();
     assert!(dx.is_none() && dk.is_none());
     let ig = InputGrad {
         padding: p,
@@ -293,14 +261,20 @@ fn untracked_arguments_get_none() {
         h: case.2,
         w: case.3,
     };
-    assert!(matches!(ig.bwd(&r, &k, &x, &x).unwrap(), (None, None)));
+    assert!(matches!(
+        ig.backward([&r, &k], &x, &x).unwrap(),
+        [None, None]
+    ));
     let wg = WeightGrad {
         padding: p,
         stride: s,
         kh: case.5,
         kw: case.6,
     };
-    assert!(matches!(wg.bwd(&x, &r, &k, &k).unwrap(), (None, None)));
+    assert!(matches!(
+        wg.backward([&x, &r], &k, &k).unwrap(),
+        [None, None]
+    ));
     let grads = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none());
 }
@@ -331,11 +305,7 @@ fn bit_identical_across_thread_counts() {
     let case = (9, 3, 8, 8, 4, 3, 3, 1, 1);
     let (x, k, r) = operands(case, DType::F32, 7);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             [
                 conv2d(&x, &k, 1, 1).unwrap(),
                 input_grad(&r, &k, 1, 1, (8, 8)).unwrap(),

@@ -1,6 +1,8 @@
 //! A checked wrapper around the `gemm` crate's matrix product (the GEMM candle itself
 //! uses on the CPU), shared by the convolution and matrix-product custom ops.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, Result, WithDType};
 use gemm::{gemm, Parallelism};
 
@@ -113,21 +115,48 @@ pub(crate) fn matmul_new<T: WithDType>(
     rhs: Mat<T>,
     threads: Threads,
 ) -> Result<Vec<T>> {
+    let len = lhs.rows * rhs.cols;
+    let mut out = Vec::with_capacity(len);
+    matmul_uninit(&mut out.spare_capacity_mut()[..len], lhs, rhs, threads)?;
+    // SAFETY: `matmul_uninit` wrote all `len` entries.
+    unsafe { out.set_len(len) };
+    Ok(out)
+}
+
+/// `dst = lhs · rhs` into uninitialized row-major storage of exactly
+/// `lhs.rows × rhs.cols` entries, every one of which it writes.
+pub(crate) fn matmul_uninit<T: WithDType>(
+    dst: &mut [MaybeUninit<T>],
+    lhs: Mat<T>,
+    rhs: Mat<T>,
+    threads: Threads,
+) -> Result<()> {
     let (m, n) = (lhs.rows, rhs.cols);
     check(lhs, rhs)?;
-    if lhs.cols == 0 || m == 0 || n == 0 {
-        return Ok(vec![T::from_f64(0.0); m * n]);
+    if dst.len() != m * n {
+        bail!("internal GEMM output of {m}x{n} into {} entries", dst.len())
     }
-    let mut out = Vec::with_capacity(m * n);
-    // SAFETY: the inputs were checked to lie inside their slices, and `out` has room for
-    // the m·n row-major output, which aliases neither input. gemm does not read `dst`
-    // when `accumulate` is false and writes every one of its m·n entries (k ≥ 1), so all
-    // of `out` is initialized before `set_len`.
+    if lhs.cols == 0 {
+        for slot in dst.iter_mut() {
+            slot.write(T::from_f64(0.0));
+        }
+        return Ok(());
+    }
+    // SAFETY: the inputs were checked to lie inside their slices, and `dst` holds exactly
+    // the m·n row-major output and aliases neither input (it is borrowed mutably). gemm
+    // does not read `dst` when `accumulate` is false and writes every one of its entries
+    // (k ≥ 1).
     unsafe {
-        run(out.as_mut_ptr(), (n, 1), lhs, rhs, false, threads);
-        out.set_len(m * n);
-    }
-    Ok(out)
+        run(
+            dst.as_mut_ptr().cast::<T>(),
+            (n, 1),
+            lhs,
+            rhs,
+            false,
+            threads,
+        )
+    };
+    Ok(())
 }
 
 /// Errors unless `lhs · rhs` is defined and both matrices lie inside their slices.
