@@ -55,8 +55,9 @@ impl LrSchedule {
                 }
             }
             Self::Cosine => {
-                let span = (epochs - warmup).max(1) as f64;
-                let progress = (epoch - warmup) as f64 / span;
+                let span = (epochs.saturating_sub(warmup)).max(1) as f64;
+                // Past the last epoch the rate stays at its end value, 0.
+                let progress = ((epoch - warmup) as f64 / span).min(1.0);
                 0.5 * lr * (1.0 + (std::f64::consts::PI * progress).cos())
             }
         }
