@@ -17,8 +17,10 @@ use crate::values::{FloatArg, HessianLossArg};
 #[command(
     after_help = "A saddle: lambda_min < 0 by more than its residual bound and \
 |lambda_min|/lambda_max >= --saddle-ratio. Outputs: OUT/spectrum.json (every estimate per class \
-and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results, reused by --resume); \
-with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}."
+and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results); with --landscape, \
+OUT/landscape/class-NNNN/{landscape.json,landscape.png}. The same command again reuses the Hessians \
+already done (an interrupted analysis continues); other settings in the same OUT are refused unless \
+--force. One process at a time writes a directory (OUT/.saddlescope.lock)."
 )]
 pub struct AnalyzeArgs {
     /// Output directory
@@ -54,9 +56,14 @@ pub struct AnalyzeArgs {
     /// Samples per HVP batch (memory only)
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch_size: usize,
-    /// Reuse the per-class results already in OUT that have the same settings
+    /// Accepted for scripts written before an analysis resumed by itself: the same command
+    /// again always reuses the Hessians already done
+    #[arg(long = "resume", hide = true)]
+    _resume: bool,
+    /// Replace an analysis of other settings in OUT (its results are removed), and take over
+    /// a lock another host left on the directory
     #[arg(long)]
-    resume: bool,
+    force: bool,
     /// Also draw the loss landscape (1-D curves along u_max, u_min and a random direction) of
     /// every class flagged as a saddle and of the head class with the largest lambda_max,
     /// into OUT/landscape/class-NNNN/
@@ -103,9 +110,10 @@ impl AnalyzeArgs {
             source: self.source.validate()?,
             params,
             out: self.out.clone(),
-            resume: self.resume,
             landscape: self.landscape,
             quiet: self.quiet,
+            label: None,
+            force: self.force,
         })
     }
 }

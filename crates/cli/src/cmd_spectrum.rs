@@ -15,8 +15,10 @@ use saddlescope_results::write_atomically;
 use saddlescope_spectral::{
     estimate_spectrum_with_progress, DenseSymmetric, SlqParams, SpectrumEstimate, SpectrumParams,
 };
+use serde_json::json;
 
 use crate::error::ResultExt;
+use crate::out_dir::{input_id, outputs, OutDir};
 use crate::values::BasisArg;
 
 /// Flags of `saddlescope spectrum`.
@@ -58,12 +60,22 @@ pub struct SpectrumArgs {
     /// No progress bar or summary line
     #[arg(long)]
     quiet: bool,
+    /// Replace the spectrum of another matrix or other settings in DIR, and take over a lock
+    /// another host left on it
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `saddlescope spectrum`.
 pub fn run(args: SpectrumArgs) -> anyhow::Result<ExitCode> {
     let params = params(&args)?;
     let op = load_matrix(&args.matrix)?;
+    let mut out = OutDir::lock(&args.out, args.force, args.quiet)?;
+    let settings = json!({ "matrix": input_id(&args.matrix), "params": params });
+    out.claim(&outputs::SPECTRUM, &settings, args.force)?;
+    if args.probes == 1 && !args.quiet {
+        eprintln!("note: {}", crate::jobs::analyze::ONE_PROBE);
+    }
     let bar = progress_bar(
         params.expected_applications(op.matrix().nrows()),
         args.quiet,

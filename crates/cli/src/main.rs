@@ -20,6 +20,7 @@ mod error;
 mod flags;
 mod interrupt;
 mod jobs;
+mod out_dir;
 mod report;
 mod runtime;
 mod values;
