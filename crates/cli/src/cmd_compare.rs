@@ -73,8 +73,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
             "{},{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{},{}\n",
             ca.class.map_or("all".into(), |c| c.to_string()),
             ca.name.replace(',', ";"),
-            ca.group
-                .map_or(String::new(), |g| format!("{g:?}").to_lowercase()),
+            ca.group.map_or(String::new(), |g| g.to_string()),
             ea.lambda_min,
             eb.lambda_min,
             eb.lambda_min - ea.lambda_min,

@@ -17,6 +17,7 @@ use saddlescope_spectral::{
 };
 use serde_json::json;
 
+use crate::bounds;
 use crate::error::ResultExt;
 use crate::out_dir::{input_id, outputs, OutDir};
 use crate::values::BasisArg;
@@ -170,18 +171,19 @@ fn write_spectrum(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<Pat
 fn summary(e: &SpectrumEstimate, path: &Path) -> String {
     let pm = |stderr: Option<f64>| stderr.map_or(String::new(), |s| format!(" ± {s:.2e}"));
     format!(
-        "lambda_max {:.8e} (bound {:.1e}), lambda_min {:.8e} (bound {:.1e}), trace {:.6e}{}, negative mass {:.4}{}, {} products{} -> {}",
+        "lambda_max {:.8e} (bound {}), lambda_min {:.8e} (bound {}), trace {:.6e}{}, negative mass {:.4}{}, {} products{} -> {}{}",
         e.lambda_max,
-        e.lambda_max_bound,
+        bounds::marked(e, e.lambda_max_bound),
         e.lambda_min,
-        e.lambda_min_bound,
+        bounds::marked(e, e.lambda_min_bound),
         e.trace,
         pm(e.trace_stderr),
         e.negative_mass,
         pm(e.negative_mass_stderr),
         e.applications,
         if e.converged { "" } else { " (not converged)" },
-        path.display()
+        path.display(),
+        bounds::note([e]).map_or(String::new(), |line| format!("\n{line}"))
     )
 }
 

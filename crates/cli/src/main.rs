@@ -4,6 +4,7 @@
 //! that every command stays testable as a function.
 
 mod args;
+mod bounds;
 mod checkpoint_args;
 mod cmd_analyze;
 mod cmd_bench;

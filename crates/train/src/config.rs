@@ -23,6 +23,17 @@ pub enum Reweighting {
     Always,
 }
 
+impl std::fmt::Display for Reweighting {
+    /// `off`, `DRW from epoch 25`, `from the first epoch`: as a report says it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reweighting::Off => f.write_str("off"),
+            Reweighting::FromEpoch(start) => write!(f, "DRW from epoch {start}"),
+            Reweighting::Always => f.write_str("from the first epoch"),
+        }
+    }
+}
+
 /// Sharpness-Aware Minimization settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamConfig {

@@ -32,6 +32,16 @@ impl std::str::FromStr for LrSchedule {
     }
 }
 
+impl std::fmt::Display for LrSchedule {
+    /// `step` or `cosine`, as the flag spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Step => "step",
+            Self::Cosine => "cosine",
+        })
+    }
+}
+
 /// Epoch `boundary` of the 200-epoch recipe mapped onto a run of `epochs` epochs.
 pub fn scaled_epoch(boundary: usize, epochs: usize) -> usize {
     ((boundary * epochs) as f64 / 200.0).round() as usize

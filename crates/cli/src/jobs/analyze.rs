@@ -12,6 +12,7 @@ use saddlescope_analysis::{
 use saddlescope_results::{AnalysisReport, ClassSpectrum};
 use serde_json::json;
 
+use crate::bounds;
 use crate::checkpoint_args::CheckpointSource;
 use crate::error::ResultExt;
 use crate::jobs::landscape::analysis_landscapes;
@@ -203,7 +204,7 @@ impl AnalysisObserver for Progress {
 /// The aligned per-class table printed at the end.
 fn table(report: &AnalysisReport) -> String {
     let mut out = format!(
-        "{:>5} {:<10} {:<6} {:>6} {:>22} {:>22} {:>9} {:>11} {:>6}\n",
+        "{:>5} {:<10} {:<6} {:>6} {:>23} {:>23} {:>9} {:>11} {:>6}\n",
         "class",
         "name",
         "group",
@@ -217,19 +218,30 @@ fn table(report: &AnalysisReport) -> String {
     for r in report.classes.iter().chain(&report.all) {
         let e = &r.estimate;
         out.push_str(&format!(
-            "{:>5} {:<10} {:<6} {:>6} {:>11.4e} ({:>8.1e}) {:>11.4e} ({:>8.1e}) {:>9} {:>11.4e} {:>6}\n",
+            "{:>5} {:<10} {:<6} {:>6} {:>11.4e} ({:>9}) {:>11.4e} ({:>9}) {:>9} {:>11.4e} {:>6}\n",
             r.class.map_or("all".to_string(), |c| c.to_string()),
             r.name,
-            r.group.map_or("-".to_string(), |g| format!("{g:?}").to_lowercase()),
+            r.group.map_or("-".to_string(), |g| g.to_string()),
             r.samples,
             e.lambda_min,
-            e.lambda_min_bound,
+            bounds::marked(e, e.lambda_min_bound),
             e.lambda_max,
-            e.lambda_max_bound,
-            r.ratio_min_max.map_or("-".to_string(), |x| format!("{x:.4}")),
+            bounds::marked(e, e.lambda_max_bound),
+            r.ratio_min_max
+                .map_or("-".to_string(), |x| format!("{x:.4}")),
             e.trace,
             if r.saddle { "SADDLE" } else { "" },
         ));
+    }
+    if let Some(line) = bounds::note(
+        report
+            .classes
+            .iter()
+            .chain(&report.all)
+            .map(|r| &r.estimate),
+    ) {
+        out.push_str(&line);
+        out.push('\n');
     }
     if let Some(t) = &report.trace_identity {
         out.push_str(&format!(

@@ -69,6 +69,7 @@ fn document(
         blocks.push(Block::Heading(1, format!("Analysis {}", a.label)));
         blocks.push(text::analysis_settings(a));
         blocks.push(text::class_table(&a.value));
+        blocks.extend(text::bound_note(&a.value));
         blocks.extend(text::trace_identity(&a.value));
         blocks.extend(figures.analysis(a)?);
     }
