@@ -156,4 +156,19 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
         "{}",
         stderr(&o)
     );
+
+    // Issue 16, item 3: the full demo into a quick demo's directory resumed the 10-epoch
+    // runs up to 30 epochs; now it is refused before any training, the runs untouched.
+    let log = std::fs::read(out.join("runs/ce-drw/log.jsonl")).unwrap();
+    let o = run(&["demo", "--out", out_arg]);
+    assert_one_line_error(&o, 2, "holds a demo made with other settings");
+    assert!(
+        stderr(&o).contains("quick: true there, false asked") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(out.join("runs/ce-drw/log.jsonl")).unwrap(),
+        log
+    );
 }
