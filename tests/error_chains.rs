@@ -213,6 +213,13 @@ fn data_errors_repeat_nothing() {
                 class: 6,
                 n_max: 50,
                 ratio: 1000.0,
+                n_max_derived: false,
+            },
+            Error::EmptyClass {
+                class: 8,
+                n_max: 50,
+                ratio: 100.0,
+                n_max_derived: true,
             },
             Error::TooFewSamples {
                 n_max: 21,
@@ -335,6 +342,11 @@ fn train_errors_repeat_nothing() {
                 epoch: 3,
                 step: 7,
                 loss: f64::NAN,
+            },
+            Error::Diverged {
+                epoch: 1,
+                step: 11,
+                loss: f64::INFINITY,
             },
             Error::Nn(nn_candle()),
             Error::Data(saddlescope_data::Error::Io {

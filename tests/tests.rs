@@ -8,6 +8,8 @@ mod cli_data;
 mod cli_demo;
 mod cli_interrupt;
 mod cli_landscape;
+mod cli_new_user;
+mod cli_out_dir;
 mod cli_spectrum;
 mod cli_train_analyze;
 mod cli_verdicts;

@@ -13,6 +13,30 @@ pub fn saddlescope() -> Command {
     cmd
 }
 
+/// A `std::process::Command` for the binary (spawnable, unlike assert_cmd's).
+pub fn saddlescope_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("saddlescope"));
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// Waits (up to two minutes) until `ready` holds.
+pub fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Number of lines of `DIR/log.jsonl` (0 without one).
+pub fn log_lines(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("log.jsonl")).map_or(0, |t| t.lines().count())
+}
+
 /// Runs the binary with `args`.
 pub fn run(args: &[&str]) -> Output {
     saddlescope().args(args).output().expect("binary runs")
@@ -75,6 +99,20 @@ impl Default for TinyRun {
 }
 
 impl TinyRun {
+    /// A run long enough to be interrupted or raced mid-way: 40 epochs of an MLP on 1,600
+    /// samples, SAM and DRW (a few seconds).
+    pub fn long() -> Self {
+        TinyRun::default()
+            .set(
+                "--dataset",
+                "synthetic:classes=4,dim=32,n=400,test=20,seed=2",
+            )
+            .set("--model", "mlp:64")
+            .set("--epochs", "40")
+            .set("--lr", "0.05")
+            .with(&["--sam", "0.05", "--drw", "--save-every", "0"])
+    }
+
     /// The run with `flag` set to `value` instead of its default (or in addition).
     pub fn set(mut self, flag: &'static str, value: &str) -> Self {
         match self.settings.iter_mut().find(|(f, _)| *f == flag) {

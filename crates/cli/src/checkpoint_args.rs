@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::Args;
 use saddlescope_analysis::{build_model, read_checkpoint, ArchHints, Subject};
-use saddlescope_data::{Dataset, DatasetSpec, GroupRule, LongTailConfig, LongTailed};
+use saddlescope_data::{Dataset, DatasetSpec, GroupRule, Imbalance, LongTailConfig, LongTailed};
 use saddlescope_nn::{drw_weights, Loss, Model, ModelSpec, DRW_BETA};
 use saddlescope_results::{CheckpointInfo, CheckpointOrigin, ForeignCheckpoint};
 use saddlescope_spectral::SpectrumParams;
 
-use crate::dataset_args::ImbalanceArgs;
+use crate::dataset_args::with_dataset_hint;
 use crate::error::{usage, ResultExt};
-use crate::values::{BasisArg, DeviceArg, Spelled, SplitArg};
+use crate::values::{BasisArg, DeviceArg, ImbalanceArg, Spelled, SplitArg};
 
 /// A checkpoint, the data it was trained on, and which of its samples define the class
 /// losses.
@@ -30,8 +30,9 @@ pub struct CheckpointArgs {
     #[arg(long, value_name = "SPEC")]
     pub dataset: Option<DatasetSpec>,
     /// Which samples: train (the long-tailed subset the model was trained on) or test
-    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
-    pub split: SplitArg,
+    /// [default: train for saddlescope checkpoints; foreign ones need the choice]
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
     /// Only the first N samples of each class (in data-set order) [default: all]
     #[arg(long, value_name = "N")]
     pub samples_per_class: Option<usize>,
@@ -48,7 +49,20 @@ pub struct CheckpointArgs {
     #[arg(long, value_name = "S", default_value_t = 0, help_heading = FOREIGN)]
     pub data_seed: u64,
     #[command(flatten, next_help_heading = FOREIGN)]
-    pub imbalance: ImbalanceArgs,
+    pub profile: ForeignProfileArgs,
+}
+
+/// The long-tail profile of a foreign checkpoint's training data: what `--split train`
+/// rebuilds, and what defines its train counts and groups.
+#[derive(Debug, Args)]
+pub struct ForeignProfileArgs {
+    /// Long-tail profile of its training data: exp, step or none [default: exp with --split
+    /// train; with --split test and no --ratio, none: classes grouped by index]
+    #[arg(long, value_enum)]
+    pub imbalance: Option<ImbalanceArg>,
+    /// Imbalance ratio n_max / n_min of its training data, at least 1 [default: 100]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub ratio: Option<f64>,
 }
 
 /// Help heading of the flags that only a foreign checkpoint needs: ours record their data.
@@ -105,16 +119,20 @@ pub struct CheckpointSource {
     pub checkpoint: PathBuf,
     /// A data set other than the one the checkpoint records (required for foreign ones).
     pub dataset: Option<DatasetSpec>,
-    /// Which samples define the class losses.
-    pub split: SplitArg,
+    /// Which samples define the class losses (`None`: the train split of our checkpoints;
+    /// a foreign one needs the choice).
+    pub split: Option<SplitArg>,
     /// Where tensors live.
     pub device: Device,
     /// Architecture and class count of a foreign checkpoint.
     pub hints: ArchHints,
     /// The architecture as given, recorded in the outputs of a foreign checkpoint.
     pub arch_text: Option<String>,
-    /// The long-tailed setting of a foreign checkpoint's data (ours record theirs).
-    pub foreign_long_tail: LongTailConfig,
+    /// The long-tail profile given for a foreign checkpoint's data, if any (ours record
+    /// theirs).
+    pub foreign_profile: Option<(Imbalance, f64)>,
+    /// Seed of a foreign checkpoint's train subset.
+    pub data_seed: u64,
 }
 
 impl CheckpointSource {
@@ -123,11 +141,12 @@ impl CheckpointSource {
         Self {
             checkpoint,
             dataset: None,
-            split: SplitArg::Train,
+            split: Some(SplitArg::Train),
             device: Device::Cpu,
             hints: ArchHints::default(),
             arch_text: None,
-            foreign_long_tail: LongTailConfig::default(),
+            foreign_profile: None,
+            data_seed: 0,
         }
     }
 }
@@ -138,7 +157,24 @@ impl CheckpointArgs {
     /// # Errors
     /// Usage errors naming the flag.
     pub fn validate(&self) -> anyhow::Result<CheckpointSource> {
-        let (imbalance, ratio) = self.imbalance.validate()?;
+        if self.checkpoint.is_dir() {
+            let last = self.checkpoint.join("last.safetensors");
+            let example = if last.is_file() {
+                last
+            } else {
+                self.checkpoint.join("CHECKPOINT.safetensors")
+            };
+            return Err(usage(format!(
+                "CHECKPOINT {}: is a directory; pass a checkpoint file, e.g. {}",
+                self.checkpoint.display(),
+                example.display()
+            )));
+        }
+        let profile = &self.profile;
+        if let Some(ratio) = profile.ratio {
+            saddlescope_data::check_ratio(ratio).cli()?;
+        }
+        let given = profile.imbalance.is_some() || profile.ratio.is_some();
         Ok(CheckpointSource {
             checkpoint: self.checkpoint.clone(),
             dataset: self.dataset.clone(),
@@ -149,13 +185,13 @@ impl CheckpointArgs {
                 classes: self.classes,
             },
             arch_text: self.arch.as_ref().map(|a| a.text.clone()),
-            foreign_long_tail: LongTailConfig {
-                imbalance,
-                ratio,
-                n_max: None,
-                seed: self.data_seed,
-                groups: GroupRule::default(),
-            },
+            foreign_profile: given.then(|| {
+                (
+                    profile.imbalance.unwrap_or(ImbalanceArg::Exp).into(),
+                    profile.ratio.unwrap_or(100.0),
+                )
+            }),
+            data_seed: self.data_seed,
         })
     }
 }
@@ -174,6 +210,8 @@ pub struct Loaded {
     pub checkpoint: CheckpointInfo,
     /// Which samples define the class losses.
     pub split: SplitArg,
+    /// What the user should know about how the data was rebuilt (printed unless quiet).
+    pub notes: Vec<String>,
 }
 
 impl Loaded {
@@ -207,18 +245,21 @@ impl CheckpointSource {
     pub fn load(&self) -> anyhow::Result<Loaded> {
         let file = read_checkpoint(&self.checkpoint).cli()?;
         let meta = file.meta.clone();
+        let mut notes = Vec::new();
         // The long-tailed setting: ours from the metadata, a foreign one from the flags.
-        let long_tailed = match (&meta, &self.dataset) {
+        let (long_tailed, split) = match (&meta, &self.dataset) {
             (Some(meta), spec) => {
                 let mut lt = meta.data.clone();
                 if let Some(spec) = spec {
                     lt.dataset = spec.clone();
                 }
-                lt
+                (lt, self.split.unwrap_or(SplitArg::Train))
             }
             (None, Some(spec)) => {
-                let full = Dataset::load(spec).cli()?;
-                LongTailed::new(&full, &self.foreign_long_tail).cli()?
+                let split = self.foreign_split()?;
+                let full = Dataset::load(spec).map_err(|e| with_dataset_hint(e, spec))?;
+                let config = self.foreign_long_tail(split, &mut notes);
+                (LongTailed::new(&full, &config).cli()?, split)
             }
             (None, None) => {
                 return Err(usage(format!(
@@ -227,7 +268,9 @@ impl CheckpointSource {
                 )))
             }
         };
-        let data = long_tailed.load().cli()?;
+        let data = long_tailed
+            .load()
+            .map_err(|e| with_dataset_hint(e, &long_tailed.dataset))?;
         let shape = data.shape();
         let input = [shape.channels, shape.height, shape.width];
         let sha256 = file.sha256.clone();
@@ -269,6 +312,7 @@ impl CheckpointSource {
             }),
         };
         Ok(Loaded {
+            notes,
             model,
             data,
             long_tailed,
@@ -278,7 +322,52 @@ impl CheckpointSource {
                 sha256,
                 metadata,
             },
-            split: self.split,
+            split,
         })
+    }
+
+    /// The split of a foreign checkpoint: it records no training subset, so the user
+    /// chooses.
+    fn foreign_split(&self) -> anyhow::Result<SplitArg> {
+        self.split.ok_or_else(|| {
+            usage(format!(
+                "--split: {} has no saddlescope metadata, so which training images it saw is unknown; \
+                 choose --split test (the test split), or --split train (saddlescope's own seeded \
+                 long-tailed subset of the train split: --imbalance, --ratio, --data-seed)",
+                self.checkpoint.display()
+            ))
+        })
+    }
+
+    /// The long-tail profile of a foreign checkpoint's data: as given; on the train split
+    /// exp at ratio 100 by default; on the test split none by default (the test split needs
+    /// no training subset: the profile only sets the train counts and groups). Adds what the
+    /// user should know to `notes`.
+    fn foreign_long_tail(&self, split: SplitArg, notes: &mut Vec<String>) -> LongTailConfig {
+        let (imbalance, ratio) = match (self.foreign_profile, split) {
+            (Some(profile), _) => profile,
+            (None, SplitArg::Test) => {
+                notes.push(
+                    "--split test without --imbalance or --ratio: no training profile, so every class counts the same and the head/medium/tail groups go by class index"
+                        .to_string(),
+                );
+                (Imbalance::None, 1.0)
+            }
+            (None, SplitArg::Train) => (Imbalance::Exp, 100.0),
+        };
+        if split == SplitArg::Train {
+            notes.push(format!(
+                "{} records no training subset: the train split here is saddlescope's own seeded long-tailed subset ({imbalance} profile, ratio {ratio}, --data-seed {}), not necessarily the images the model saw",
+                self.checkpoint.display(),
+                self.data_seed
+            ));
+        }
+        LongTailConfig {
+            imbalance,
+            ratio,
+            n_max: None,
+            seed: self.data_seed,
+            groups: GroupRule::default(),
+        }
     }
 }

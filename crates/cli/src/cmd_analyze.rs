@@ -25,8 +25,10 @@ split (--min-skill, --diverged-loss-ratio); minimum-like without significant neg
 else a saddle when, at the landscape's radius r along u_min, the curvature term \
 |lambda_min|*r^2/2 outweighs both what the gradient lowers the quadratic model by and the slope \
 term |g.u_min|*r (--max-gradient-ratio), not stationary when it does not. Outputs: OUT/spectrum.json (every estimate per class \
-and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results, reused by --resume); \
-with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}."
+and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results); \
+with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}. The same command again reuses \
+the Hessians already done (an interrupted analysis continues); other settings in the same OUT are \
+refused unless --force. One process at a time writes a directory (OUT/.saddlescope.lock)."
 )]
 pub struct AnalyzeArgs {
     /// Output directory
@@ -77,9 +79,14 @@ pub struct AnalyzeArgs {
     /// Samples per HVP batch (memory only)
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch_size: usize,
-    /// Reuse the per-class results already in OUT that have the same settings
+    /// Accepted for scripts written before an analysis resumed by itself: the same command
+    /// again always reuses the Hessians already done
+    #[arg(long = "resume", hide = true)]
+    _resume: bool,
+    /// Replace an analysis of other settings in OUT (its results are removed), and take over
+    /// a lock another host left on the directory
     #[arg(long)]
-    resume: bool,
+    force: bool,
     /// Also draw the loss landscape (1-D curves along u_max, u_min and a random direction) of
     /// every class with significant negative curvature (saddle or not stationary) and of the
     /// head class with the largest lambda_max, into OUT/landscape/class-NNNN/
@@ -131,9 +138,10 @@ impl AnalyzeArgs {
             source: self.source.validate()?,
             params,
             out: self.out.clone(),
-            resume: self.resume,
             landscape: self.landscape,
             quiet: self.quiet,
+            label: None,
+            force: self.force,
         })
     }
 }

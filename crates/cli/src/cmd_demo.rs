@@ -2,9 +2,10 @@
 //! ratio 100): trains CE+DRW and the same recipe with SAM, analyzes both class by class and
 //! writes the comparison report. It runs the jobs of the tool's own commands (`train`,
 //! `analyze`, `report`) with the settings their flags would give, so what it shows is what
-//! a user would get by hand; a re-run resumes.
+//! a user would get by hand; the same command again resumes, and a demo of other settings
+//! (`--quick` or not, another `--model`) never continues another's runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -14,12 +15,14 @@ use clap::Args;
 use saddlescope_analysis::AnalyzeParams;
 use saddlescope_nn::ModelSpec;
 use saddlescope_spectral::{SlqParams, SpectrumParams};
-use saddlescope_train::{load_checkpoint, preset};
+use saddlescope_train::preset;
+use serde_json::json;
 
 use crate::checkpoint_args::CheckpointSource;
-use crate::error::{usage, ResultExt};
+use crate::error::ResultExt;
 use crate::jobs::analyze::{analyze, AnalyzeJob};
 use crate::jobs::train::{set_epochs, train, TrainJob, TrainStart};
+use crate::out_dir::{outputs, OutDir, Prior};
 use crate::report::{command_line, load_inputs, write_report, ReportOptions};
 
 /// Flags of `saddlescope demo`.
@@ -40,6 +43,10 @@ pub struct DemoArgs {
     /// analyses are slow on a CPU: 9 minutes with --quick on 2 cores, an estimated 45 in full
     #[arg(long, value_name = "SPEC")]
     model: Option<ModelSpec>,
+    /// Start over in --out when it holds a demo of other settings (a --quick one, another
+    /// --model): its runs, analyses and report are removed first
+    #[arg(long)]
+    force: bool,
 }
 
 /// One arm of the experiment.
@@ -93,10 +100,9 @@ impl Budget {
 /// Runs `saddlescope demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let model = args.model.clone();
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = "reports/demo".to_string();
-        if let Some(m) = &model {
+        if let Some(m) = &args.model {
             name.push('-');
             name.extend(m.to_string().chars().filter(|c| c.is_ascii_alphanumeric()));
         }
@@ -126,46 +132,43 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let params = budget.analysis();
     params.validate().cli()?;
+    let recipes = ARMS
+        .iter()
+        .map(|arm| recipe(arm, budget.epochs, args.model.as_ref()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let model = recipes[0].model.clone();
     let say = |msg: String| {
         if !args.quiet {
             eprintln!("demo: {msg}");
         }
     };
+    // A quick and a full demo (or two architectures) never share runs: the same settings
+    // resume, other ones need --force (which starts over).
+    let mut out_dir = OutDir::lock(&out, args.force, args.quiet)?;
+    let settings = json!({ "quick": args.quick, "model": model.to_string() });
+    if out_dir.claim(&outputs::DEMO, &settings, args.force)? == Prior::Same {
+        say(format!("continuing the demo in {}", out.display()));
+    }
     let mut dirs = Vec::new();
     let mut labels = Vec::new();
-    for arm in &ARMS {
+    for (arm, config) in ARMS.iter().zip(recipes) {
         let run_dir = out.join("runs").join(arm.slug);
         let analysis_dir = out.join("analysis").join(arm.slug);
-        let start = if run_dir.join(saddlescope_train::RESUME_FILE).exists() {
-            if let Some(m) = &model {
-                check_resumed_model(&run_dir, m)?;
-            }
-            say(format!(
-                "{}: resuming the run in {}",
-                arm.label,
-                run_dir.display()
-            ));
-            TrainStart::Resume {
-                dir: run_dir.clone(),
-                epochs: Some(budget.epochs),
-            }
-        } else {
-            say(format!(
-                "{}: training ({} preset, {} epochs) into {}",
-                arm.label,
-                arm.preset,
-                budget.epochs,
-                run_dir.display()
-            ));
-            TrainStart::Fresh {
-                config: Box::new(recipe(arm, budget.epochs, model.as_ref())?),
-                out: run_dir.clone(),
-            }
-        };
+        say(format!(
+            "{}: training ({} preset, {} epochs) into {}",
+            arm.label,
+            arm.preset,
+            budget.epochs,
+            run_dir.display()
+        ));
         let code = train(&TrainJob {
-            start,
+            start: TrainStart::Fresh {
+                config: Box::new(config),
+                out: run_dir.clone(),
+            },
             device: Device::Cpu,
             quiet: args.quiet,
+            force: false,
         })?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
@@ -179,9 +182,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             source: CheckpointSource::ours(run_dir.join("last.safetensors")),
             params: params.clone(),
             out: analysis_dir.clone(),
-            resume: true,
             landscape: true,
             quiet: args.quiet,
+            label: Some(format!("{} ({})", arm.label, analysis_dir.display())),
+            force: false,
         })?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
@@ -192,9 +196,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let inputs = load_inputs(&dirs, &labels)?;
     let title = format!(
         "saddlescope demo: MNIST-LT (ratio 100), CE+DRW vs CE+DRW+SAM, {}",
-        model
-            .as_ref()
-            .map_or("MLP 784-64-10".to_string(), |m| m.to_string())
+        if args.model.is_some() {
+            model.to_string()
+        } else {
+            "MLP 784-64-10".to_string()
+        }
     );
     let options = ReportOptions {
         title,
@@ -225,22 +231,4 @@ fn recipe(
     }
     config.validate().cli()?;
     Ok(config)
-}
-
-/// Errors if the run being resumed in `run_dir` has another architecture than `--model`
-/// (its last checkpoint says which; a run without one has not finished an epoch and
-/// resumes as it was started).
-fn check_resumed_model(run_dir: &Path, model: &ModelSpec) -> anyhow::Result<()> {
-    let last = run_dir.join("last.safetensors");
-    if !last.exists() {
-        return Ok(());
-    }
-    let found = load_checkpoint(&last, &Device::Cpu).cli()?.meta.model;
-    if &found != model {
-        return Err(usage(format!(
-            "--model {model}: {} holds a {found} run; choose another --out",
-            run_dir.display()
-        )));
-    }
-    Ok(())
 }

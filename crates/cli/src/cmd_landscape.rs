@@ -45,6 +45,10 @@ pub struct LandscapeArgs {
     /// No summary on stdout
     #[arg(long)]
     quiet: bool,
+    /// Replace a landscape of other settings in DIR, and take over a lock another host left
+    /// on the directory
+    #[arg(long)]
+    force: bool,
     // Last: its foreign-checkpoint help heading covers the flags after it.
     #[command(flatten)]
     source: CheckpointArgs,
@@ -99,6 +103,7 @@ impl LandscapeArgs {
             params,
             out: self.out.clone(),
             quiet: self.quiet,
+            force: self.force,
         })
     }
 }

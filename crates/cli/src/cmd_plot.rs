@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use saddlescope_plot::write_all;
 use saddlescope_results::read_report;
+use serde_json::json;
 
+use crate::out_dir::{input_id, outputs, OutDir};
 use crate::values::{FormatArg, XScaleArg};
 
 /// Flags of `saddlescope plot`.
@@ -24,12 +26,21 @@ pub struct PlotArgs {
     /// Output directory [default: ANALYSIS_DIR/figures]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Replace figures of another analysis in the output directory, and take over a lock
+    /// another host left on it
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `saddlescope plot`.
 pub fn run(args: PlotArgs) -> anyhow::Result<ExitCode> {
     let report = read_report(&args.dir.join("spectrum.json"))?;
     let out = args.out.unwrap_or_else(|| args.dir.join("figures"));
+    let mut out_dir = OutDir::lock(&out, args.force, false)?;
+    // Figures of the same analysis are redrawn in any format or scale; another analysis's
+    // figures are not replaced without --force.
+    let settings = json!({ "analysis": input_id(&args.dir) });
+    out_dir.claim(&outputs::PLOT, &settings, args.force)?;
     for path in write_all(&report, &out, args.format.into(), args.xscale.into())? {
         println!("{}", path.display());
     }

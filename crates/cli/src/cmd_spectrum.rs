@@ -15,8 +15,11 @@ use saddlescope_results::write_atomically;
 use saddlescope_spectral::{
     estimate_spectrum_with_progress, DenseSymmetric, SlqParams, SpectrumEstimate, SpectrumParams,
 };
+use serde_json::json;
 
+use crate::bounds;
 use crate::error::ResultExt;
+use crate::out_dir::{input_id, outputs, OutDir};
 use crate::values::BasisArg;
 
 /// Flags of `saddlescope spectrum`.
@@ -58,12 +61,22 @@ pub struct SpectrumArgs {
     /// No progress bar or summary line
     #[arg(long)]
     quiet: bool,
+    /// Replace the spectrum of another matrix or other settings in DIR, and take over a lock
+    /// another host left on it
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `saddlescope spectrum`.
 pub fn run(args: SpectrumArgs) -> anyhow::Result<ExitCode> {
     let params = params(&args)?;
     let op = load_matrix(&args.matrix)?;
+    let mut out = OutDir::lock(&args.out, args.force, args.quiet)?;
+    let settings = json!({ "matrix": input_id(&args.matrix), "params": params });
+    out.claim(&outputs::SPECTRUM, &settings, args.force)?;
+    if args.probes == 1 && !args.quiet {
+        eprintln!("note: {}", crate::jobs::analyze::ONE_PROBE);
+    }
     let bar = progress_bar(
         params.expected_applications(op.matrix().nrows()),
         args.quiet,
@@ -158,18 +171,19 @@ fn write_spectrum(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<Pat
 fn summary(e: &SpectrumEstimate, path: &Path) -> String {
     let pm = |stderr: Option<f64>| stderr.map_or(String::new(), |s| format!(" ± {s:.2e}"));
     format!(
-        "lambda_max {:.8e} (bound {:.1e}), lambda_min {:.8e} (bound {:.1e}), trace {:.6e}{}, negative mass {:.4}{}, {} products{} -> {}",
+        "lambda_max {:.8e} (bound {}), lambda_min {:.8e} (bound {}), trace {:.6e}{}, negative mass {:.4}{}, {} products{} -> {}{}",
         e.lambda_max,
-        e.lambda_max_bound,
+        bounds::marked(e, e.lambda_max_bound),
         e.lambda_min,
-        e.lambda_min_bound,
+        bounds::marked(e, e.lambda_min_bound),
         e.trace,
         pm(e.trace_stderr),
         e.negative_mass,
         pm(e.negative_mass_stderr),
         e.applications,
         if e.converged { "" } else { " (not converged)" },
-        path.display()
+        path.display(),
+        bounds::note([e]).map_or(String::new(), |line| format!("\n{line}"))
     )
 }
 

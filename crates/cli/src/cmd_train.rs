@@ -21,7 +21,9 @@ use crate::values::{DeviceArg, FloatArg, ImbalanceArg};
     after_help = "Checkpoints: RUN_DIR/last.safetensors after every epoch, best.safetensors \
 (highest test accuracy, as the reference code selects it), epoch-NNNN.safetensors every --save-every \
 epochs, resume.safetensors (weights + momentum) for --resume. SAM updates BN running statistics once \
-per step, at the unperturbed weights (--sam-bn-double: also in the perturbed pass, as the reference code)."
+per step, at the unperturbed weights (--sam-bn-double: also in the perturbed pass, as the reference code). \
+The same command again continues the run where it stopped; other settings in the same --out are \
+refused unless --force. One process at a time writes a directory (RUN_DIR/.saddlescope.lock)."
 )]
 pub struct TrainArgs {
     // The recipe: every flag of it is optional, unset ones come from --preset.
@@ -30,12 +32,17 @@ pub struct TrainArgs {
     /// Number of epochs (with --resume: extends the run)
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
-    /// Run directory to create
+    /// Run directory: created, or continued when it holds a run of the same settings
     #[arg(long, value_name = "RUN_DIR", required_unless_present = "resume")]
     out: Option<PathBuf>,
-    /// Continue the run in RUN_DIR (its settings are read from it; only --epochs may extend it)
+    /// Continue the run in RUN_DIR (its settings are read from it; --epochs may change its
+    /// length, never its learning-rate schedule or DRW start)
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Replace a run of other settings in --out (its checkpoints and log are removed), and
+    /// take over a lock another host left on the directory
+    #[arg(long)]
+    force: bool,
     /// Where tensors live (cuda needs a build with --features cuda)
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
@@ -76,8 +83,9 @@ struct RecipeArgs {
     /// Deferred re-weighting: DRW class weights from --drw-epoch on
     #[arg(long, conflicts_with = "reweight")]
     drw: bool,
-    /// First epoch with DRW weights [default: 160/200 of the run, +1]
-    #[arg(long, value_name = "EPOCH", requires = "drw")]
+    /// First epoch with DRW weights, with --drw or a -drw preset [default: 160/200 of the
+    /// run, +1, at most its last epoch]
+    #[arg(long, value_name = "EPOCH")]
     drw_epoch: Option<usize>,
     /// Use the DRW class weights from the first epoch
     #[arg(long)]
@@ -181,13 +189,25 @@ impl RecipeArgs {
             set_epochs(&mut c, v);
         }
         if self.drw {
-            c.reweighting = Reweighting::FromEpoch(
-                self.drw_epoch
-                    .unwrap_or(TrainConfig::default_drw_epoch(c.epochs)),
-            );
+            c.reweighting = Reweighting::FromEpoch(TrainConfig::default_drw_epoch(c.epochs));
         }
         if self.reweight {
             c.reweighting = Reweighting::Always;
+        }
+        if let Some(start) = self.drw_epoch {
+            c.reweighting = match c.reweighting {
+                Reweighting::FromEpoch(_) => Reweighting::FromEpoch(start),
+                Reweighting::Always => {
+                    return Err(usage(
+                        "--drw-epoch: --reweight uses the class weights from the first epoch; drop one of the two",
+                    ))
+                }
+                Reweighting::Off => {
+                    return Err(usage(format!(
+                        "--drw-epoch needs DRW: add --drw (preset {name} does not use it)"
+                    )))
+                }
+            };
         }
         if let Some(rho) = self.sam {
             c.sam = (rho != 0.0).then(|| SamConfig {
@@ -271,6 +291,7 @@ impl TrainArgs {
             start,
             device,
             quiet: self.quiet,
+            force: self.force,
         })
     }
 }

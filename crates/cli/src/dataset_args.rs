@@ -83,6 +83,19 @@ impl DatasetArgs {
     }
 }
 
+/// A data error as the command line reports it, a missing data directory named with the
+/// flag that points elsewhere: a preset's or a checkpoint's recorded location is where a new
+/// user trips.
+pub fn with_dataset_hint(err: saddlescope_data::Error, spec: &DatasetSpec) -> anyhow::Error {
+    match &err {
+        saddlescope_data::Error::MissingDir { path } => anyhow::anyhow!(
+            "--dataset {spec}: {} does not exist; put the data set there or point --dataset at it (e.g. --dataset cifar10:DIR)",
+            path.display()
+        ),
+        _ => crate::error::cli_error(err),
+    }
+}
+
 /// Loads the data set and applies the imbalance: the long-tailed setting and the data set
 /// whose train split is the selected subset (the test split stays whole).
 ///

@@ -69,15 +69,19 @@ pub trait ResultExt<T> {
 
 impl<T, E: LibraryError> ResultExt<T> for Result<T, E> {
     fn cli(self) -> anyhow::Result<T> {
-        self.map_err(|err| {
-            if err.is_usage() {
-                if let Some(message) = crate::flags::with_flags(&err) {
-                    return usage(message);
-                }
-            }
-            anyhow::Error::new(err)
-        })
+        self.map_err(cli_error)
     }
+}
+
+/// A library error as the command line reports it: a usage error naming the flag, or the
+/// error as it is (exit status 1).
+pub fn cli_error(err: impl LibraryError) -> anyhow::Error {
+    if err.is_usage() {
+        if let Some(message) = crate::flags::with_flags(&err) {
+            return usage(message);
+        }
+    }
+    anyhow::Error::new(err)
 }
 
 /// One line for a clap usage error of the command line `argv`, without the `error: `

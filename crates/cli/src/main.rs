@@ -4,6 +4,7 @@
 //! that every command stays testable as a function.
 
 mod args;
+mod bounds;
 mod checkpoint_args;
 mod cmd_analyze;
 mod cmd_bench;
@@ -20,6 +21,7 @@ mod error;
 mod flags;
 mod interrupt;
 mod jobs;
+mod out_dir;
 mod report;
 mod runtime;
 mod values;

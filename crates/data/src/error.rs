@@ -187,6 +187,9 @@ pub enum Error {
         n_max: usize,
         /// The imbalance ratio used.
         ratio: f64,
+        /// Whether `n_max` was derived (the smallest class of the source train split) rather
+        /// than given.
+        n_max_derived: bool,
     },
     /// The imbalance profile asks a class for more samples than the train split holds.
     #[error("{}", self.describe(Param::name))]
@@ -319,8 +322,19 @@ impl Error {
                 class,
                 n_max,
                 ratio,
+                n_max_derived: false,
             } => format!(
                 "{} {ratio} with {} {n_max} leaves class {class} with 0 train samples",
+                name(Param::Ratio),
+                name(Param::NMax)
+            ),
+            Error::EmptyClass {
+                class,
+                n_max,
+                ratio,
+                n_max_derived: true,
+            } => format!(
+                "{} {ratio} leaves class {class} with 0 train samples: the head class gets {n_max}, by default the smallest class of the train split (set it with {})",
                 name(Param::Ratio),
                 name(Param::NMax)
             ),

@@ -103,6 +103,7 @@ pub fn class_counts(
             class,
             n_max,
             ratio,
+            n_max_derived: false,
         }),
         None => Ok(counts),
     }

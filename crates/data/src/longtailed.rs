@@ -100,7 +100,21 @@ impl LongTailed {
         let n_max = config
             .n_max
             .unwrap_or_else(|| source.iter().copied().min().unwrap_or(0));
-        let counts = imbalance::class_counts(config.imbalance, source.len(), n_max, config.ratio)?;
+        let counts = imbalance::class_counts(config.imbalance, source.len(), n_max, config.ratio)
+            .map_err(|err| match err {
+            Error::EmptyClass {
+                class,
+                n_max,
+                ratio,
+                ..
+            } => Error::EmptyClass {
+                class,
+                n_max,
+                ratio,
+                n_max_derived: config.n_max.is_none(),
+            },
+            other => other,
+        })?;
         if let Some(class) = (0..counts.len()).find(|&c| counts[c] > source[c]) {
             return Err(Error::TooFewSamples {
                 n_max,
@@ -224,6 +238,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "ratio 100 with n_max 40 leaves class 3 with 0 train samples"
+        );
+        // Issue 16: a derived n_max says where it came from and what sets it.
+        let derived = LongTailConfig {
+            n_max: None,
+            ..empty
+        };
+        assert_eq!(
+            LongTailed::new(&data, &derived).unwrap_err().to_string(),
+            "ratio 100 leaves class 3 with 0 train samples: the head class gets 50, by default \
+             the smallest class of the train split (set it with n_max)"
         );
         let low = LongTailConfig {
             ratio: 0.9,

@@ -100,7 +100,7 @@ pub enum Error {
         dir: PathBuf,
     },
     /// The training loss became NaN or infinite; the last completed epoch's checkpoints stay.
-    #[error("training diverged in epoch {epoch}, step {step}: loss {loss}; the checkpoints of the last completed epoch are kept (try a smaller learning rate)")]
+    #[error("training diverged in epoch {epoch}, step {step}: loss {loss}; {} (try a smaller learning rate)", kept_after(.epoch))]
     Diverged {
         /// 1-based epoch.
         epoch: usize,
@@ -124,6 +124,14 @@ pub enum Error {
     /// An internal invariant broke: a bug in saddlescope, please report it.
     #[error("internal error (please report): {0}")]
     Bug(String),
+}
+
+/// What a run that diverged in 1-based `epoch` keeps.
+fn kept_after(epoch: &usize) -> String {
+    match epoch - 1 {
+        0 => "no epoch was complete, so there is nothing to keep".into(),
+        done => format!("the checkpoints of epoch {done}, the last complete one, are kept"),
+    }
 }
 
 impl Error {

@@ -94,8 +94,8 @@ impl Trainer {
         })
     }
 
-    /// Continues the run in `run_dir` from its last completed epoch; `epochs` extends (or
-    /// keeps) the planned number of epochs.
+    /// Continues the run in `run_dir` from its last completed epoch; `epochs` changes its
+    /// number of epochs, keeping the rest of its plan ([`TrainConfig::replanned`]).
     pub fn resume(run_dir: &Path, device: &Device, epochs: Option<usize>) -> Result<Self, Error> {
         let run = RunDir::new(run_dir);
         let path = run.resume();
@@ -110,19 +110,10 @@ impl Trainer {
             detail,
         };
         let state = file.state;
-        let mut config = state.config;
-        if let Some(epochs) = epochs {
-            if epochs < state.epochs_done {
-                return Err(Error::Invalid {
-                    param: Param::Epochs,
-                    reason: format!(
-                        "{epochs} is fewer than the {} epochs already done",
-                        state.epochs_done
-                    ),
-                });
-            }
-            config.epochs = epochs;
-        }
+        let config = match epochs {
+            Some(epochs) => state.config.replanned(epochs, state.epochs_done)?,
+            None => state.config,
+        };
         config.validate()?;
         let (data, long_tailed) = load_data(&config)?;
         if long_tailed != state.data {
@@ -200,10 +191,7 @@ impl Trainer {
             let test = evaluate(&self.model, self.data.test(), &self.long_tailed.groups)?;
             let record = EpochRecord {
                 epoch,
-                lr: self
-                    .config
-                    .schedule
-                    .lr_at(self.config.lr, epoch, self.config.epochs),
+                lr: self.config.lr_at(epoch),
                 train_loss: stats.loss,
                 train_accuracy: stats.accuracy,
                 drw: self.config.reweight_at(epoch),
@@ -237,10 +225,7 @@ impl Trainer {
         stop: &AtomicBool,
     ) -> Result<Option<EpochStats>, Error> {
         let loss = self.loss_for(epoch)?;
-        let lr = self
-            .config
-            .schedule
-            .lr_at(self.config.lr, epoch, self.config.epochs);
+        let lr = self.config.lr_at(epoch);
         let settings = StepSettings {
             loss: &loss,
             lr,

@@ -6,13 +6,17 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use saddlescope_analysis::{
-    class_landscape, landscape_classes, AnalyzeParams, LandscapeParams, Subject,
+    class_landscape, describe, landscape_classes, AnalyzeParams, LandscapeParams, Subject,
 };
 use saddlescope_plot::{landscape_curves, landscape_plane, LandscapeOptions, PlaneOptions};
 use saddlescope_results::{write_landscape, AnalysisDir, AnalysisReport, LandscapeReport};
 
+use serde_json::json;
+
 use crate::checkpoint_args::CheckpointSource;
 use crate::error::ResultExt;
+use crate::interrupt::Graceful;
+use crate::out_dir::{outputs, OutDir};
 
 /// A landscape, ready to go.
 #[derive(Debug)]
@@ -29,16 +33,42 @@ pub struct LandscapeJob {
     pub out: PathBuf,
     /// No summary on stdout.
     pub quiet: bool,
+    /// Replace a landscape of other settings in `out` (and take over another host's lock).
+    pub force: bool,
+}
+
+/// What identifies a landscape in its directory's record: the checkpoint (by hash), the
+/// data, the class, the grids and the Hessian's settings.
+fn settings(job: &LandscapeJob, subject: &Subject<'_>) -> serde_json::Value {
+    json!({
+        "checkpoint_sha256": subject.checkpoint.sha256,
+        "dataset": subject.dataset,
+        "split": subject.split_name,
+        "class": job.class,
+        "range": job.params.range,
+        "points": job.params.points,
+        "plane_points": job.params.plane_points,
+        "hessian": describe(&job.analysis),
+        "max_applications": job.analysis.spectrum.max_applications,
+    })
 }
 
 /// Runs `job`: writes `landscape.json`, `landscape.png` (and `plane.png`) into its `out`.
 ///
 /// # Errors
-/// Usage errors naming the flag (`--class` out of range or without samples); checkpoint,
-/// data, numerical and file errors.
+/// Usage errors naming the flag (`--class` out of range or without samples, `--out`
+/// holding another landscape); the directory in use by another process; checkpoint, data,
+/// numerical and file errors.
 pub fn landscape(job: &LandscapeJob) -> anyhow::Result<ExitCode> {
+    let mut out = OutDir::lock(&job.out, job.force, job.quiet)?;
     let loaded = job.source.load()?;
     let subject = loaded.subject();
+    out.claim(&outputs::LANDSCAPE, &settings(job, &subject), job.force)?;
+    if !job.quiet {
+        for note in &loaded.notes {
+            eprintln!("note: {note}");
+        }
+    }
     let report = class_landscape(&subject, &job.analysis, job.class, &job.params).cli()?;
     let written = write_outputs(&job.out, &report, &subtitle(&subject, job.class))?;
     if !job.quiet {
@@ -121,17 +151,19 @@ fn summary(report: &LandscapeReport) -> String {
 
 /// `analyze --landscape`: the 1-D landscape of every class [`landscape_classes`] picks from
 /// a finished analysis, with the analysis's own Hessian settings, into
-/// `OUT/landscape/class-NNNN/`. Stops between classes on Ctrl-C (exit 130).
+/// `OUT/landscape/class-NNNN/`. Stops between classes on Ctrl-C (exit 130) while
+/// `graceful` lasts.
 pub fn analysis_landscapes(
     subject: &Subject<'_>,
     params: &AnalyzeParams,
     report: &AnalysisReport,
     out: &Path,
     quiet: bool,
+    graceful: &Graceful,
 ) -> anyhow::Result<ExitCode> {
     let classes = landscape_classes(report);
     let dir = AnalysisDir::new(out);
-    let stop = crate::interrupt::stop_flag();
+    let stop = graceful.stop();
     for (done, &class) in classes.iter().enumerate() {
         if stop.load(Ordering::SeqCst) {
             eprintln!(

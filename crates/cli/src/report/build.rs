@@ -71,6 +71,7 @@ fn document(
         blocks.push(text::analysis_settings(a));
         blocks.push(text::class_table(&a.value));
         blocks.push(text::first_order_table(&a.value));
+        blocks.extend(text::bound_note(&a.value));
         blocks.extend(text::trace_identity(&a.value));
         blocks.extend(figures.analysis(a)?);
     }

@@ -4,14 +4,16 @@
 
 use saddlescope_results::{AnalysisReport, ClassSpectrum, Group, VerdictKind};
 use saddlescope_spectral::BasisPrecision;
+use saddlescope_train::LrSchedule;
 
 use super::doc::Block;
 use super::inputs::{Named, Run};
 use crate::verdict_text::{class_name, health_sentence, verdict_counts};
+use crate::bounds;
 
 /// `head`, `medium`, `tail`, or `-` without a group.
 pub(super) fn group_name(group: Option<Group>) -> String {
-    group.map_or("-".into(), |g| format!("{g:?}").to_lowercase())
+    group.map_or("-".into(), |g| g.to_string())
 }
 
 /// Three significant decimals in scientific notation.
@@ -117,9 +119,9 @@ pub(super) fn class_table(report: &AnalysisReport) -> Block {
                 c.train_count.to_string(),
                 c.samples.to_string(),
                 sci(e.lambda_min),
-                format!("{:.1e}", e.lambda_min_bound),
+                bounds::marked(e, e.lambda_min_bound),
                 sci(e.lambda_max),
-                format!("{:.1e}", e.lambda_max_bound),
+                bounds::marked(e, e.lambda_max_bound),
                 c.ratio_min_max.map_or("-".into(), |r| format!("{r:.4}")),
                 sci(e.trace),
                 e.trace_stderr.map_or("-".into(), sci),
@@ -308,32 +310,65 @@ pub(super) fn run_blocks(run: &Named<Run>) -> Vec<Block> {
                 if s.adaptive { " (ASAM)" } else { "" }
             )
         });
+        let counts: Vec<String> = meta
+            .data
+            .train_counts
+            .iter()
+            .map(usize::to_string)
+            .collect();
         blocks.push(Block::List(vec![
             format!(
-                "data: `{}`, {:?} imbalance, ratio {}, n_max {}, train counts {:?}",
+                "data: `{}`, {} imbalance, ratio {}, n_max {}, train counts {}",
                 meta.data.dataset,
                 meta.data.imbalance,
                 meta.data.ratio,
                 meta.data.n_max,
-                meta.data.train_counts
+                counts.join(", ")
             ),
             format!(
-                "model: `{}`; loss: `{}`; re-weighting: {:?}; SAM: {sam}",
+                "model: `{}`; loss: `{}`; class re-weighting: {}; SAM: {sam}",
                 c.model, c.loss, c.reweighting
             ),
             format!(
-                "{} epochs, batch {}, lr {} ({:?} schedule), momentum {}, weight decay {}, seed {}",
-                c.epochs, c.batch_size, c.lr, c.schedule, c.momentum, c.weight_decay, c.seed
+                "{}, batch {}, lr {} ({}), momentum {}, weight decay {}, seed {}",
+                epochs_and_plan(c.epochs, c.schedule_span()),
+                c.batch_size,
+                c.lr,
+                schedule_text(c.schedule, c.epochs, c.schedule_span()),
+                c.momentum,
+                c.weight_decay,
+                c.seed
             ),
         ]));
     }
     blocks
 }
 
+/// `30 epochs`, or for a run whose length changed on resume `35 epochs (planned: 30)`.
+fn epochs_and_plan(epochs: usize, span: usize) -> String {
+    if epochs == span {
+        format!("{epochs} epochs")
+    } else {
+        format!("{epochs} epochs (planned: {span})")
+    }
+}
+
+/// `step schedule`, and how it covers epochs past its plan.
+fn schedule_text(schedule: LrSchedule, epochs: usize, span: usize) -> String {
+    if epochs > span {
+        format!(
+            "{schedule} schedule over {span} epochs, then its final rate for {} more",
+            epochs - span
+        )
+    } else {
+        format!("{schedule} schedule")
+    }
+}
+
 /// What an analysis was run on and how: checkpoint, data, loss and estimator settings.
 pub(super) fn analysis_settings(a: &Named<AnalysisReport>) -> Block {
     Block::Paragraph(format!(
-        "Checkpoint `{}` (sha256 `{}`), data `{}`, {} split; Hessian of the {} loss, {} Lanczos steps × {} probes, seed {}, {}{}. Verdict thresholds: saddle ratio {}{}.",
+        "Checkpoint `{}` (sha256 `{}`), data `{}`, {} split; Hessian of the {} loss, {} Lanczos steps × {} probes{}, seed {}, {}{}. Verdict thresholds: saddle ratio {}{}.",
         a.value.checkpoint.path,
         &a.value.checkpoint.sha256,
         a.value.dataset,
@@ -341,6 +376,11 @@ pub(super) fn analysis_settings(a: &Named<AnalysisReport>) -> Block {
         a.value.params.loss,
         a.value.params.lanczos_steps,
         a.value.params.probes,
+        if a.value.params.probes == 1 {
+            " (one probe: no standard errors)"
+        } else {
+            ""
+        },
         a.value.params.seed,
         a.value.params.dtype,
         // Only when not the default, so default reports read as before.
@@ -354,6 +394,16 @@ pub(super) fn analysis_settings(a: &Named<AnalysisReport>) -> Block {
             v.max_gradient_ratio, v.min_skill, v.diverged_loss_ratio
         ))
     ))
+}
+
+/// The line explaining bounds marked `r` in the class table, when there are any.
+pub(super) fn bound_note(report: &AnalysisReport) -> Option<Block> {
+    let estimates = report
+        .classes
+        .iter()
+        .chain(&report.all)
+        .map(|c| &c.estimate);
+    bounds::note(estimates).map(|line| Block::Paragraph(format!("{line}.")))
 }
 
 /// The trace identity of an analysis, when it was checked.
