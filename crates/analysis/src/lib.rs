@@ -21,10 +21,13 @@ mod analyze;
 mod error;
 mod landscape;
 mod operator;
+mod plan;
 mod setup;
 mod source;
 mod verdict;
 
+#[cfg(test)]
+mod shard_tests;
 #[cfg(test)]
 mod tests;
 

@@ -18,7 +18,7 @@ use crate::*;
 
 pub(crate) struct Fixture {
     data: Dataset,
-    long_tailed: LongTailed,
+    pub(crate) long_tailed: LongTailed,
     pub(crate) model: Model,
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn params(trace: TraceMethod) -> AnalyzeParams {
 pub(crate) fn finished(outcome: AnalysisOutcome) -> AnalysisReport {
     match outcome {
         AnalysisOutcome::Finished(report) => *report,
-        AnalysisOutcome::Interrupted { .. } => panic!("interrupted"),
+        other => panic!("not finished: {other:?}"),
     }
 }
 
