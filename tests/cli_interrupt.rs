@@ -2,54 +2,10 @@
 //! resumed end bit-identical to runs that were never interrupted; the same for `analyze`.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-
-/// A run long enough to be killed mid-way: 40 epochs of an MLP on 1,600 samples, SAM and DRW.
-fn recipe() -> TinyRun {
-    TinyRun::default()
-        .set(
-            "--dataset",
-            "synthetic:classes=4,dim=32,n=400,test=20,seed=2",
-        )
-        .set("--model", "mlp:64")
-        .set("--epochs", "40")
-        .set("--lr", "0.05")
-        .with(&["--sam", "0.05", "--drw", "--save-every", "0"])
-}
-
-fn spawn(args: &[String]) -> Child {
-    saddlescope_std()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// A `std::process::Command` for the binary (spawnable, unlike assert_cmd's).
-fn saddlescope_std() -> std::process::Command {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("saddlescope"))
-}
-
-/// Waits until `ready` holds, then SIGKILLs the child; returns false if it exited first.
-fn kill_when(child: &mut Child, ready: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(120) {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if ready() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    panic!("timed out");
-}
 
 fn log_lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("log.jsonl")).map_or(0, |t| t.lines().count())

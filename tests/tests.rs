@@ -7,6 +7,7 @@ mod cli_data;
 mod cli_demo;
 mod cli_interrupt;
 mod cli_landscape;
+mod cli_shard;
 mod cli_spectrum;
 mod cli_train_analyze;
 mod error_chains;

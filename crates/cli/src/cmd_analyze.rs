@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use saddlescope_analysis::{AnalyzeParams, SaddleRule, DEFAULT_SADDLE_RATIO};
+use saddlescope_results::Shard;
 
 use crate::checkpoint_args::{CheckpointArgs, SolverArgs};
 use crate::error::{usage, ResultExt};
 use crate::jobs::analyze::{analyze, AnalyzeJob};
-use crate::values::{FloatArg, HessianLossArg};
+use crate::values::{DeviceArg, FloatArg, HessianLossArg};
 
 /// Flags of `saddlescope analyze`.
 #[derive(Debug, Args)]
@@ -18,7 +19,9 @@ use crate::values::{FloatArg, HessianLossArg};
     after_help = "A saddle: lambda_min < 0 by more than its residual bound and \
 |lambda_min|/lambda_max >= --saddle-ratio. Outputs: OUT/spectrum.json (every estimate per class \
 and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results, reused by --resume); \
-with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}."
+with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}. With --shard I/N: \
+OUT/classes/*.json of the shard's Hessians and OUT/shard.json; `saddlescope merge` writes the \
+report of all N shards."
 )]
 pub struct AnalyzeArgs {
     /// Output directory
@@ -57,6 +60,11 @@ pub struct AnalyzeArgs {
     /// Reuse the per-class results already in OUT that have the same settings
     #[arg(long)]
     resume: bool,
+    /// Estimate only shard I of N (1 <= I <= N, e.g. $SLURM_ARRAY_TASK_ID/N): the Hessians
+    /// (the classes and all) split into N parts of about equal sample count. Give each shard
+    /// its own --out; `saddlescope merge` writes the report (see `saddlescope slurm`)
+    #[arg(long, value_name = "I/N", conflicts_with = "landscape")]
+    shard: Option<Shard>,
     /// Also draw the loss landscape (1-D curves along u_max, u_min and a random direction) of
     /// every class flagged as a saddle and of the head class with the largest lambda_max,
     /// into OUT/landscape/class-NNNN/
@@ -79,6 +87,22 @@ impl AnalyzeArgs {
     /// # Errors
     /// Usage errors naming the flag.
     fn validate(&self) -> anyhow::Result<AnalyzeJob> {
+        Ok(AnalyzeJob {
+            params: self.params()?,
+            source: self.source.validate()?,
+            out: self.out.clone(),
+            resume: self.resume,
+            landscape: self.landscape,
+            quiet: self.quiet,
+        })
+    }
+
+    /// The analysis settings, checked; neither the device nor any file is opened (so that
+    /// `saddlescope slurm` can check a GPU job's flags on a machine without a GPU).
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    pub fn params(&self) -> anyhow::Result<AnalyzeParams> {
         if self.threads == Some(0) {
             return Err(usage("--threads 0: need at least 1"));
         }
@@ -97,16 +121,15 @@ impl AnalyzeArgs {
             param_filter: self.param_filter.clone(),
             batch_size: self.batch_size,
             dtype: self.dtype.dtype(),
+            shard: self.shard,
         };
         params.validate().cli()?;
-        Ok(AnalyzeJob {
-            source: self.source.validate()?,
-            params,
-            out: self.out.clone(),
-            resume: self.resume,
-            landscape: self.landscape,
-            quiet: self.quiet,
-        })
+        Ok(params)
+    }
+
+    /// Whether the analysis runs on a GPU (`--device cuda`).
+    pub fn uses_gpu(&self) -> bool {
+        self.source.device == DeviceArg::Cuda
     }
 }
 

@@ -11,8 +11,10 @@ mod cmd_compare;
 mod cmd_data;
 mod cmd_demo;
 mod cmd_landscape;
+mod cmd_merge;
 mod cmd_plot;
 mod cmd_report;
+mod cmd_slurm;
 mod cmd_spectrum;
 mod cmd_train;
 mod dataset_args;
@@ -22,6 +24,7 @@ mod interrupt;
 mod jobs;
 mod report;
 mod runtime;
+mod slurm;
 mod values;
 
 use std::process::ExitCode;
@@ -72,5 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spectrum(args) => cmd_spectrum::run(args),
         Command::Bench(args) => cmd_bench::run(args),
         Command::Landscape(args) => cmd_landscape::run(args),
+        Command::Merge(args) => cmd_merge::run(args),
+        Command::Slurm(args) => cmd_slurm::run(args),
     }
 }

@@ -68,6 +68,16 @@ pub fn analyze(job: &AnalyzeJob) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        AnalysisOutcome::ShardFinished { shard, done } => {
+            if !job.quiet {
+                eprintln!(
+                    "shard {shard}: {done} Hessians in {}; once all {} shards are done, `saddlescope merge` writes the report",
+                    job.out.display(),
+                    shard.count()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AnalysisOutcome::Interrupted { done } => {
             eprintln!(
                 "interrupted: {done} Hessians are complete in {0}; continue with the same command plus --resume",
@@ -109,8 +119,8 @@ impl AnalysisObserver for Progress {
     }
 }
 
-/// The aligned per-class table printed at the end.
-fn table(report: &AnalysisReport) -> String {
+/// The aligned per-class table printed at the end (of `analyze` and `merge`).
+pub fn table(report: &AnalysisReport) -> String {
     let mut out = format!(
         "{:>5} {:<10} {:<6} {:>6} {:>22} {:>22} {:>9} {:>11} {:>6}\n",
         "class",
