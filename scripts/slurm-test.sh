@@ -47,7 +47,16 @@ cleanup() {
   for pid in "${pids[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
-  if [ -n "${munge_pid:-}" ]; then kill "$munge_pid" 2>/dev/null || true; fi
+  if [ -n "${munge_pid:-}" ]; then
+    kill "$munge_pid" 2>/dev/null || true
+    pids+=("$munge_pid")
+  fi
+  for _ in $(seq 20); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
   if [ "$status" != 0 ]; then
     echo "slurm-test FAILED; logs in $work (slurmctld.log, slurmd.log, an/slurm/logs/)" >&2
     for log in "$work"/slurmctld.log "$work"/slurmd.log "$work"/an/slurm/logs/*; do
