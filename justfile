@@ -26,3 +26,9 @@ bench-vs-torch repeats="5":
     cargo build --release --bin saddlescope
     python3 bench/pytorch_reference.py --compare target/release/saddlescope --repeats {{repeats}}
     python3 bench/pytorch_train_reference.py --compare target/release/saddlescope --repeats {{repeats}}
+
+# A sharded analysis through a real Slurm on this machine: installs slurm-wlm and munge
+# (apt-get, root), starts a one-node cluster on localhost, submits the job array and the
+# dependent merge with sbatch and checks the merge against an unsharded run. Not in CI.
+slurm-test:
+    bash scripts/slurm-test.sh

@@ -3,36 +3,10 @@
 //! A killed run's directory lock is taken over by the next writer; Ctrl-C releases it.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-
-fn spawn(args: &[String]) -> Child {
-    saddlescope_std()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits until `ready` holds, then SIGKILLs the child; returns false if it exited first.
-fn kill_when(child: &mut Child, ready: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(120) {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if ready() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    panic!("timed out");
-}
 
 #[test]
 fn train_killed_mid_epoch_and_mid_write_resumes_bit_identically() {

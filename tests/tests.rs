@@ -10,6 +10,7 @@ mod cli_interrupt;
 mod cli_landscape;
 mod cli_new_user;
 mod cli_out_dir;
+mod cli_shard;
 mod cli_spectrum;
 mod cli_train_analyze;
 mod cli_verdicts;

@@ -2,7 +2,8 @@
 //! and the one-line error contract.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
@@ -171,4 +172,44 @@ pub fn write_npy(path: &Path, descr: &str, fortran: bool, shape: &str, payload: 
 /// Little-endian f64 bytes, an `<f8` payload.
 pub fn f64_le(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A run long enough to be killed mid-way: 40 epochs of an MLP on 1,600 samples, SAM and DRW.
+pub fn recipe() -> TinyRun {
+    TinyRun::default()
+        .set(
+            "--dataset",
+            "synthetic:classes=4,dim=32,n=400,test=20,seed=2",
+        )
+        .set("--model", "mlp:64")
+        .set("--epochs", "40")
+        .set("--lr", "0.05")
+        .with(&["--sam", "0.05", "--drw", "--save-every", "0"])
+}
+
+/// Starts the binary with `args`, its output discarded.
+pub fn spawn(args: &[String]) -> Child {
+    saddlescope_std()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `ready` holds, then SIGKILLs the child; returns false if it exited first.
+pub fn kill_when(child: &mut Child, ready: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if ready() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("timed out");
 }

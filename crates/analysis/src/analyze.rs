@@ -2,7 +2,8 @@
 //! (eval-mode BN, no augmentation), estimated with the same probe vectors for every class;
 //! then the all-classes Hessian and the trace identity tr H_all = Σ_c π_c tr H_c.
 //! Each Hessian's result is written atomically as soon as it is done, so an interrupted run
-//! keeps them and `resume` skips them.
+//! keeps them and `resume` skips them. The Hessians are planned first (`plan`); a shard
+//! (`--shard I/N`) estimates its part of the plan and leaves the report to `merge`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,16 +12,16 @@ use candle_core::DType;
 use saddlescope_data::Split;
 use saddlescope_nn::{Batch, Loss, Model};
 use saddlescope_results::{
-    write_atomically, write_report, AnalysisDir, AnalysisParams, AnalysisReport, CheckpointInfo,
-    ClassSpectrum, Group, ModelHealth, SkippedClass, TraceIdentity, VerdictKind, VerdictRule,
+    read_part, write_part, write_report, AnalysisDir, AnalysisParams, AnalysisReport,
+    CheckpointInfo, ClassSpectrum, Group, HessianPart, ModelHealth, PartKey, Shard, VerdictKind,
+    VerdictRule,
 };
 use saddlescope_spectral::{estimate_spectrum_with_progress, SpectrumEstimate, SpectrumParams};
-use serde::{Deserialize, Serialize};
 
 use crate::health::model_health;
 use crate::setup::HessianSetup;
 use crate::verdict::{assess, check_verdict_rule, Assessment, SaddleRule};
-use crate::{Error, Param};
+use crate::{plan, Error, Param};
 
 /// Which loss's Hessian is analysed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +57,9 @@ pub struct AnalyzeParams {
     pub batch_size: usize,
     /// Element type of the HVPs.
     pub dtype: DType,
+    /// Estimate only this shard's part of the Hessians (`None`: all of them). Changes no
+    /// number: only which Hessians this run computes.
+    pub shard: Option<Shard>,
 }
 
 impl AnalyzeParams {
@@ -100,6 +104,7 @@ impl Default for AnalyzeParams {
             param_filter: Vec::new(),
             batch_size: 256,
             dtype: DType::F64,
+            shard: None,
         }
     }
 }
@@ -154,22 +159,13 @@ pub enum AnalysisOutcome {
         /// Hessians done so far.
         done: usize,
     },
-}
-
-/// What a per-class file must match to be reused by `resume`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct ResumeKey {
-    sha256: String,
-    dataset: String,
-    split: String,
-    params: AnalysisParams,
-}
-
-/// A per-class result file (`OUT/classes/*.json`).
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredResult {
-    key: ResumeKey,
-    result: ClassSpectrum,
+    /// A shard estimated its Hessians (none if it has none); `merge` writes the report.
+    ShardFinished {
+        /// Which shard.
+        shard: Shard,
+        /// How many Hessians it holds.
+        done: usize,
+    },
 }
 
 /// The JSON-facing description of `params`.
@@ -198,7 +194,9 @@ pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
 }
 
 /// Runs the class-wise analysis of `subject` into `out` (created), reusing finished
-/// Hessians from an earlier run when `resume` is set and their settings match.
+/// Hessians from an earlier run when `resume` is set and their settings match. With
+/// `params.shard`, only that shard's Hessians, and `out` gets the shard's manifest
+/// instead of the report.
 pub fn analyze(
     subject: &Subject<'_>,
     params: &AnalyzeParams,
@@ -213,20 +211,15 @@ pub fn analyze(
         .class_ids
         .clone()
         .unwrap_or_else(|| (0..classes).collect());
-    if let Some(&bad) = class_ids.iter().find(|&&c| c >= classes) {
-        return Err(Error::Invalid {
-            param: Param::ClassIds,
-            reason: format!("class {bad} does not exist (the checkpoint has {classes} classes)"),
-        });
-    }
+    let (plan, skipped) = plan::plan(
+        &setup,
+        &subject.split_name,
+        &class_ids,
+        params.include_all,
+        observer,
+    )?;
     let dir = AnalysisDir::new(out);
     std::fs::create_dir_all(dir.parts()).map_err(|e| Error::io(out, e))?;
-    let key = ResumeKey {
-        sha256: subject.checkpoint.sha256.clone(),
-        dataset: subject.dataset.clone(),
-        split: subject.split_name.clone(),
-        params: describe(params),
-    };
     let health = model_health(&setup, subject.train_split, &params.verdict)?;
     if health.status != saddlescope_results::HealthStatus::Trained {
         observer.notice(&format!(
@@ -236,6 +229,20 @@ pub fn analyze(
             VerdictKind::Undetermined
         ));
     }
+    let header = AnalysisReport {
+        checkpoint: subject.checkpoint.clone(),
+        dataset: subject.dataset.clone(),
+        split: subject.split_name.clone(),
+        params: describe(params),
+        classes: Vec::new(),
+        skipped,
+        all: None,
+        trace_identity: None,
+        health: Some(health.clone()),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let key = PartKey::of(&header);
+    let positions = plan::positions(&plan, params.shard, &header, &dir, observer)?;
     let mut context = Context {
         subject,
         params,
@@ -246,76 +253,33 @@ pub fn analyze(
         observer,
         health: &health,
     };
-
     let mut results = Vec::new();
-    let mut skipped = Vec::new();
-    let mut class_weights = Vec::new();
-    for &c in &class_ids {
+    for i in positions {
         if stop.load(Ordering::SeqCst) {
             return Ok(AnalysisOutcome::Interrupted {
                 done: results.len(),
             });
         }
-        let batches = setup.class_batches(c)?;
-        if batches.is_empty() {
-            let reason = format!(
-                "no samples of class {c} in the {} split",
-                subject.split_name
-            );
-            observer.notice(&format!("skipping class {c}: {reason}"));
-            skipped.push(SkippedClass { class: c, reason });
-            continue;
-        }
-        let weight: f64 = batches
-            .iter()
-            .map(|b| setup.loss().batch_weight(b.labels()))
-            .sum::<Result<f64, _>>()?;
-        class_weights.push(weight);
-        results.push(context.estimate(Some(c), batches)?);
+        let class = plan.hessians[i].class;
+        let batches = match class {
+            Some(c) => setup.class_batches(c)?,
+            None => {
+                let mut batches = Vec::new();
+                for c in 0..classes {
+                    batches.extend(setup.class_batches(c)?);
+                }
+                batches
+            }
+        };
+        results.push(context.estimate(class, batches)?);
     }
-    let all = if params.include_all {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(AnalysisOutcome::Interrupted {
-                done: results.len(),
-            });
-        }
-        let mut batches = Vec::new();
-        for c in 0..classes {
-            batches.extend(setup.class_batches(c)?);
-        }
-        Some(context.estimate(None, batches)?)
-    } else {
-        None
-    };
-    let trace_identity = match &all {
-        Some(all) if skipped.is_empty() && class_ids.len() == classes => {
-            let total: f64 = class_weights.iter().sum();
-            let weighted_sum: f64 = results
-                .iter()
-                .zip(&class_weights)
-                .map(|(r, w)| w / total * r.estimate.trace)
-                .sum();
-            let scale = all.estimate.trace.abs().max(f64::MIN_POSITIVE);
-            Some(TraceIdentity {
-                all: all.estimate.trace,
-                weighted_sum,
-                relative_residual: (all.estimate.trace - weighted_sum).abs() / scale,
-            })
-        }
-        _ => None,
-    };
-    let report = AnalysisReport {
-        checkpoint: subject.checkpoint.clone(),
-        dataset: subject.dataset.clone(),
-        split: subject.split_name.clone(),
-        params: describe(params),
-        classes: results,
-        skipped,
-        all,
-        trace_identity,
-        health: Some(health),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    if let Some(shard) = params.shard {
+        return Ok(AnalysisOutcome::ShardFinished {
+            shard,
+            done: results.len(),
+        });
+    }
+    let report = plan.report(header, results);
     write_report(&dir, &report)?;
     Ok(AnalysisOutcome::Finished(Box::new(report)))
 }
@@ -326,7 +290,7 @@ struct Context<'a, 's> {
     params: &'a AnalyzeParams,
     setup: &'a HessianSetup<'s>,
     dir: &'a AnalysisDir,
-    key: &'a ResumeKey,
+    key: &'a PartKey,
     resume: bool,
     observer: &'a dyn AnalysisObserver,
     health: &'a ModelHealth,
@@ -343,11 +307,7 @@ impl Context<'_, '_> {
         let name = class.map_or("all".to_string(), |c| self.subject.class_names[c].clone());
         let path = self.dir.part(class);
         if self.resume && path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            let stored: StoredResult = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let stored = read_part(&path)?;
             if &stored.key == self.key {
                 self.observer.hessian_done(&stored.result, true);
                 return Ok(stored.result);
@@ -379,15 +339,11 @@ impl Context<'_, '_> {
             &self.params.verdict,
         )?;
         let result = self.record(class, name, samples, estimate, assessment);
-        let stored = StoredResult {
+        let stored = HessianPart {
             key: self.key.clone(),
             result,
         };
-        let json = serde_json::to_vec(&stored).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        write_atomically(&path, json).map_err(|e| Error::io(&path, e))?;
+        write_part(&path, &stored)?;
         self.observer.hessian_done(&stored.result, false);
         Ok(stored.result)
     }

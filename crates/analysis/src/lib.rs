@@ -27,10 +27,13 @@ mod fit;
 mod health;
 mod landscape;
 mod operator;
+mod plan;
 mod setup;
 mod source;
 mod verdict;
 
+#[cfg(test)]
+mod shard_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -83,6 +83,15 @@ impl<'a> HessianSetup<'a> {
         &self.loss
     }
 
+    /// How many samples of class `c` its Hessian is over: the first `samples_per_class`, or
+    /// all (0 when the split has none).
+    pub(crate) fn class_samples(&self, c: usize) -> Result<usize, Error> {
+        let available = self.split.class_indices(c)?.len();
+        Ok(self
+            .samples_per_class
+            .map_or(available, |n| n.min(available)))
+    }
+
     /// The samples of class `c` (the first `samples_per_class` in data-set order, or all),
     /// in batches of the analysis dtype; empty when the split has none.
     pub(crate) fn class_batches(&self, c: usize) -> Result<Vec<Batch>, Error> {

@@ -92,7 +92,7 @@ pub(crate) fn params(trace: TraceMethod) -> AnalyzeParams {
 pub(crate) fn finished(outcome: AnalysisOutcome) -> AnalysisReport {
     match outcome {
         AnalysisOutcome::Finished(report) => *report,
-        AnalysisOutcome::Interrupted { .. } => panic!("interrupted"),
+        other => panic!("not finished: {other:?}"),
     }
 }
 

@@ -10,11 +10,12 @@ use saddlescope_analysis::{
     AnalyzeParams, SaddleRule, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO,
     DEFAULT_MAX_GRADIENT_RATIO, DEFAULT_MIN_SKILL, DEFAULT_SADDLE_RATIO,
 };
+use saddlescope_results::Shard;
 
 use crate::checkpoint_args::{CheckpointArgs, SolverArgs};
 use crate::error::{usage, ResultExt};
 use crate::jobs::analyze::{analyze, AnalyzeJob};
-use crate::values::{FloatArg, HessianLossArg};
+use crate::values::{DeviceArg, FloatArg, HessianLossArg};
 
 /// Flags of `saddlescope analyze`.
 #[derive(Debug, Args)]
@@ -28,7 +29,9 @@ term |g.u_min|*r (--max-gradient-ratio), not stationary when it does not. Output
 and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results); \
 with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}. The same command again reuses \
 the Hessians already done (an interrupted analysis continues); other settings in the same OUT are \
-refused unless --force. One process at a time writes a directory (OUT/.saddlescope.lock)."
+refused unless --force. One process at a time writes a directory (OUT/.saddlescope.lock). \
+With --shard I/N: OUT/classes/*.json of the shard's Hessians and OUT/shard.json; `saddlescope merge` \
+writes the report of all N shards."
 )]
 pub struct AnalyzeArgs {
     /// Output directory
@@ -87,6 +90,11 @@ pub struct AnalyzeArgs {
     /// a lock another host left on the directory
     #[arg(long)]
     force: bool,
+    /// Estimate only shard I of N (1 <= I <= N, e.g. $SLURM_ARRAY_TASK_ID/N): the Hessians
+    /// (the classes and all) split into N parts of about equal sample count. Give each shard
+    /// its own --out; `saddlescope merge` writes the report (see `saddlescope slurm`)
+    #[arg(long, value_name = "I/N", conflicts_with = "landscape")]
+    shard: Option<Shard>,
     /// Also draw the loss landscape (1-D curves along u_max, u_min and a random direction) of
     /// every class with significant negative curvature (saddle or not stationary) and of the
     /// head class with the largest lambda_max, into OUT/landscape/class-NNNN/
@@ -109,6 +117,23 @@ impl AnalyzeArgs {
     /// # Errors
     /// Usage errors naming the flag.
     fn validate(&self) -> anyhow::Result<AnalyzeJob> {
+        Ok(AnalyzeJob {
+            params: self.params()?,
+            source: self.source.validate()?,
+            out: self.out.clone(),
+            landscape: self.landscape,
+            quiet: self.quiet,
+            label: None,
+            force: self.force,
+        })
+    }
+
+    /// The analysis settings, checked; neither the device nor any file is opened (so that
+    /// `saddlescope slurm` can check a GPU job's flags on a machine without a GPU).
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    pub fn params(&self) -> anyhow::Result<AnalyzeParams> {
         if self.threads == Some(0) {
             return Err(usage("--threads 0: need at least 1"));
         }
@@ -132,17 +157,15 @@ impl AnalyzeArgs {
             param_filter: self.param_filter.clone(),
             batch_size: self.batch_size,
             dtype: self.dtype.dtype(),
+            shard: self.shard,
         };
         params.validate().cli()?;
-        Ok(AnalyzeJob {
-            source: self.source.validate()?,
-            params,
-            out: self.out.clone(),
-            landscape: self.landscape,
-            quiet: self.quiet,
-            label: None,
-            force: self.force,
-        })
+        Ok(params)
+    }
+
+    /// Whether the analysis runs on a GPU (`--device cuda`).
+    pub fn uses_gpu(&self) -> bool {
+        self.source.device == DeviceArg::Cuda
     }
 }
 

@@ -12,8 +12,10 @@ mod cmd_compare;
 mod cmd_data;
 mod cmd_demo;
 mod cmd_landscape;
+mod cmd_merge;
 mod cmd_plot;
 mod cmd_report;
+mod cmd_slurm;
 mod cmd_spectrum;
 mod cmd_train;
 mod dataset_args;
@@ -24,6 +26,7 @@ mod jobs;
 mod out_dir;
 mod report;
 mod runtime;
+mod slurm;
 mod values;
 mod verdict_text;
 
@@ -75,5 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spectrum(args) => cmd_spectrum::run(args),
         Command::Bench(args) => cmd_bench::run(args),
         Command::Landscape(args) => cmd_landscape::run(args),
+        Command::Merge(args) => cmd_merge::run(args),
+        Command::Slurm(args) => cmd_slurm::run(args),
     }
 }

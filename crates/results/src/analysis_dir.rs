@@ -18,6 +18,11 @@ impl AnalysisDir {
     pub fn summary(&self) -> PathBuf {
         self.0.join("summary.csv")
     }
+    /// `shard.json`: which shard of a sharded analysis the directory holds
+    /// ([`ShardManifest`](crate::ShardManifest)); `merge` reads it.
+    pub fn manifest(&self) -> PathBuf {
+        self.0.join("shard.json")
+    }
     /// `classes/`: one file per finished Hessian, reused by `analyze --resume`.
     pub fn parts(&self) -> PathBuf {
         self.0.join("classes")
@@ -52,6 +57,7 @@ mod tests {
         let dir = AnalysisDir::new(Path::new("out"));
         assert_eq!(dir.spectrum(), Path::new("out/spectrum.json"));
         assert_eq!(dir.summary(), Path::new("out/summary.csv"));
+        assert_eq!(dir.manifest(), Path::new("out/shard.json"));
         assert_eq!(dir.part(Some(7)), Path::new("out/classes/class-0007.json"));
         assert_eq!(dir.part(None), Path::new("out/classes/all.json"));
         assert_eq!(dir.landscape(12), Path::new("out/landscape/class-0012"));

@@ -9,6 +9,13 @@
 //!   [`VerdictRule`]), the checkpoint ([`CheckpointInfo`], with its [`CheckpointOrigin`]) and
 //!   the [`TraceIdentity`]; [`write_report`] also writes `summary.csv` ([`summary_csv`]), and
 //!   [`AnalysisDir`] names every file of an analysis directory.
+//! - [`AnalysisPlan`]: the Hessians of an analysis and their costs, fixed before any is
+//!   estimated; each finished Hessian is a [`HessianPart`] (`classes/*.json`), and
+//!   [`AnalysisPlan::report`] assembles them, in one run or from the shards of a job array.
+//! - [`Shard`] (`--shard I/N`), the balanced [`partition`] of work items and
+//!   [`check_coverage`] of a set of shard outputs: reusable by any sharded command;
+//!   [`merge_shards`] checks and merges the [`ShardManifest`]s (`shard.json`) and per-Hessian
+//!   files of a sharded analysis.
 //! - [`LandscapeReport`] (`landscape.json`): a class's loss along [`DirectionCurve`]s and on
 //!   a [`Plane`].
 //! - [`EpochRecord`] (`log.jsonl`, one per epoch) with the test [`EvalMetrics`].
@@ -35,16 +42,21 @@
 #![deny(missing_docs)]
 
 mod analysis_dir;
+mod analysis_plan;
 mod analysis_report;
 mod atomic;
 mod checkpoint_meta;
 mod error;
 mod group;
+mod hessian_part;
 mod landscape;
+mod merge;
+mod shard;
 mod training_log;
 mod verdict;
 
 pub use analysis_dir::AnalysisDir;
+pub use analysis_plan::{AnalysisPlan, PlannedHessian};
 pub use analysis_report::{
     read_report, summary_csv, write_report, AnalysisParams, AnalysisReport, CheckpointInfo,
     ClassSpectrum, SkippedClass, TraceIdentity,
@@ -55,10 +67,15 @@ pub use checkpoint_meta::{
 };
 pub use error::Error;
 pub use group::Group;
+pub use hessian_part::{read_part, write_part, HessianPart, PartKey};
 pub use landscape::{
     read_landscape, read_landscapes, write_landscape, DirectionCurve, DirectionKind,
     LandscapeReport, Plane, LANDSCAPE_FILE,
 };
+pub use merge::{
+    merge_shards, write_manifest, write_merged, MergeError, MergedAnalysis, ShardManifest,
+};
+pub use shard::{check_coverage, partition, CoverageError, Shard, ShardSpecError};
 pub use training_log::{
     append_record, log_text, read_log, EpochRecord, EvalMetrics, GroupAccuracy,
 };

@@ -17,8 +17,8 @@ use crate::bounds;
 use crate::checkpoint_args::CheckpointSource;
 use crate::error::ResultExt;
 use crate::jobs::landscape::analysis_landscapes;
-use crate::verdict_text::verdict_lines;
 use crate::out_dir::{outputs, OutDir, Prior};
+use crate::verdict_text::verdict_lines;
 
 /// An analysis, ready to go.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ pub const ONE_PROBE: &str = "--probes 1: the trace and negative mass get no stan
 
 /// What identifies an analysis in its directory's record: the checkpoint (by hash), the
 /// data, the split, the estimator settings that shape the results, and the Hessians asked
-/// for. Batch size and threads are not in it: they change memory and time, not results.
+/// for, and the shard. Batch size and threads are not in it: they change memory and time, not results.
 pub fn settings(subject: &Subject<'_>, params: &AnalyzeParams) -> serde_json::Value {
     let classes: Vec<usize> = params
         .class_ids
@@ -59,6 +59,7 @@ pub fn settings(subject: &Subject<'_>, params: &AnalyzeParams) -> serde_json::Va
         "max_applications": params.spectrum.max_applications,
         "class_ids": classes,
         "all_classes_hessian": params.include_all,
+        "shard": params.shard.map(|s| s.to_string()),
     })
 }
 
@@ -138,6 +139,16 @@ pub fn analyze(job: &AnalyzeJob) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        AnalysisOutcome::ShardFinished { shard, done } => {
+            if !job.quiet {
+                eprintln!(
+                    "shard {shard}: {done} Hessians in {}; once all {} shards are done, `saddlescope merge` writes the report",
+                    job.out.display(),
+                    shard.count()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AnalysisOutcome::Interrupted { done } => {
             eprintln!(
                 "interrupted: {done} Hessians are complete in {0}; the same command again continues",
@@ -204,8 +215,8 @@ impl AnalysisObserver for Progress {
     }
 }
 
-/// The aligned per-class table printed at the end.
-fn table(report: &AnalysisReport) -> String {
+/// The aligned per-class table printed at the end (of `analyze` and `merge`).
+pub fn table(report: &AnalysisReport) -> String {
     let mut out = format!(
         "{:>5} {:<10} {:<6} {:>6} {:>23} {:>23} {:>9} {:>11} {:>10} {:>9} {:<14}\n",
         "class",

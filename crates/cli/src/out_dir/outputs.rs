@@ -27,6 +27,14 @@ pub const ANALYZE: Outputs = Outputs {
     names: &["spectrum.json", "summary.csv", "classes/", "landscape/"],
 };
 
+/// `merge`: an analysis assembled from its shards (the files an unsharded `analyze`
+/// writes).
+pub const MERGE: Outputs = Outputs {
+    command: "merge",
+    what: "a merged analysis",
+    names: &["spectrum.json", "summary.csv", "classes/"],
+};
+
 /// `landscape`.
 pub const LANDSCAPE: Outputs = Outputs {
     command: "landscape",
@@ -71,8 +79,8 @@ pub const DEMO: Outputs = Outputs {
 };
 
 /// Every command's outputs, to tell whose files a directory holds.
-pub const ALL: [&Outputs; 8] = [
-    &TRAIN, &ANALYZE, &LANDSCAPE, &PLOT, &REPORT, &COMPARE, &SPECTRUM, &DEMO,
+pub const ALL: [&Outputs; 9] = [
+    &TRAIN, &ANALYZE, &MERGE, &LANDSCAPE, &PLOT, &REPORT, &COMPARE, &SPECTRUM, &DEMO,
 ];
 
 impl Outputs {

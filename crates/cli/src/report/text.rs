@@ -8,8 +8,8 @@ use saddlescope_train::LrSchedule;
 
 use super::doc::Block;
 use super::inputs::{Named, Run};
-use crate::verdict_text::{class_name, health_sentence, verdict_counts};
 use crate::bounds;
+use crate::verdict_text::{class_name, health_sentence, verdict_counts};
 
 /// `head`, `medium`, `tail`, or `-` without a group.
 pub(super) fn group_name(group: Option<Group>) -> String {
