@@ -209,27 +209,6 @@ impl DensityFigure {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::axis::Scale;
-
-    #[test]
-    fn curve_keeps_the_peak_of_each_column_and_floors_the_rest() {
-        let x = Axis::new(-1.0, 2.0, Scale::Linear);
-        let grid: Vec<f64> = (0..1001).map(|i| i as f64 / 1000.0).collect();
-        let mut values = vec![0.0; 1001];
-        values[437] = 5.0;
-        let curve = Curve::new(RGBColor(0, 0, 0), &grid, &values, 1e-8, &x, 30);
-        // Grid [0, 1] covers 10 of the 30 columns; plus 2 floor points on each side.
-        assert_eq!(curve.points.len(), 10 + 1 + 4);
-        assert!(curve.points.contains(&(0.437, 5.0)));
-        assert!(curve.points.iter().all(|p| p.1 >= 1e-8));
-        assert_eq!(curve.points[0], (-1.0, 1e-8));
-        assert_eq!(*curve.points.last().unwrap(), (2.0, 1e-8));
-    }
-}
-
 /// The largest tick count (2 to 12) whose labels on `axis`, drawn `plot_width` pixels wide in
 /// tick text of `size`, keep at least one character's gap between neighbours.
 fn fitting_x_labels<DB: DrawingBackend>(
@@ -254,4 +233,25 @@ fn fitting_x_labels<DB: DrawingBackend>(
         }
     }
     Ok(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::axis::Scale;
+
+    #[test]
+    fn curve_keeps_the_peak_of_each_column_and_floors_the_rest() {
+        let x = Axis::new(-1.0, 2.0, Scale::Linear);
+        let grid: Vec<f64> = (0..1001).map(|i| i as f64 / 1000.0).collect();
+        let mut values = vec![0.0; 1001];
+        values[437] = 5.0;
+        let curve = Curve::new(RGBColor(0, 0, 0), &grid, &values, 1e-8, &x, 30);
+        // Grid [0, 1] covers 10 of the 30 columns; plus 2 floor points on each side.
+        assert_eq!(curve.points.len(), 10 + 1 + 4);
+        assert!(curve.points.contains(&(0.437, 5.0)));
+        assert!(curve.points.iter().all(|p| p.1 >= 1e-8));
+        assert_eq!(curve.points[0], (-1.0, 1e-8));
+        assert_eq!(*curve.points.last().unwrap(), (2.0, 1e-8));
+    }
 }

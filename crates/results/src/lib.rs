@@ -73,7 +73,8 @@ pub use landscape::{
     LandscapeReport, Plane, LANDSCAPE_FILE,
 };
 pub use merge::{
-    merge_shards, write_manifest, write_merged, MergeError, MergedAnalysis, ShardManifest,
+    merge_shards, write_manifest, write_merged, MergeError, MergedAnalysis, ShardDifference,
+    ShardManifest,
 };
 pub use shard::{check_coverage, partition, CoverageError, Shard, ShardSpecError};
 pub use training_log::{

@@ -61,23 +61,8 @@ pub enum MergeError {
         dir: PathBuf,
     },
     /// Two shards disagree on a per-analysis field or on the plan.
-    #[error("shards differ in {field}: shard {first} ({}) has {first_value}, shard {other} ({}) has {other_value}", first_dir.display(), other_dir.display())]
-    Differ {
-        /// The JSON path of the first differing field (`params.seed`, `checkpoint.sha256`).
-        field: String,
-        /// The first shard given.
-        first: Shard,
-        /// Its directory.
-        first_dir: PathBuf,
-        /// Its value, as JSON.
-        first_value: String,
-        /// The shard that differs.
-        other: Shard,
-        /// Its directory.
-        other_dir: PathBuf,
-        /// Its value, as JSON.
-        other_value: String,
-    },
+    #[error(transparent)]
+    Differ(Box<ShardDifference>),
     /// The shards are not one split, or a shard is given twice.
     #[error(transparent)]
     Coverage(CoverageError),
@@ -110,6 +95,26 @@ pub enum MergeError {
     /// A file could not be read, or holds another Hessian than its name says.
     #[error(transparent)]
     Results(#[from] Error),
+}
+
+/// The first field on which two shards of one merge disagree.
+#[derive(Debug, thiserror::Error)]
+#[error("shards differ in {field}: shard {first} ({}) has {first_value}, shard {other} ({}) has {other_value}", first_dir.display(), other_dir.display())]
+pub struct ShardDifference {
+    /// The JSON path of the first differing field (`params.seed`, `checkpoint.sha256`).
+    field: String,
+    /// The first shard given.
+    first: Shard,
+    /// Its directory.
+    first_dir: PathBuf,
+    /// Its value, as JSON.
+    first_value: String,
+    /// The shard that differs.
+    other: Shard,
+    /// Its directory.
+    other_dir: PathBuf,
+    /// Its value, as JSON.
+    other_value: String,
 }
 
 /// The merged analysis: the report and the per-Hessian files it was made from.
@@ -150,7 +155,7 @@ pub fn merge_shards(dirs: &[PathBuf]) -> Result<MergedAnalysis, MergeError> {
         ];
         for (root, a, b) in agreement {
             if let Some((field, first_value, other_value)) = first_difference(root, &a, &b) {
-                return Err(MergeError::Differ {
+                return Err(MergeError::Differ(Box::new(ShardDifference {
                     field,
                     first: first.shard,
                     first_dir: first_dir.clone(),
@@ -158,7 +163,7 @@ pub fn merge_shards(dirs: &[PathBuf]) -> Result<MergedAnalysis, MergeError> {
                     other: other.shard,
                     other_dir: other_dir.clone(),
                     other_value,
-                });
+                })));
             }
         }
     }
@@ -390,7 +395,7 @@ mod tests {
         let split = split(root.path(), 3);
         let [one, two, three] = [0, 1, 2].map(|i| split.dirs[i].clone());
         assert_eq!(
-            merge_error(&[two.clone()]),
+            merge_error(std::slice::from_ref(&two)),
             "missing shard 1/3 (all), shard 3/3 (class 1, class 2)"
         );
         assert_eq!(
