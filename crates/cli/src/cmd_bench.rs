@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::usage;
-use crate::values::FloatArg;
+use crate::values::{DeviceArg, FloatArg};
 use setup::{random_batch, BenchModel};
 
 /// Flags of `saddlescope bench`.
@@ -62,6 +62,10 @@ struct HvpBenchArgs {
     /// Element type
     #[arg(long, value_enum, default_value_t = FloatArg::F32)]
     dtype: FloatArg,
+    /// Where tensors live (cuda needs a build with --features cuda; times then include the
+    /// copies of the gradient and the HVP back to the host)
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Timed repetitions of each measurement (after one warm-up)
     #[arg(long, value_name = "R", default_value_t = 5)]
     repeats: usize,
@@ -144,9 +148,10 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     if args.repeats == 0 {
         return Err(usage("--repeats 0: need at least 1"));
     }
+    let device = args.device.open()?;
     if let Some(kind) = args.measure {
         set_cpu_ops(args.ops.cpu_ops());
-        let sample = measure(model, batch, dtype, args.repeats, kind)?;
+        let sample = measure(model, (batch, dtype, &device), args.repeats, kind)?;
         println!("{}", serde_json::to_string(&sample)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -162,6 +167,7 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         "model": model.name(),
         "batch": batch,
         "dtype": args.dtype.as_str(),
+        "device": value_name(args.device),
         "params": hvp.params,
         "threads": rayon::current_num_threads(),
         "ops": value_name(args.ops),
@@ -185,9 +191,10 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     });
     if !args.json {
         println!(
-            "{} batch {batch} {}, {} parameters, {} threads, ops {}",
+            "{} batch {batch} {} on {}, {} parameters, {} threads, ops {}",
             model.name(),
             args.dtype.as_str(),
+            value_name(args.device),
             hvp.params,
             rayon::current_num_threads(),
             value_name(args.ops)
@@ -215,6 +222,7 @@ fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: Kind) -> anyhow::Result<
     let out = Command::new(&exe)
         .args(["bench", "--model", args.model.name(), "--dtype"])
         .arg(args.dtype.as_str())
+        .args(["--device", &value_name(args.device)])
         .args(["--batch", &batch.to_string()])
         .args(["--repeats", &args.repeats.to_string()])
         .args(["--ops", &value_name(args.ops), "--measure", &kind])
@@ -235,12 +243,11 @@ fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: Kind) -> anyhow::Result<
 /// Times `kind` in this process.
 fn measure(
     model: BenchModel,
-    batch: usize,
-    dtype: candle_core::DType,
+    (batch, dtype, device): (usize, candle_core::DType, &candle_core::Device),
     repeats: usize,
     kind: Kind,
 ) -> anyhow::Result<Sample> {
-    let data = random_batch(model, batch, dtype)?;
+    let data = random_batch(model, batch, dtype, device)?;
     let net = model.build(dtype, data.x())?;
     let loss = LossSpec::Ce.build(&[1; 10], None)?;
     let op = HessianOperator::new(
