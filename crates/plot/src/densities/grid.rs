@@ -23,7 +23,7 @@ use crate::style::{
 /// are drawn as stored (each on its own grid, zero beyond).
 ///
 /// # Errors
-/// [`Error::Empty`] without classes, otherwise as [`class_density`].
+/// [`Error::Empty`] without classes, otherwise as [`class_density`](super::class_density).
 pub fn class_grid(
     report: &AnalysisReport,
     path: &Path,

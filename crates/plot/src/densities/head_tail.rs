@@ -13,14 +13,14 @@ use crate::output::render;
 use crate::style::{group_color, Header, LegendItem, Swatch};
 
 /// Figure 3: the mean eigen-density of the head classes against that of the tail classes,
-/// on one log axis. Each group's density is the spectral crate's [`density`] of all its
+/// on one log axis. Each group's density is the spectral crate's [`density`](saddlescope_spectral::density) of all its
 /// classes' Ritz measures together, smoothed on one grid spanning both groups with the
 /// analysis's own kernel settings: the mean of the class densities when, as within one
 /// analysis, every class has the same number of probes.
 ///
 /// # Errors
 /// [`Error::Empty`] when the head or the tail group has no class, [`Error::Density`] if
-/// smoothing fails, otherwise as [`class_density`].
+/// smoothing fails, otherwise as [`class_density`](super::class_density).
 pub fn head_tail(
     report: &AnalysisReport,
     path: &Path,
