@@ -52,6 +52,12 @@ impl DeviceArg {
             DeviceArg::Cpu => Ok(candle_core::Device::Cpu),
             DeviceArg::Cuda if cfg!(feature = "cuda") => {
                 candle_core::Device::new_cuda(0).map_err(|e| {
+                    // The driver's words, without the backtrace candle attaches under
+                    // RUST_BACKTRACE, on one line.
+                    let e = match e {
+                        candle_core::Error::WithBacktrace { inner, .. } => *inner,
+                        e => e,
+                    };
                     let reason = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
                     anyhow::anyhow!("--device cuda: no usable GPU or driver ({reason})")
                 })
