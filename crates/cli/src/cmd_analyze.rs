@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Parser};
 use saddlescope_analysis::{
     AnalyzeParams, SaddleRule, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO,
     DEFAULT_MAX_GRADIENT_RATIO, DEFAULT_MIN_SKILL, DEFAULT_SADDLE_RATIO,
@@ -167,6 +167,16 @@ impl AnalyzeArgs {
     pub fn uses_gpu(&self) -> bool {
         self.source.device == DeviceArg::Cuda
     }
+}
+
+/// The analyze arguments as a command line of their own (what `slurm analyze` and a study's
+/// `--analyze-args` hold).
+#[derive(Debug, Parser)]
+#[command(name = "analyze", no_binary_name = true)]
+pub struct AnalyzeCommandLine {
+    /// The flags.
+    #[command(flatten)]
+    pub args: AnalyzeArgs,
 }
 
 /// Runs `saddlescope analyze`.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd_analyze::AnalyzeArgs;
+use crate::cmd_analyze::AnalyzeCommandLine;
 use crate::error::{clap_line, usage};
 use crate::slurm::{Resources, ShardedJobs};
 
@@ -82,14 +82,6 @@ struct ResourceArgs {
     /// The saddlescope binary the jobs run [default: this one]
     #[arg(long, value_name = "PATH")]
     binary: Option<PathBuf>,
-}
-
-/// The analyze arguments as `saddlescope analyze` parses them.
-#[derive(Debug, Parser)]
-#[command(name = "analyze", no_binary_name = true)]
-struct AnalyzeCommandLine {
-    #[command(flatten)]
-    args: AnalyzeArgs,
 }
 
 /// Flags `slurm` sets itself on every shard.

@@ -194,7 +194,9 @@ fn summary(claim: &Claim) -> String {
                 } else {
                     i.mean > 0.0
                 };
-                let direction = if agrees {
+                let direction = if i.mean == 0.0 {
+                    "no difference"
+                } else if agrees {
                     "the predicted sign"
                 } else {
                     "against the predicted sign"
