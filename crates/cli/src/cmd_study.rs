@@ -263,11 +263,19 @@ pub fn analysis_params(text: &str) -> anyhow::Result<saddlescope_analysis::Analy
 }
 
 impl StudyArgs {
-    /// The study these flags ask for, every flag checked; reads nothing.
+    /// The grid, the arms' recipes and the analysis settings, checked; neither the device
+    /// nor any file is opened (so that `saddlescope slurm study` can check a GPU job's
+    /// flags on a machine without a GPU).
     ///
     /// # Errors
     /// Usage errors naming the flag.
-    fn validate(&self) -> anyhow::Result<StudyJob> {
+    pub fn plan(
+        &self,
+    ) -> anyhow::Result<(
+        StudyDesign,
+        Vec<saddlescope_train::TrainConfig>,
+        saddlescope_analysis::AnalyzeParams,
+    )> {
         let arms = if self.arms.is_empty() {
             default_arms()
         } else {
@@ -275,12 +283,27 @@ impl StudyArgs {
         };
         let (design_arms, recipes) = arm_recipes(&arms, &self.model, self.epochs)?;
         let analysis = analysis_params(&self.analyze_args)?;
+        let design = StudyDesign {
+            arms: design_arms,
+            seeds: self.seeds.0.clone(),
+        };
+        Ok((design, recipes, analysis))
+    }
+
+    /// Whether the study runs on a GPU (`--device cuda`).
+    pub fn uses_gpu(&self) -> bool {
+        self.device == DeviceArg::Cuda
+    }
+
+    /// The study these flags ask for, every flag checked; reads nothing.
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    fn validate(&self) -> anyhow::Result<StudyJob> {
+        let (design, recipes, analysis) = self.plan()?;
         let device = self.device.open()?;
         Ok(StudyJob {
-            design: StudyDesign {
-                arms: design_arms,
-                seeds: self.seeds.0.clone(),
-            },
+            design,
             recipes,
             analysis,
             out: self.out.clone(),
