@@ -104,9 +104,17 @@ impl StudyJob {
 
     /// What identifies the study in its directory's record (without the shard).
     fn settings(&self) -> Value {
+        // Recipes by arm name, so that a refusal names the arm and the field that differ.
+        let recipes: serde_json::Map<String, Value> = self
+            .design
+            .arms
+            .iter()
+            .zip(&self.recipes)
+            .map(|(arm, recipe)| (arm.name.clone(), json!(recipe)))
+            .collect();
         let mut settings = json!({
             "design": self.design,
-            "recipes": self.recipes,
+            "recipes": recipes,
             "analysis": describe(&self.analysis),
             "all_classes_hessian": self.analysis.include_all,
             "bootstrap": BootstrapParams::default(),
