@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd_analyze::AnalyzeCommandLine;
-use crate::cmd_study::StudyArgs;
+use crate::cmd_study::{first_forbidden, StudyArgs};
 use crate::error::{clap_line, usage};
 use crate::slurm::{Resources, ShardedJobs};
 
@@ -123,7 +123,7 @@ struct ResourceArgs {
     binary: Option<PathBuf>,
 }
 
-/// Flags `slurm` sets itself on every shard.
+/// Flags `slurm` sets itself on every shard (the first three for every command).
 const SET_PER_SHARD: [&str; 4] = ["--out", "--shard", "--resume", "--landscape"];
 
 impl SlurmAnalyzeArgs {
@@ -134,24 +134,12 @@ impl SlurmAnalyzeArgs {
     /// Usage errors naming the flag.
     fn validate(&self) -> anyhow::Result<ShardedJobs> {
         check_counts(self.shards, &self.resources)?;
-        if let Some(flag) = self.analyze.iter().find_map(|word| {
-            SET_PER_SHARD
-                .into_iter()
-                .find(|flag| word == flag || word.starts_with(&format!("{flag}=")))
-        }) {
-            return Err(usage(format!(
-                "{flag} among the analyze arguments: `slurm analyze` sets --out, --shard and --resume for each shard itself (and --landscape needs the merged analysis)"
-            )));
-        }
-        // Parsed and checked as `analyze` does, with the flags each shard gets.
-        let argv: Vec<String> = self
-            .analyze
-            .iter()
-            .cloned()
-            .chain(["--out", "OUT", "--shard", "1/1"].map(String::from))
-            .collect();
-        let parsed = AnalyzeCommandLine::try_parse_from(&argv)
-            .map_err(|err| usage(format!("analyze arguments: {}", clap_line(&err, &argv))))?;
+        let parsed: AnalyzeCommandLine = shard_command_line(
+            &self.analyze,
+            &SET_PER_SHARD,
+            "analyze",
+            " (and --landscape needs the merged analysis)",
+        )?;
         parsed.args.params()?;
         let gpu = parsed.args.uses_gpu();
         self.resources
@@ -167,28 +155,39 @@ impl SlurmStudyArgs {
     /// Usage errors naming the flag.
     fn validate(&self) -> anyhow::Result<ShardedJobs> {
         check_counts(self.shards, &self.resources)?;
-        if let Some(flag) = self.study.iter().find_map(|word| {
-            ["--out", "--shard", "--resume"]
-                .into_iter()
-                .find(|flag| word == flag || word.starts_with(&format!("{flag}=")))
-        }) {
-            return Err(usage(format!(
-                "{flag} among the study arguments: `slurm study` sets --out, --shard and --resume for each shard itself"
-            )));
-        }
-        let argv: Vec<String> = self
-            .study
-            .iter()
-            .cloned()
-            .chain(["--out", "OUT", "--shard", "1/1"].map(String::from))
-            .collect();
-        let parsed = StudyCommandLine::try_parse_from(&argv)
-            .map_err(|err| usage(format!("study arguments: {}", clap_line(&err, &argv))))?;
+        let parsed: StudyCommandLine =
+            shard_command_line(&self.study, &SET_PER_SHARD[..3], "study", "")?;
         parsed.args.plan()?;
         let gpu = parsed.args.uses_gpu();
         self.resources
             .jobs("study", self.shards, &self.study, &self.out, gpu)
     }
+}
+
+/// The arguments of `saddlescope NAME` that each shard runs, parsed as NAME parses them
+/// with the flags each shard gets (`--out`, `--shard`); `forbidden` are the flags the
+/// scripts set themselves (`why` says more).
+///
+/// # Errors
+/// A usage error naming a forbidden flag or clap's complaint.
+fn shard_command_line<P: Parser>(
+    words: &[String],
+    forbidden: &[&str],
+    name: &str,
+    why: &str,
+) -> anyhow::Result<P> {
+    if let Some(flag) = first_forbidden(words, forbidden) {
+        return Err(usage(format!(
+            "{flag} among the {name} arguments: `slurm {name}` sets --out, --shard and --resume for each shard itself{why}"
+        )));
+    }
+    let argv: Vec<String> = words
+        .iter()
+        .cloned()
+        .chain(["--out", "OUT", "--shard", "1/1"].map(String::from))
+        .collect();
+    P::try_parse_from(&argv)
+        .map_err(|err| usage(format!("{name} arguments: {}", clap_line(&err, &argv))))
 }
 
 /// Checks the counts every job array needs.

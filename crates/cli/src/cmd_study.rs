@@ -185,7 +185,7 @@ const SET_PER_CELL_ANALYZE: [&str; 17] = [
 ];
 
 /// The first word of `words` that is one of `flags` (as `--flag` or `--flag=...`).
-fn first_forbidden<'a>(words: &[String], flags: &[&'a str]) -> Option<&'a str> {
+pub fn first_forbidden<'a>(words: &[String], flags: &[&'a str]) -> Option<&'a str> {
     words.iter().find_map(|word| {
         flags
             .iter()
@@ -349,7 +349,7 @@ mod tests {
         assert!("a/b=mnist-lt-ce".parse::<ArmSpec>().is_err());
         assert!("mnist-lt-ce".parse::<ArmSpec>().is_err());
         let cnn: ModelSpec = "cnn".parse().unwrap();
-        let (design, recipes) = arm_recipes(&[arm.clone()], &cnn, Some(10)).unwrap();
+        let (design, recipes) = arm_recipes(std::slice::from_ref(&arm), &cnn, Some(10)).unwrap();
         assert!(design[0].sam);
         assert_eq!(design[0].recipe, "mnist-lt-ce-drw-sam --sam 0.1 --epochs 3");
         // The arm's own --epochs wins; the study's model applies.

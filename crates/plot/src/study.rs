@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use saddlescope_results::{Interval, StudyReport};
+use saddlescope_results::{Group, Interval, StudyReport};
 
 use crate::bar_figure::{Bar, BarFigure, BarPanel};
 use crate::bars::BarOptions;
@@ -70,6 +70,45 @@ fn header(report: &StudyReport, title: String) -> Header {
     }
 }
 
+/// What one study figure shows: a slot per item (class or group), each arm's interval in
+/// every slot, and the words around them.
+struct StudyBars {
+    title: &'static str,
+    x_desc: &'static str,
+    y_desc: &'static str,
+    /// What a value is, for errors.
+    what: &'static str,
+    names: Vec<String>,
+    groups: Vec<Option<Group>>,
+    /// Per arm, per slot.
+    intervals: Vec<Vec<Option<Interval>>>,
+}
+
+impl StudyBars {
+    fn render(self, report: &StudyReport, path: &Path, options: &BarOptions) -> Result<(), Error> {
+        check_size(path, "width", options.width)?;
+        check_size(path, "height", options.height)?;
+        if self.names.is_empty() {
+            return Err(Error::Empty {
+                path: path.to_path_buf(),
+                what: format!("the study has no {}", self.x_desc),
+            });
+        }
+        let figure = BarFigure {
+            size: (options.width, options.height),
+            header: header(report, self.title.into()),
+            panels: vec![BarPanel {
+                y_desc: self.y_desc.into(),
+                bars: side_by_side(&self.intervals, path, self.what)?,
+            }],
+            names: self.names,
+            groups: self.groups,
+            x_desc: self.x_desc.into(),
+        };
+        render(&figure, path)
+    }
+}
+
 /// λ_min per class, head → tail, every arm side by side: the mean over seeds and its
 /// bootstrap interval.
 ///
@@ -82,31 +121,21 @@ pub fn study_lambda_min(
     path: &Path,
     options: &BarOptions,
 ) -> Result<(), Error> {
-    check_size(path, "width", options.width)?;
-    check_size(path, "height", options.height)?;
-    let Some(first) = report.arms.first().filter(|a| !a.classes.is_empty()) else {
-        return Err(Error::Empty {
-            path: path.to_path_buf(),
-            what: "the study has no arm with classes".into(),
-        });
-    };
-    let intervals: Vec<Vec<Option<Interval>>> = report
-        .arms
-        .iter()
-        .map(|arm| arm.classes.iter().map(|c| c.metrics.lambda_min).collect())
-        .collect();
-    let figure = BarFigure {
-        size: (options.width, options.height),
-        header: header(report, "λ_min per class over seeds, head → tail".into()),
-        names: first.classes.iter().map(|c| c.name.clone()).collect(),
-        groups: first.classes.iter().map(|c| c.group).collect(),
-        x_desc: "class (ordered by train count, head → tail)".into(),
-        panels: vec![BarPanel {
-            y_desc: "λ_min (negative: a descent direction)".into(),
-            bars: side_by_side(&intervals, path, "λ_min")?,
-        }],
-    };
-    render(&figure, path)
+    let classes = report.arms.first().map_or(&[][..], |a| &a.classes[..]);
+    StudyBars {
+        title: "λ_min per class over seeds, head → tail",
+        x_desc: "class (ordered by train count, head → tail)",
+        y_desc: "λ_min (negative: a descent direction)",
+        what: "λ_min",
+        names: classes.iter().map(|c| c.name.clone()).collect(),
+        groups: classes.iter().map(|c| c.group).collect(),
+        intervals: report
+            .arms
+            .iter()
+            .map(|arm| arm.classes.iter().map(|c| c.metrics.lambda_min).collect())
+            .collect(),
+    }
+    .render(report, path, options)
 }
 
 /// Test accuracy per group (head, medium, tail), every arm side by side: the mean over
@@ -119,29 +148,19 @@ pub fn study_group_accuracy(
     path: &Path,
     options: &BarOptions,
 ) -> Result<(), Error> {
-    check_size(path, "width", options.width)?;
-    check_size(path, "height", options.height)?;
-    let Some(first) = report.arms.first().filter(|a| !a.groups.is_empty()) else {
-        return Err(Error::Empty {
-            path: path.to_path_buf(),
-            what: "the study has no arm with groups".into(),
-        });
-    };
-    let intervals: Vec<Vec<Option<Interval>>> = report
-        .arms
-        .iter()
-        .map(|arm| arm.groups.iter().map(|g| g.metrics.test_accuracy).collect())
-        .collect();
-    let figure = BarFigure {
-        size: (options.width, options.height),
-        header: header(report, "Test accuracy per group over seeds".into()),
-        names: first.groups.iter().map(|g| g.group.to_string()).collect(),
-        groups: first.groups.iter().map(|g| Some(g.group)).collect(),
-        x_desc: "group".into(),
-        panels: vec![BarPanel {
-            y_desc: "test accuracy".into(),
-            bars: side_by_side(&intervals, path, "test accuracy")?,
-        }],
-    };
-    render(&figure, path)
+    let groups = report.arms.first().map_or(&[][..], |a| &a.groups[..]);
+    StudyBars {
+        title: "Test accuracy per group over seeds",
+        x_desc: "group",
+        y_desc: "test accuracy",
+        what: "test accuracy",
+        names: groups.iter().map(|g| g.group.to_string()).collect(),
+        groups: groups.iter().map(|g| Some(g.group)).collect(),
+        intervals: report
+            .arms
+            .iter()
+            .map(|arm| arm.groups.iter().map(|g| g.metrics.test_accuracy).collect())
+            .collect(),
+    }
+    .render(report, path, options)
 }
