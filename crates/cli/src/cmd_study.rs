@@ -229,10 +229,17 @@ pub fn arm_recipes(
             .args
             .study_recipe(model, epochs)
             .map_err(|err| usage(format!("--arm {}: {err:#}", arm.name)))?;
-        let recipe = std::iter::once(arm.preset.as_str())
-            .chain(arm.flags.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
+        // The recipe as `train` would be told it, the study's --model and --epochs included.
+        let mut words: Vec<String> = std::iter::once(arm.preset.clone())
+            .chain(arm.flags.iter().cloned())
+            .collect();
+        if first_forbidden(&arm.flags, &["--model"]).is_none() {
+            words.extend(["--model".to_string(), model.to_string()]);
+        }
+        if let (Some(n), None) = (epochs, first_forbidden(&arm.flags, &["--epochs"])) {
+            words.extend(["--epochs".to_string(), n.to_string()]);
+        }
+        let recipe = words.join(" ");
         design.push(StudyArm {
             name: arm.name.clone(),
             recipe,
@@ -352,7 +359,10 @@ mod tests {
         let cnn: ModelSpec = "cnn".parse().unwrap();
         let (design, recipes) = arm_recipes(std::slice::from_ref(&arm), &cnn, Some(10)).unwrap();
         assert!(design[0].sam);
-        assert_eq!(design[0].recipe, "mnist-lt-ce-drw-sam --sam 0.1 --epochs 3");
+        assert_eq!(
+            design[0].recipe,
+            "mnist-lt-ce-drw-sam --sam 0.1 --epochs 3 --model cnn"
+        );
         // The arm's own --epochs wins; the study's model applies.
         assert_eq!(recipes[0].epochs, 3);
         assert_eq!(recipes[0].model, cnn);

@@ -32,7 +32,9 @@ pub use claims::{claim_a, claim_b, Claim, Conclusion, Evidence};
 pub struct StudyArm {
     /// Its name: the cells' directory names and the label in tables and figures.
     pub name: String,
-    /// The recipe as given (`mnist-lt-ce-drw-sam --sam 0.1`).
+    /// The recipe as `train` flags after `--preset`: the preset, the arm's own flags, and
+    /// the study's `--model` and `--epochs` where the arm sets none
+    /// (`mnist-lt-ce-drw-sam --sam 0.1 --model cnn`).
     pub recipe: String,
     /// Whether it trains with SAM (claim (b) compares an arm with SAM to one without).
     pub sam: bool,
