@@ -65,7 +65,11 @@ fn header(report: &StudyReport, title: String) -> Header {
     ));
     Header {
         title,
-        subtitle: vec![format!("seeds {}", seeds.join(", "))],
+        subtitle: vec![format!(
+            "{} {}",
+            if seeds.len() == 1 { "seed" } else { "seeds" },
+            seeds.join(", ")
+        )],
         legend,
     }
 }
