@@ -22,8 +22,9 @@ use crate::values::DeviceArg;
 /// verdicts and ratios need no certified f64 bounds; `--dtype f64` gives them) with a
 /// tolerance f32 can reach (its residual bounds are ~1e-5 of ‖H‖) and at most 200 HVPs for
 /// the extremes, 256 samples per class (every tail class whole: MNIST-LT's smallest has 10),
-/// 60 Lanczos steps x 2 probes. Measured: 180 s of CPU per CNN analysis on MNIST-LT, so
-/// the default study of 10 cells fits 45 minutes on 2 cores.
+/// 60 Lanczos steps x 2 probes. Measured on a shared 2-core machine: about 250 s of CPU per
+/// CNN cell (8 epochs and its analysis), so the default 10 cells of 30 epochs take about
+/// 2,800 s of CPU: 25 minutes on 2 busy cores, within the 45 minutes the study is budgeted.
 pub const DEFAULT_ANALYZE_ARGS: &str = "--dtype f32 --samples-per-class 256 --lanczos-steps 60 --probes 2 --tol 1e-4 --max-applications 200";
 
 /// Flags of `saddlescope study`.

@@ -85,7 +85,7 @@ pub use study::{
     aggregate, bootstrap_mean, cell_name, claim_a, claim_b, read_study, write_study, ArmSummary,
     BootstrapParams, CellClass, CellSummary, Claim, ClassMetric, ClassMetrics, ClassRow,
     Comparison, Conclusion, Evidence, GroupMetric, GroupMetrics, GroupRow, Interval, StudyArm,
-    StudyDesign, StudyError, StudyReport,
+    StudyDesign, StudyError, StudyReport, MIN_VALUES_TO_CONCLUDE,
 };
 pub use training_log::{
     append_record, log_text, read_log, EpochRecord, EvalMetrics, GroupAccuracy,

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bootstrap::MIN_VALUES_TO_CONCLUDE;
 use super::{bootstrap_mean, BootstrapParams, CellSummary, GroupMetric, Interval, StudyDesign};
 use crate::Group;
 
@@ -18,7 +19,8 @@ pub enum Conclusion {
     Supported,
     /// An interval lies on the other side of zero.
     Contradicted,
-    /// Neither: an interval contains zero, or there are fewer than two seeds.
+    /// Neither: an interval contains zero, or it rests on fewer than
+    /// [`MIN_VALUES_TO_CONCLUDE`](crate::MIN_VALUES_TO_CONCLUDE) seeds.
     Inconclusive,
 }
 
@@ -65,7 +67,8 @@ pub struct Claim {
 
 /// Claim (a) from the per-seed difference "tail minus head" of the mean λ_min/λ_max:
 /// supported when its interval lies below zero, contradicted when above, else
-/// inconclusive (an interval with zero inside, fewer than two seeds, or no value).
+/// inconclusive (an interval with zero inside, fewer than [`MIN_VALUES_TO_CONCLUDE`] seeds, or
+/// no value).
 pub fn claim_a(difference: Option<Interval>) -> Conclusion {
     match difference {
         Some(i) if i.below_zero() => Conclusion::Supported,
@@ -117,8 +120,9 @@ pub(super) fn evaluate(
         criterion: format!(
             "in {arm}, per seed, the mean λ_min/λ_max of the tail classes minus that of the head classes; \
              supported when the {level} bootstrap interval of its mean over seeds lies below 0, \
-             contradicted when it lies above 0, inconclusive when it contains 0 or rests on fewer than 2 seeds",
-            arm = reference.name
+             contradicted when it lies above 0, inconclusive when it contains 0 or rests on fewer than {min} seeds (with fewer, an interval beyond 0 is too often chance)",
+            arm = reference.name,
+            min = MIN_VALUES_TO_CONCLUDE
         ),
         evidence: vec![Evidence {
             quantity: format!("tail − head mean λ_min/λ_max in {}", reference.name),
@@ -149,9 +153,10 @@ pub(super) fn evaluate(
             criterion: format!(
                 "per seed, {b} minus {a} (same seed) of the tail classes' mean λ_min/λ_max and of the tail's test accuracy; \
                  supported when the {level} bootstrap intervals of both mean differences lie above 0, \
-                 contradicted when either lies below 0, inconclusive otherwise (an interval containing 0, or fewer than 2 seeds)",
+                 contradicted when either lies below 0, inconclusive otherwise (an interval containing 0, or fewer than {min} seeds)",
                 a = reference.name,
-                b = arm.name
+                b = arm.name,
+                min = MIN_VALUES_TO_CONCLUDE
             ),
             evidence: vec![
                 Evidence {
@@ -201,9 +206,14 @@ fn summary(claim: &Claim) -> String {
                 } else {
                     "against the predicted sign"
                 };
+                let few = if i.conclusive() {
+                    String::new()
+                } else {
+                    format!("; fewer than {MIN_VALUES_TO_CONCLUDE} seeds settle no sign")
+                };
                 if i.has_spread() {
                     format!(
-                        "{} = {:.3} (interval {:.3} to {:.3}, {} seeds; {direction})",
+                        "{} = {:.3} (interval {:.3} to {:.3}, {} seeds; {direction}{few})",
                         e.quantity, i.mean, i.low, i.high, i.n
                     )
                 } else {
@@ -236,8 +246,10 @@ mod tests {
         assert_eq!(claim_a(interval(-0.3, -0.1, 5)), Conclusion::Supported);
         assert_eq!(claim_a(interval(0.1, 0.3, 5)), Conclusion::Contradicted);
         assert_eq!(claim_a(interval(-0.3, 0.1, 5)), Conclusion::Inconclusive);
-        // One seed: a point below zero is no interval below zero.
+        // One seed: a point below zero is no interval below zero; nor do 4 seeds settle it.
         assert_eq!(claim_a(interval(-0.2, -0.2, 1)), Conclusion::Inconclusive);
+        assert_eq!(claim_a(interval(-0.3, -0.1, 4)), Conclusion::Inconclusive);
+        assert_eq!(claim_a(interval(0.1, 0.3, 4)), Conclusion::Inconclusive);
         assert_eq!(claim_a(None), Conclusion::Inconclusive);
         // An interval touching zero does not lie below it.
         assert_eq!(claim_a(interval(-0.3, 0.0, 5)), Conclusion::Inconclusive);
@@ -257,6 +269,10 @@ mod tests {
         assert_eq!(claim_b(up, None), Conclusion::Inconclusive);
         assert_eq!(
             claim_b(interval(0.2, 0.2, 1), interval(0.1, 0.1, 1)),
+            Conclusion::Inconclusive
+        );
+        assert_eq!(
+            claim_b(interval(-0.3, -0.1, 3), interval(0.1, 0.3, 3)),
             Conclusion::Inconclusive
         );
     }

@@ -24,7 +24,7 @@ use crate::{
     write_atomically, AnalysisReport, Error, EvalMetrics, Group, GroupAccuracy, HealthStatus,
     VerdictKind,
 };
-pub use bootstrap::{bootstrap_mean, BootstrapParams, Interval};
+pub use bootstrap::{bootstrap_mean, BootstrapParams, Interval, MIN_VALUES_TO_CONCLUDE};
 pub use claims::{claim_a, claim_b, Claim, Conclusion, Evidence};
 
 /// One recipe of a study.
