@@ -29,7 +29,7 @@
 //! constant directions of an HVP cost nothing. Only `cpu_fwd` exists; other devices use
 //! candle's convolution (`ops`). Arguments of any layout are accepted.
 
-mod kernels;
+pub(crate) mod kernels;
 #[cfg(test)]
 mod tests;
 
