@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use saddlescope_nn::{set_cpu_ops, BnMode, CpuOps, HessianOperator, LossSpec, ParamSelection};
+use saddlescope_nn::{
+    set_cpu_ops, BnMode, CpuOps, HessianOperator, HvpEngine, LossSpec, ParamSelection,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -27,10 +29,10 @@ use setup::{parse_dtype, random_batch, BenchModel};
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "Prints a short table, then one JSON object on the last line (only the JSON \
-with --json). Keys: model, batch, dtype, params, threads, ops, forward_ms, grad_ms, hvp_ms \
+with --json). Keys: model, batch, dtype, params, threads, ops, engine, forward_ms, grad_ms, hvp_ms \
 (medians), *_min_ms, *_cpu_ms (user+system CPU per repetition), forward_peak_rss_mb, \
-grad_peak_rss_mb, hvp_peak_rss_mb, hvp_over_grad, hvp_over_grad_peak_rss, loadavg_before, \
-loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
+grad_peak_rss_mb, hvp_peak_rss_mb, hvp_over_grad, hvp_over_grad_peak_rss, linearize_ms, \
+linearized_mb, loadavg_before, loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
 `just bench-vs-torch`."
 )]
 pub struct BenchArgs {
@@ -68,6 +70,11 @@ struct HvpBenchArgs {
     /// (candle's own, for before/after comparisons)
     #[arg(long, value_name = "saddlescope|candle", default_value = "saddlescope")]
     ops: String,
+    /// HVP engine: linearized (the pass recorded once, tangent passes per product; the
+    /// one-off recording is reported as linearize_ms) or plain (reverse-over-forward from
+    /// scratch every product)
+    #[arg(long, value_name = "linearized|plain", default_value = "linearized")]
+    engine: String,
     /// Internal: run one measurement in this process and print it
     #[arg(long, hide = true, value_name = "forward|grad|hvp")]
     measure: Option<String>,
@@ -81,6 +88,10 @@ struct Sample {
     cpu_ms: Option<f64>,
     peak_rss_mb: Option<f64>,
     params: usize,
+    /// Time to linearize before the first product (linearized HVPs only).
+    linearize_ms: Option<f64>,
+    /// Bytes the linearization keeps, in MB (linearized HVPs only).
+    linearized_mb: Option<f64>,
 }
 
 const KINDS: [&str; 3] = ["forward", "grad", "hvp"];
@@ -112,9 +123,10 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
             )))
         }
     };
+    let engine = parse_engine(&args.engine)?;
     if let Some(kind) = &args.measure {
         set_cpu_ops(ops);
-        let sample = measure(model, batch, dtype, args.repeats, kind)?;
+        let sample = measure(model, batch, dtype, args.repeats, kind, engine)?;
         println!("{}", serde_json::to_string(&sample)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -133,6 +145,7 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         "params": hvp.params,
         "threads": rayon::current_num_threads(),
         "ops": args.ops,
+        "engine": args.engine,
         "repeats": args.repeats,
         "forward_ms": fwd.median_ms,
         "grad_ms": grad.median_ms,
@@ -147,18 +160,21 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         "grad_peak_rss_mb": grad.peak_rss_mb,
         "hvp_peak_rss_mb": hvp.peak_rss_mb,
         "hvp_over_grad": hvp.median_ms / grad.median_ms,
+        "linearize_ms": hvp.linearize_ms,
+        "linearized_mb": hvp.linearized_mb,
         "hvp_over_grad_peak_rss": hvp.peak_rss_mb.zip(grad.peak_rss_mb).map(|(h, g)| h / g),
         "loadavg_before": loadavg_before,
         "loadavg_after": loadavg(),
     });
     if !args.json {
         println!(
-            "{} batch {batch} {}, {} parameters, {} threads, ops {}",
+            "{} batch {batch} {}, {} parameters, {} threads, ops {}, engine {}",
             model.name(),
             args.dtype,
             hvp.params,
             rayon::current_num_threads(),
-            args.ops
+            args.ops,
+            args.engine
         );
         for (kind, s) in KINDS.iter().zip(&samples) {
             println!(
@@ -170,6 +186,9 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!("hvp/grad {:.2}", hvp.median_ms / grad.median_ms);
+        if let (Some(ms), Some(mb)) = (hvp.linearize_ms, hvp.linearized_mb) {
+            println!("linearize {ms:.2} ms once per Hessian, keeps {mb:.1} MB");
+        }
     }
     println!("{report}");
     Ok(ExitCode::SUCCESS)
@@ -182,7 +201,14 @@ fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<
         .args(["bench", "--model", &args.model, "--dtype", &args.dtype])
         .args(["--batch", &batch.to_string()])
         .args(["--repeats", &args.repeats.to_string()])
-        .args(["--ops", &args.ops, "--measure", kind])
+        .args([
+            "--ops",
+            &args.ops,
+            "--engine",
+            &args.engine,
+            "--measure",
+            kind,
+        ])
         .output()
         .with_context(|| format!("running {}", exe.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -197,14 +223,26 @@ fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<
     serde_json::from_str(line).with_context(|| format!("the {kind} measurement printed {line:?}"))
 }
 
+/// Parses `--engine`.
+fn parse_engine(name: &str) -> anyhow::Result<HvpEngine> {
+    match name {
+        "linearized" => Ok(HvpEngine::Linearized),
+        "plain" => Ok(HvpEngine::Plain),
+        other => Err(usage(format!(
+            "--engine {other:?}: expected linearized or plain"
+        ))),
+    }
+}
+
 /// Times `kind` (`forward`: the loss; `grad`: loss and gradient; `hvp`: one H·v, all
-/// parameters) in this process.
+/// parameters, after the one-off linearization, which is timed apart) in this process.
 fn measure(
     model: BenchModel,
     batch: usize,
     dtype: candle_core::DType,
     repeats: usize,
     kind: &str,
+    engine: HvpEngine,
 ) -> anyhow::Result<Sample> {
     if !KINDS.contains(&kind) {
         return Err(usage(format!(
@@ -220,7 +258,16 @@ fn measure(
         loss,
         ParamSelection::all(&net),
         BnMode::Eval,
-    )?;
+    )?
+    .with_engine(engine);
+    let (linearize_ms, linearized_mb) = if kind == "hvp" && engine == HvpEngine::Linearized {
+        let start = Instant::now();
+        let info = op.linearization()?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        (Some(ms), Some(info.bytes as f64 / 1e6))
+    } else {
+        (None, None)
+    };
     let v: Vec<f64> = (0..op.dim())
         .map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5)
         .collect();
@@ -255,6 +302,8 @@ fn measure(
         cpu_ms,
         peak_rss_mb: peak_rss_mb(),
         params: net.param_count(),
+        linearize_ms,
+        linearized_mb,
     })
 }
 

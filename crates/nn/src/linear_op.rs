@@ -10,6 +10,8 @@
 
 use candle_core::{Result as CResult, Tensor};
 
+use crate::linearized::pool;
+
 /// A named linear map.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinearOp {
@@ -54,7 +56,14 @@ impl LinearOp {
             LinearOp::MeanKeepdim(dims) => t.mean_keepdim(shifted(dims)),
             LinearOp::AvgPool2 | LinearOp::SpatialMean | LinearOp::ShortcutA { .. } => {
                 let merged = merge_leading(t)?;
-                let y = self.apply(&merged)?;
+                let fast = match self {
+                    LinearOp::AvgPool2 => pool::avg_pool2(&merged)?,
+                    _ => None,
+                };
+                let y = match fast {
+                    Some(y) => y,
+                    None => self.apply(&merged)?,
+                };
                 let mut dims = vec![k, t.dim(1)?];
                 dims.extend_from_slice(&y.dims()[1..]);
                 y.reshape(dims)
@@ -86,6 +95,9 @@ impl LinearOp {
                 let merged = merge_leading(u)?;
                 let (_, _, ho, wo) = merged.dims4()?;
                 let (h, w) = (in_shape[2], in_shape[3]);
+                if let Some(spread) = pool::avg_pool2_transpose(&merged, (h, w))? {
+                    return spread.reshape(full);
+                }
                 let up = merged
                     .upsample_nearest2d(2 * ho, 2 * wo)?
                     .affine(0.25, 0.0)?

@@ -39,8 +39,9 @@
 //! operator uses the plain path.
 
 mod budget;
-mod kernels;
+mod conv;
 mod logits;
+pub(crate) mod pool;
 mod rules;
 mod tape;
 
@@ -54,6 +55,7 @@ use crate::selection::ParamSelection;
 use crate::value::Value;
 
 pub use budget::{default_memory_budget, DEFAULT_BUDGET_SHARE};
+use conv::ConvPlan;
 use logits::LogitCurvature;
 use tape::{Node, NodeId, Op, Tape, Traced, Unary};
 
@@ -72,6 +74,8 @@ struct Entry {
     slope: Option<Tensor>,
     /// `g''(x)·ȳ` of a smooth nonlinearity.
     curvature: Option<Tensor>,
+    /// A convolution's cached operands.
+    conv: Option<ConvPlan>,
 }
 
 /// One batch's Hessian, linearized: everything its HVPs share.
@@ -148,16 +152,32 @@ impl Linearization {
             }
         }
         for id in 0..count {
-            if let Op::Unary(x, kind) = self.entries[id].op {
-                let slope = rules::slope(kind, self.node_value(x)?, self.node_value(id)?)?;
-                self.entries[id].slope = slope;
+            match &self.entries[id].op {
+                Op::Unary(x, kind) => {
+                    let slope = rules::slope(*kind, self.node_value(*x)?, self.node_value(id)?)?;
+                    self.entries[id].slope = slope;
+                }
+                Op::Conv {
+                    x,
+                    k,
+                    padding,
+                    stride,
+                    ..
+                } => {
+                    let recorded = (x.node().is_some(), k.node().is_some());
+                    let plan =
+                        ConvPlan::new(self.value(x)?, self.value(k)?, recorded, *padding, *stride)?;
+                    self.entries[id].conv = Some(plan);
+                }
+                _ => {}
             }
         }
-        // Smooth nonlinearities read their adjoint once, for `g''·ȳ`.
+        // Smooth nonlinearities read their adjoint once, for `g''·ȳ`; convolutions of two
+        // recorded operands cache its patches.
         let keep: Vec<bool> = self
             .entries
             .iter()
-            .map(|e| rules::keeps_adjoint(&e.op) || is_smooth(&e.op))
+            .map(|e| rules::keeps_adjoint(&e.op) || is_smooth(&e.op) || is_bilinear_conv(&e.op))
             .collect();
         if let Some(out) = self.output {
             let seed = self.logits.grad.unsqueeze(0)?;
@@ -169,13 +189,16 @@ impl Linearization {
             }
         }
         for id in 0..count {
-            if let (Op::Unary(x, kind), Some(adjoint)) = (
-                self.entries[id].op.clone(),
-                self.entries[id].adjoint.clone(),
-            ) {
+            let Some(adjoint) = self.entries[id].adjoint.clone() else {
+                continue;
+            };
+            if let Op::Unary(x, kind) = self.entries[id].op {
                 let curvature =
                     rules::curvature(kind, self.node_value(x)?, self.node_value(id)?, &adjoint)?;
                 self.entries[id].curvature = curvature;
+            }
+            if let Some(plan) = self.entries[id].conv.as_mut() {
+                plan.set_adjoint(&adjoint);
             }
         }
         for (entry, read) in self.entries.iter_mut().zip(reads) {
@@ -207,7 +230,10 @@ impl Linearization {
                 .flatten()
         });
         let constants = self.entries.iter().flat_map(|e| e.op.constants());
-        own.chain(constants).map(size).sum::<usize>() + self.logits.bytes()
+        let plans = self.entries.iter().filter_map(|e| e.conv.as_ref());
+        own.chain(constants).map(size).sum::<usize>()
+            + plans.map(ConvPlan::bytes).sum::<usize>()
+            + self.logits.bytes()
     }
 
     /// Bytes this linearization holds (activations, adjoints, derivatives, logit blocks).
@@ -221,11 +247,11 @@ impl Linearization {
         let Some(out) = self.output else {
             return directions.iter().map(|d| Ok(d.zeros_like()?)).collect();
         };
-        let tangents = self.forward(directions)?;
-        let z_dot = tangents[out].as_ref().ok_or_else(no_tangent)?;
+        let sweep = self.forward(directions)?;
+        let z_dot = sweep.tangents[out].as_ref().ok_or_else(no_tangent)?;
         let seed = self.logits.apply(z_dot)?;
         let keep = vec![false; self.entries.len()];
-        let adjoints = self.reverse(out, seed, Some(&tangents), &keep)?;
+        let adjoints = self.reverse(out, seed, Some(&sweep), &keep)?;
         self.params
             .iter()
             .zip(directions)
@@ -242,6 +268,11 @@ fn is_smooth(op: &Op) -> bool {
     matches!(op, Op::Unary(_, kind) if *kind != Unary::Relu)
 }
 
+/// Whether `op` is a convolution of two recorded operands.
+fn is_bilinear_conv(op: &Op) -> bool {
+    matches!(op, Op::Conv { x, k, .. } if x.node().is_some() && k.node().is_some())
+}
+
 fn no_tangent() -> crate::error::Error {
     candle_core::Error::Msg("linearized HVP: the logits have no tangent".into()).into()
 }
@@ -255,6 +286,7 @@ impl From<Node> for Entry {
             adjoint: None,
             slope: None,
             curvature: None,
+            conv: None,
         }
     }
 }

@@ -26,9 +26,14 @@ use candle_core::Tensor;
 use crate::error::{Error, Result};
 use crate::ops;
 
-use super::kernels::{channel_sum, conv_transpose_sum, correlate_sum};
+use super::conv::{channel_sum, ConvPlan};
 use super::tape::{NodeId, Op, Operand, Unary};
 use super::Linearization;
+
+/// The forward sweep's result: every recorded value's tangent.
+pub(super) struct Sweep {
+    pub(super) tangents: Vec<Option<Tensor>>,
+}
 
 /// The recorded operands whose primal outputs the sweeps read once prepared: the other
 /// factor of a product of two recorded operands, and a ReLU's input (its mask).
@@ -45,11 +50,10 @@ pub(super) fn values_read(op: &Op) -> Vec<NodeId> {
 }
 
 /// Whether the rule of `op` reads its own primal adjoint (a product of two recorded
-/// operands).
+/// operands; a convolution keeps its adjoint's patches in its plan instead).
 pub(super) fn keeps_adjoint(op: &Op) -> bool {
     match op {
         Op::Mul(a, b) | Op::MatMul(a, b) => both_nodes(a, b).is_some(),
-        Op::Conv { x, k, .. } => both_nodes(x, k).is_some(),
         Op::Linear { x, w, .. } => both_nodes(x, w).is_some(),
         _ => false,
     }
@@ -162,7 +166,7 @@ fn sum(terms: impl IntoIterator<Item = Option<Tensor>>) -> Result<Option<Tensor>
 
 impl Linearization {
     /// A recorded operand's primal output or a constant's tensor.
-    fn value<'a>(&'a self, operand: &'a Operand) -> Result<&'a Tensor> {
+    pub(super) fn value<'a>(&'a self, operand: &'a Operand) -> Result<&'a Tensor> {
         match operand {
             Operand::Const(t) => Ok(t),
             Operand::Node(id) => self.entries[*id]
@@ -177,7 +181,7 @@ impl Linearization {
     }
 
     /// The forward sweep: every recorded value's tangent, `(k, *shape)`.
-    pub(super) fn forward(&self, directions: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+    pub(super) fn forward(&self, directions: &[Tensor]) -> Result<Sweep> {
         let mut tangents: Vec<Option<Tensor>> = vec![None; self.entries.len()];
         for id in 0..self.entries.len() {
             let t = |o: &Operand| o.node().and_then(|n| tangents[n].as_ref());
@@ -200,25 +204,15 @@ impl Linearization {
                     Some(tx) => Some(self.forward_unary(id, *x, *kind, tx)?),
                     None => None,
                 },
-                Op::Conv {
-                    x,
-                    k,
-                    shift,
-                    padding,
-                    stride,
-                } => self.forward_conv(
-                    id,
-                    (x, t(x)),
-                    (k, t(k)),
-                    shift.as_ref().and_then(&t),
-                    (*padding, *stride),
-                )?,
+                Op::Conv { x, k, shift, .. } => {
+                    self.forward_conv(id, t(x), t(k), shift.as_ref().and_then(&t))?
+                }
                 Op::Linear { x, w, b } => self.forward_linear(id, (x, t(x)), (w, t(w)), t(b))?,
                 Op::MatMul(a, b) => self.forward_matmul((a, t(a)), (b, t(b)))?,
             };
             tangents[id] = ty;
         }
-        Ok(tangents)
+        Ok(Sweep { tangents })
     }
 
     fn forward_add(
@@ -269,53 +263,39 @@ impl Linearization {
         }
     }
 
+    /// A convolution's tangent, per direction.
     fn forward_conv(
         &self,
         id: NodeId,
-        (x, tx): (&Operand, Option<&Tensor>),
-        (k, tk): (&Operand, Option<&Tensor>),
+        tx: Option<&Tensor>,
+        tk: Option<&Tensor>,
         ts: Option<&Tensor>,
-        (padding, stride): (usize, usize),
     ) -> Result<Option<Tensor>> {
         let Some(dirs) = [tx, tk, ts].into_iter().flatten().next() else {
             return Ok(None);
         };
+        let plan = self.plan(id)?;
         let y = self.shape(id).to_vec();
-        let xv = || self.value(x);
-        let kv = || self.value(k);
-        let conv = |j: usize| -> Result<Tensor> {
-            let sj = ts.map(|s| s.get(j)).transpose()?;
-            let out = match (tx, tk) {
-                (Some(tx), Some(tk)) => ops::conv2d_tangent(
-                    xv()?,
-                    &tx.get(j)?,
-                    kv()?,
-                    &tk.get(j)?,
-                    sj.as_ref(),
-                    padding,
-                    stride,
-                )?,
-                (Some(t), None) | (None, Some(t)) => {
-                    let (input, kernel) = if tx.is_some() {
-                        (t.get(j)?, kv()?.clone())
-                    } else {
-                        (xv()?.clone(), t.get(j)?)
-                    };
-                    match &sj {
-                        Some(s) => ops::conv2d_add(&input, &kernel, s, padding, stride)?,
-                        None => ops::conv2d(&input, &kernel, padding, stride)?,
-                    }
-                }
-                (None, None) => {
-                    let s = sj.ok_or_else(|| internal("a convolution without tangents"))?;
-                    s.reshape((1, y[1], 1, 1))?
-                        .broadcast_as(y.as_slice())?
-                        .contiguous()?
-                }
-            };
-            Ok(out)
-        };
-        Ok(Some(per_direction(dirs.dim(0)?, conv)?))
+        let ty = per_direction(dirs.dim(0)?, |j| {
+            let pick = |t: Option<&Tensor>| t.map(|t| t.get(j)).transpose();
+            let (xj, kj, sj) = (pick(tx)?, pick(tk)?, pick(ts)?);
+            if xj.is_none() && kj.is_none() {
+                let s = sj.ok_or_else(|| internal("a convolution without tangents"))?;
+                return Ok(s
+                    .reshape((1, y[1], 1, 1))?
+                    .broadcast_as(y.as_slice())?
+                    .contiguous()?);
+            }
+            Ok(plan.forward(xj.as_ref(), kj.as_ref(), sj.as_ref())?)
+        })?;
+        Ok(Some(ty))
+    }
+
+    fn plan(&self, id: NodeId) -> Result<&ConvPlan> {
+        self.entries[id]
+            .conv
+            .as_ref()
+            .ok_or_else(|| internal("a convolution without its plan"))
     }
 
     fn forward_linear(
@@ -379,14 +359,14 @@ impl Linearization {
         &self,
         out: NodeId,
         seed: Tensor,
-        tangents: Option<&[Option<Tensor>]>,
+        sweep: Option<&Sweep>,
         keep: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
         let mut u: Vec<Option<Tensor>> = vec![None; self.entries.len()];
         u[out] = Some(seed);
         let t = |o: &Operand| -> Option<&Tensor> {
             let id = o.node()?;
-            tangents?.get(id)?.as_ref()
+            sweep?.tangents.get(id)?.as_ref()
         };
         for id in (0..=out).rev() {
             let Some(uy) = u[id].take() else { continue };
@@ -425,16 +405,8 @@ impl Linearization {
                         accumulate(&mut u[n], sum_to(&term, self.shape(n))?)?;
                     }
                 }
-                Op::Conv {
-                    x,
-                    k,
-                    shift,
-                    padding,
-                    stride,
-                } => {
-                    let geometry = (*padding, *stride);
-                    let terms = self.reverse_conv(&uy, ybar, (x, t(x)), (k, t(k)), geometry)?;
-                    let [ux, uk] = terms;
+                Op::Conv { x, k, shift, .. } => {
+                    let [ux, uk] = self.reverse_conv(id, &uy, t(x), t(k))?;
                     for (o, term) in [(x, ux), (k, uk)] {
                         if let (Some(n), Some(term)) = (o.node(), term) {
                             accumulate(&mut u[n], term)?;
@@ -496,57 +468,33 @@ impl Linearization {
         })
     }
 
-    /// `[u_x, u_k]` of a convolution (each `None` when its operand is not recorded).
+    /// `[u_x, u_k]` of a convolution (each `None` when its operand is not recorded), with
+    /// the second-order terms when an HVP gives the tangents of the input and kernel.
     fn reverse_conv(
         &self,
+        id: NodeId,
         uy: &Tensor,
-        ybar: Option<&Tensor>,
-        (x, tx): (&Operand, Option<&Tensor>),
-        (k, tk): (&Operand, Option<&Tensor>),
-        (padding, stride): (usize, usize),
+        tx: Option<&Tensor>,
+        tk: Option<&Tensor>,
     ) -> Result<[Option<Tensor>; 2]> {
+        let plan = self.plan(id)?;
         let dirs = uy.dim(0)?;
-        let ux = match x.node() {
-            Some(n) => {
-                let (h, w) = (self.shape(n)[2], self.shape(n)[3]);
-                let kv = self.value(k)?;
-                Some(per_direction(dirs, |j| {
-                    let uj = uy.get(j)?;
-                    let second = ybar.zip(tk).map(|(ybar, tk)| (ybar.clone(), tk.get(j)));
-                    match second {
-                        Some((ybar, tkj)) => Ok(conv_transpose_sum(
-                            &[(&uj, kv), (&ybar, &tkj?)],
-                            padding,
-                            stride,
-                            (h, w),
-                        )?),
-                        None => Ok(conv_transpose_sum(&[(&uj, kv)], padding, stride, (h, w))?),
-                    }
-                })?)
-            }
-            None => None,
+        let mut parts = (Vec::with_capacity(dirs), Vec::with_capacity(dirs));
+        for j in 0..dirs {
+            let pick = |t: Option<&Tensor>| t.map(|t| t.get(j)).transpose();
+            let (xj, kj) = (pick(tx)?, pick(tk)?);
+            let (ux, uk) = plan.reverse(&uy.get(j)?, xj.as_ref(), kj.as_ref())?;
+            parts.0.extend(ux);
+            parts.1.extend(uk);
+        }
+        let stack = |p: Vec<Tensor>| -> Result<Option<Tensor>> {
+            Ok(match p.len() {
+                0 => None,
+                1 => Some(p[0].unsqueeze(0)?),
+                _ => Some(Tensor::stack(&p, 0)?),
+            })
         };
-        let uk = match k.node() {
-            Some(n) => {
-                let (kh, kw) = (self.shape(n)[2], self.shape(n)[3]);
-                let xv = self.value(x)?;
-                Some(per_direction(dirs, |j| {
-                    let uj = uy.get(j)?;
-                    let second = ybar.zip(tx).map(|(ybar, tx)| (ybar.clone(), tx.get(j)));
-                    match second {
-                        Some((ybar, txj)) => Ok(correlate_sum(
-                            &[(xv, &uj), (&txj?, &ybar)],
-                            padding,
-                            stride,
-                            (kh, kw),
-                        )?),
-                        None => Ok(correlate_sum(&[(xv, &uj)], padding, stride, (kh, kw))?),
-                    }
-                })?)
-            }
-            None => None,
-        };
-        Ok([ux, uk])
+        Ok([stack(parts.0)?, stack(parts.1)?])
     }
 
     /// `[u_a, u_b]` of `y = a·op(b)`, `op` the transpose for a linear layer
