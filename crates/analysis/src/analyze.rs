@@ -14,6 +14,7 @@ use saddlescope_spectral::{estimate_spectrum_with_progress, SpectrumEstimate, Sp
 use saddlescope_train::io::write_atomic;
 use serde::{Deserialize, Serialize};
 
+use crate::operator::HvpSettings;
 use crate::report::{
     AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
 };
@@ -53,6 +54,8 @@ pub struct AnalyzeParams {
     pub batch_size: usize,
     /// Element type of the HVPs.
     pub dtype: DType,
+    /// HVP engine and memory budget (results do not depend on them beyond rounding).
+    pub hvp: HvpSettings,
 }
 
 impl Default for AnalyzeParams {
@@ -67,6 +70,7 @@ impl Default for AnalyzeParams {
             param_filter: Vec::new(),
             batch_size: 256,
             dtype: DType::F64,
+            hvp: HvpSettings::default(),
         }
     }
 }

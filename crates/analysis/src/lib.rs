@@ -36,7 +36,7 @@ pub use landscape::{
     Plane, DEFAULT_PLANE_POINTS, DEFAULT_POINTS, LANDSCAPE_FILE, RANDOM_DIRECTION_STREAM,
     RANGE_FRACTION, RANGE_LIMITS, RANGE_LOSS_FLOOR,
 };
-pub use operator::ClassHessian;
+pub use operator::{ClassHessian, HvpSettings};
 pub use report::{
     AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
 };

@@ -7,7 +7,7 @@ use saddlescope_data::{BatchSpec, Split};
 use saddlescope_nn::{Batch, BnMode, HessianOperator, Loss, LossSpec, Model, ParamSelection};
 
 use crate::analyze::{AnalyzeParams, HessianLoss, Subject};
-use crate::operator::ClassHessian;
+use crate::operator::{ClassHessian, HvpSettings};
 use crate::Error;
 
 /// The shared pieces, checked against the subject.
@@ -20,12 +20,13 @@ pub(crate) struct HessianSetup<'a> {
     selection: ParamSelection,
     loss: Loss,
     spec: BatchSpec,
+    hvp: HvpSettings,
 }
 
 /// Maps a spectral parameter error to the flag that sets it.
 fn flag_of(name: &str) -> &'static str {
     match name {
-        "m" => "--lanczos-steps",
+        "steps" => "--lanczos-steps",
         "probes" => "--probes",
         "top_k" => "--top-k",
         "tol" => "--tol",
@@ -98,6 +99,7 @@ impl<'a> HessianSetup<'a> {
             selection,
             loss,
             spec,
+            hvp: params.hvp,
         })
     }
 
@@ -126,12 +128,12 @@ impl<'a> HessianSetup<'a> {
     /// The Hessian of the mean loss over `batches` on the parameter block, eval-mode BN (the
     /// running statistics, as PyHessian and the paper's code).
     pub(crate) fn operator(&self, batches: Vec<Batch>) -> Result<ClassHessian<'_>, Error> {
-        Ok(ClassHessian::new(HessianOperator::new(
+        Ok(ClassHessian::new(self.hvp.apply(HessianOperator::new(
             self.model(),
             batches,
             self.loss.clone(),
             self.selection.clone(),
             BnMode::Eval,
-        )?))
+        )?)))
     }
 }

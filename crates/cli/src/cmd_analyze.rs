@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use saddlescope_analysis::{
     analyze, AnalysisObserver, AnalysisOutcome, AnalysisReport, AnalyzeParams, ClassSpectrum,
-    HessianLoss, SaddleRule, DEFAULT_SADDLE_RATIO,
+    HessianLoss, HvpSettings, SaddleRule, DEFAULT_SADDLE_RATIO,
 };
 
 use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
@@ -58,6 +58,11 @@ pub struct AnalyzeArgs {
     /// Samples per HVP batch (memory only)
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch_size: usize,
+    /// Memory, in MB, the HVPs of one Hessian may keep between products (its pass recorded
+    /// once; beyond this, batches are recomputed per HVP: same results, slower) [default:
+    /// half the available memory]
+    #[arg(long, value_name = "MB")]
+    hvp_memory: Option<usize>,
     /// Reuse the per-class results already in OUT that have the same settings
     #[arg(long)]
     resume: bool,
@@ -186,6 +191,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         param_filter: args.param_filter.clone(),
         batch_size: args.batch_size,
         dtype,
+        hvp: HvpSettings {
+            memory_budget: args.hvp_memory.map(|mb| mb.saturating_mul(1_000_000)),
+            ..HvpSettings::default()
+        },
     };
     let bar = if args.quiet {
         ProgressBar::hidden()

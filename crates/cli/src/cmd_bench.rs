@@ -1,12 +1,14 @@
 //! `saddlescope bench`: wall time, CPU time and peak memory of a forward pass, a gradient
 //! and an exact Hessian-vector product on a standard model, as one JSON object (the keys of
 //! `bench/pytorch_reference.py`, so `just bench-vs-torch` can print ratios); `bench slq`:
-//! the share of a class-wise spectrum estimate spent outside the HVPs.
+//! the share of a class-wise spectrum estimate spent outside the HVPs; `bench analysis`: a
+//! whole class-wise analysis of a checkpoint.
 //!
 //! Every measurement runs in a fresh child process (this executable, re-run with a hidden
 //! `--measure` flag), so that its peak resident set (`VmHWM`) is its own and the three peaks
 //! do not mask each other. Times are the median over `--repeats` after one warm-up.
 
+mod analysis;
 mod setup;
 mod slq;
 
@@ -46,6 +48,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Share of a class-wise spectrum estimate spent outside the HVPs (SLQ bookkeeping)
     Slq(slq::SlqBenchArgs),
+    /// Wall time, HVPs and peak memory of a whole class-wise analysis of a checkpoint
+    Analysis(analysis::AnalysisBenchArgs),
 }
 
 /// Flags of the forward/gradient/HVP benchmark.
@@ -100,6 +104,7 @@ const KINDS: [&str; 3] = ["forward", "grad", "hvp"];
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(BenchCommand::Slq(slq)) => slq::run(slq),
+        Some(BenchCommand::Analysis(analysis)) => analysis::run(analysis),
         None => run_hvp(args.hvp),
     }
 }
@@ -224,7 +229,7 @@ fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<
 }
 
 /// Parses `--engine`.
-fn parse_engine(name: &str) -> anyhow::Result<HvpEngine> {
+pub(crate) fn parse_engine(name: &str) -> anyhow::Result<HvpEngine> {
     match name {
         "linearized" => Ok(HvpEngine::Linearized),
         "plain" => Ok(HvpEngine::Plain),
@@ -308,7 +313,7 @@ fn measure(
 }
 
 /// Peak resident set of this process (`VmHWM`), Linux only.
-fn peak_rss_mb() -> Option<f64> {
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()
@@ -331,7 +336,7 @@ fn cpu_ms() -> Option<f64> {
 }
 
 /// The 1-minute load average (`/proc/loadavg`), Linux only: the machine may be shared.
-fn loadavg() -> Option<f64> {
+pub(crate) fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()

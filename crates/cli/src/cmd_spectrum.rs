@@ -115,7 +115,7 @@ fn params(args: &SpectrumArgs) -> anyhow::Result<SpectrumParams> {
             expected,
         } => {
             let flag = match name {
-                "m" => "--lanczos-steps",
+                "steps" => "--lanczos-steps",
                 "probes" => "--probes",
                 "top_k" => "--top-k",
                 "tol" => "--tol",
@@ -340,6 +340,6 @@ mod tests {
         assert!((json["lambda_max"].as_f64().unwrap() - 16.0).abs() < 1e-12);
         assert!((json["lambda_min"].as_f64().unwrap() + 3.0).abs() < 1e-12);
         assert_eq!(json["converged"], serde_json::Value::Bool(true));
-        assert_eq!(json["params"]["m"], 100);
+        assert_eq!(json["params"]["steps"], 100);
     }
 }

@@ -57,7 +57,7 @@ impl LinearOp {
             LinearOp::AvgPool2 | LinearOp::SpatialMean | LinearOp::ShortcutA { .. } => {
                 let merged = merge_leading(t)?;
                 let fast = match self {
-                    LinearOp::AvgPool2 => pool::avg_pool2(&merged)?,
+                    LinearOp::AvgPool2 => pool::avg_pool2(&merged, None)?,
                     _ => None,
                 };
                 let y = match fast {
@@ -95,7 +95,7 @@ impl LinearOp {
                 let merged = merge_leading(u)?;
                 let (_, _, ho, wo) = merged.dims4()?;
                 let (h, w) = (in_shape[2], in_shape[3]);
-                if let Some(spread) = pool::avg_pool2_transpose(&merged, (h, w))? {
+                if let Some(spread) = pool::avg_pool2_transpose(&merged, (h, w), None)? {
                     return spread.reshape(full);
                 }
                 let up = merged

@@ -46,14 +46,17 @@ impl LogitCurvature {
         })
     }
 
-    /// `ż ↦ ∇²L ż` for `k` stacked logit tangents `ż: (k, N, C)`.
+    /// `ż ↦ ∇²L ż` for `k` stacked logit tangents `ż: (k, N, C)`, one direction at a time
+    /// (a batched product of `k` columns may round differently from `k` products of one).
     pub(crate) fn apply(&self, z_dot: &Tensor) -> Result<Tensor> {
-        let columns = z_dot.permute((1, 2, 0))?.contiguous()?;
-        Ok(self
-            .blocks
-            .matmul(&columns)?
-            .permute((2, 0, 1))?
-            .contiguous()?)
+        let (k, n, c) = z_dot.dims3()?;
+        let parts = (0..k)
+            .map(|j| {
+                let column = z_dot.get(j)?.reshape((n, c, 1))?;
+                Ok(self.blocks.matmul(&column)?.reshape((n, c))?)
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        Ok(Tensor::stack(&parts, 0)?)
     }
 
     /// Bytes held.

@@ -49,6 +49,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::Result;
 use crate::hessian::Batch;
+use crate::linear_op::LinearOp;
 use crate::loss::Loss;
 use crate::model::{BnMode, Model};
 use crate::selection::ParamSelection;
@@ -76,6 +77,11 @@ struct Entry {
     curvature: Option<Tensor>,
     /// A convolution's cached operands.
     conv: Option<ConvPlan>,
+    /// For a 2×2 average pooling of a ReLU that feeds only it: the ReLU's input, whose mask
+    /// the pooling applies in the same pass (the ReLU itself is then skipped).
+    masked_by: Option<NodeId>,
+    /// A ReLU whose mask its pooling applies.
+    fused: bool,
 }
 
 /// One batch's Hessian, linearized: everything its HVPs share.
@@ -209,8 +215,31 @@ impl Linearization {
                 entry.value = None;
             }
         }
+        self.fuse_relu_pools();
         self.bytes = self.held_bytes();
         Ok(())
+    }
+
+    /// Marks every `relu → avg_pool2` whose ReLU feeds nothing else: the pooling applies the
+    /// mask in its own pass ([`pool`]).
+    fn fuse_relu_pools(&mut self) {
+        let mut consumers = vec![0usize; self.entries.len()];
+        for entry in &self.entries {
+            for id in entry.op.inputs() {
+                consumers[id] += 1;
+            }
+        }
+        for id in 0..self.entries.len() {
+            let Op::Map(r, LinearOp::AvgPool2) = self.entries[id].op else {
+                continue;
+            };
+            if let Op::Unary(x, Unary::Relu) = self.entries[r].op {
+                if consumers[r] == 1 && self.output != Some(r) {
+                    self.entries[id].masked_by = Some(x);
+                    self.entries[r].fused = true;
+                }
+            }
+        }
     }
 
     fn node_value(&self, id: NodeId) -> Result<&Tensor> {
@@ -287,6 +316,8 @@ impl From<Node> for Entry {
             slope: None,
             curvature: None,
             conv: None,
+            masked_by: None,
+            fused: false,
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::ops;
 
 use super::conv::{channel_sum, ConvPlan};
+use super::pool;
 use super::tape::{NodeId, Op, Operand, Unary};
 use super::Linearization;
 
@@ -196,10 +197,17 @@ impl Linearization {
                     .map(|t| t.affine(*s, 0.0))
                     .transpose()?,
                 Op::Mul(a, b) => self.forward_mul(id, (a, t(a)), (b, t(b)))?,
-                Op::Map(x, map) => tangents[*x]
-                    .as_ref()
-                    .map(|t| map.apply_directions(t))
-                    .transpose()?,
+                Op::Map(x, map) => match self.entries[id].masked_by {
+                    Some(input) => match &tangents[input] {
+                        Some(t) => Some(self.masked_pool(t, input)?),
+                        None => None,
+                    },
+                    None => tangents[*x]
+                        .as_ref()
+                        .map(|t| map.apply_directions(t))
+                        .transpose()?,
+                },
+                Op::Unary(_, _) if self.entries[id].fused => None,
                 Op::Unary(x, kind) => match &tangents[*x] {
                     Some(tx) => Some(self.forward_unary(id, *x, *kind, tx)?),
                     None => None,
@@ -289,6 +297,26 @@ impl Linearization {
             Ok(plan.forward(xj.as_ref(), kj.as_ref(), sj.as_ref())?)
         })?;
         Ok(Some(ty))
+    }
+
+    /// `avg_pool2(relu'(x)·ẋ)` for the tangents `t: (k, *x)` of a fused ReLU's input `x`.
+    fn masked_pool(&self, t: &Tensor, x: NodeId) -> Result<Tensor> {
+        let (k, shape) = (t.dim(0)?, self.shape(x));
+        let merged = t.reshape((k * shape[0], shape[1], shape[2], shape[3]))?;
+        let pooled = pool::avg_pool2(&merged, Some(self.node_value(x)?))?
+            .ok_or_else(|| internal("a fused pooling off the CPU"))?;
+        Ok(pooled.reshape((k, shape[0], shape[1], shape[2] / 2, shape[3] / 2))?)
+    }
+
+    /// `relu'(x)·avg_pool2ᵀ(u)` for the adjoints `u: (k, *pooled)`, shaped `(k, *x)`.
+    fn masked_pool_transpose(&self, u: &Tensor, x: NodeId) -> Result<Tensor> {
+        let shape = self.shape(x);
+        let k = u.dim(0)?;
+        let merged = u.reshape((k * shape[0], shape[1], shape[2] / 2, shape[3] / 2))?;
+        let spread =
+            pool::avg_pool2_transpose(&merged, (shape[2], shape[3]), Some(self.node_value(x)?))?
+                .ok_or_else(|| internal("a fused pooling off the CPU"))?;
+        Ok(spread.reshape(with_leading(k, shape))?)
     }
 
     fn plan(&self, id: NodeId) -> Result<&ConvPlan> {
@@ -385,10 +413,16 @@ impl Linearization {
                     }
                 }
                 Op::Scale(x, s) => accumulate(&mut u[*x], uy.affine(*s, 0.0)?)?,
-                Op::Map(x, map) => {
-                    let back = map.transpose_directions(&uy, self.shape(*x))?;
-                    accumulate(&mut u[*x], back)?
-                }
+                Op::Map(x, map) => match entry.masked_by {
+                    Some(input) => {
+                        let back = self.masked_pool_transpose(&uy, input)?;
+                        accumulate(&mut u[input], back)?
+                    }
+                    None => {
+                        let back = map.transpose_directions(&uy, self.shape(*x))?;
+                        accumulate(&mut u[*x], back)?
+                    }
+                },
                 Op::Unary(x, kind) => {
                     let tx = t(&Operand::Node(*x));
                     let back = self.reverse_unary(entry, *x, *kind, &uy, tx)?;

@@ -122,6 +122,18 @@ impl Op {
         }
     }
 
+    /// The recorded operands.
+    pub(crate) fn inputs(&self) -> Vec<NodeId> {
+        match self {
+            Op::Scale(x, _) | Op::Map(x, _) | Op::Unary(x, _) => vec![*x],
+            _ => self
+                .operands()
+                .into_iter()
+                .filter_map(Operand::node)
+                .collect(),
+        }
+    }
+
     /// The constant operands' tensors.
     pub(crate) fn constants(&self) -> Vec<&Tensor> {
         self.operands()
