@@ -110,46 +110,54 @@ impl ConvPlan {
     ) -> Result<Tensor> {
         let terms = [x_dot.zip(self.kernel.as_ref()), self.x.as_ref().zip(k_dot)];
         let dims = self.g.y_dims();
-        by_dtype!(self.dtype, T => run_pairs::<T>(&terms, s_dot, &dims, |v, s| {
-            Forward { plan: self }.run(v, s)
-        }))
+        single(
+            by_dtype!(self.dtype, T => run_pairs::<T>(&terms, s_dot, &[&dims], |v, s| {
+                Ok(vec![Forward { plan: self }.run(v, s)?])
+            }))?,
+        )
     }
 
-    /// `(u_x, u_k)` for one direction from the output's tangent adjoint `u_y`; with `ẋ` and
-    /// `k̇` (an HVP's tangents) the second-order terms are added. Each is `None` when its
-    /// operand is not recorded.
+    /// `(u_x, u_k, u_s)` for one direction from the output's tangent adjoint `u_y`; with `ẋ`
+    /// and `k̇` (an HVP's tangents) the second-order terms are added. `u_x` and `u_k` are
+    /// `None` when their operand is not recorded; `u_s = Σ_{n,h,w} u_y`, the adjoint of a
+    /// per-channel shift, is summed along with `u_k` when `shift` asks for it.
     pub(crate) fn reverse(
         &self,
         u_y: &Tensor,
         x_dot: Option<&Tensor>,
         k_dot: Option<&Tensor>,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        shift: bool,
+    ) -> Result<[Option<Tensor>; 3]> {
         let ybar = self.ybar.as_ref();
-        let u_k = match &self.x {
+        let (u_k, u_s) = match &self.x {
             Some(x) => {
                 let terms = [Some((x, u_y)), x_dot.zip(ybar)];
-                let dims = self.g.k_dims();
-                Some(
-                    by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, &dims, |v, _| {
-                        self.kernel_adjoint(v)
-                    }))?,
-                )
+                let (dk, ds) = (self.g.k_dims(), [self.g.c_out]);
+                let dims: &[&[usize]] = if shift { &[&dk, &ds] } else { &[&dk] };
+                let mut out =
+                    by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, dims, |v, _| {
+                        let (dk, ds) = self.kernel_adjoint(v, shift)?;
+                        Ok([Some(dk), ds].into_iter().flatten().collect())
+                    }))?
+                    .into_iter();
+                (out.next(), out.next())
             }
-            None => None,
+            None if shift => (None, Some(channel_sum(u_y)?)),
+            None => (None, None),
         };
         let u_x = match &self.kernel {
             Some(k) => {
                 let terms = [Some((u_y, k)), ybar.zip(k_dot)];
                 let dims = self.g.x_dims();
-                Some(
-                    by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, &dims, |v, _| {
-                        self.input_adjoint(v)
+                Some(single(
+                    by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, &[&dims], |v, _| {
+                        Ok(vec![self.input_adjoint(v)?])
                     }))?,
-                )
+                )?)
             }
             None => None,
         };
-        Ok((u_x, u_k))
+        Ok([u_x, u_k, u_s])
     }
 
     /// Samples per chunk.
@@ -158,13 +166,18 @@ impl ConvPlan {
     }
 
     /// `u_k = Σ_i corr(a_i, b_i)` for the pairs `(x, u_y)` and `(ẋ, ȳ)`: per chunk, one
-    /// GEMM `[b_1 | b_2]·[patches(a_1) | patches(a_2)]ᵀ`; chunk parts added in order.
-    fn kernel_adjoint<T: WithDType>(&self, pairs: &[(&[T], &[T])]) -> Result<Vec<T>> {
+    /// GEMM `[b_1 | b_2]·[patches(a_1) | patches(a_2)]ᵀ`; chunk parts added in order. With
+    /// `shift`, also the channel sums of `b_1 = u_y`, summed chunk by chunk likewise.
+    fn kernel_adjoint<T: WithDType>(
+        &self,
+        pairs: &[(&[T], &[T])],
+        shift: bool,
+    ) -> Result<(Vec<T>, Option<Vec<T>>)> {
         let g = self.g;
         let (patch, pixels, size) = (g.patch(), g.pixels(), g.c_out * g.patch());
         let terms = pairs.len();
         let chunks = g.n.div_ceil(self.nb());
-        let partials: Vec<Vec<T>> = (0..chunks)
+        let partials: Vec<(Vec<T>, Vec<T>)> = (0..chunks)
             .into_par_iter()
             .with_min_len(g.chunks_per_thread())
             .map_init(
@@ -178,6 +191,7 @@ impl ConvPlan {
                     let m = self.nb().min(g.n - c * self.nb());
                     let cols = m * pixels;
                     let ld = terms * cols;
+                    let mut sums = vec![T::zero(); if shift { g.c_out } else { 0 }];
                     for (i, (a, b)) in pairs.iter().enumerate() {
                         let input = Input::single(*a);
                         for j in 0..m {
@@ -185,6 +199,16 @@ impl ConvPlan {
                             im2col(&g, &input, c * self.nb() + j, &mut col[at..], ld);
                         }
                         let b_c = &b[c * self.nb() * g.y_len()..][..m * g.y_len()];
+                        if i == 0 && shift {
+                            for sample in b_c.chunks_exact(g.y_len()) {
+                                for (s, row) in sums.iter_mut().zip(sample.chunks_exact(pixels)) {
+                                    *s += row.iter().fold(T::zero(), |acc, &v| acc + v);
+                                }
+                            }
+                        }
+                        if terms == 1 && m == 1 {
+                            continue;
+                        }
                         let block = &mut wide[..g.c_out * ld];
                         for (j, sample) in b_c.chunks_exact(g.y_len()).enumerate() {
                             for (o, row) in sample.chunks_exact(pixels).enumerate() {
@@ -193,26 +217,35 @@ impl ConvPlan {
                             }
                         }
                     }
+                    // A lone sample of a lone term is already a (C_out, pixels) matrix.
+                    let lhs = if terms == 1 && m == 1 {
+                        &pairs[0].1[c * g.y_len()..(c + 1) * g.y_len()]
+                    } else {
+                        &wide[..g.c_out * ld]
+                    };
                     // Stored transposed (column-major dk), the orientation gemm writes
                     // fastest, as `conv_cpu::kernels::weight_grad`.
                     let mut dk_t = vec![T::zero(); size];
-                    let lhs = Mat::row_major(&wide[..g.c_out * ld], g.c_out, ld);
+                    let lhs = Mat::row_major(lhs, g.c_out, ld);
                     let rhs = Mat::row_major(&col[..patch * ld], patch, ld).t();
                     matmul(&mut dk_t, (1, g.c_out), lhs, rhs, false, Threads::One)?;
-                    Ok(dk_t)
+                    Ok((dk_t, sums))
                 },
             )
             .collect::<Result<_>>()?;
-        let mut partials = partials.into_iter();
-        let mut total = partials.next().unwrap_or_else(|| vec![T::zero(); size]);
-        for part in partials {
+        let mut total = vec![T::zero(); size];
+        let mut sums = vec![T::zero(); if shift { g.c_out } else { 0 }];
+        for (part, part_sums) in partials {
             for (t, p) in total.iter_mut().zip(part) {
                 *t += p;
+            }
+            for (s, p) in sums.iter_mut().zip(part_sums) {
+                *s += p;
             }
         }
         let mut dk = vec![T::zero(); size];
         interleave(&total, &mut dk, patch, 1, true);
-        Ok(dk)
+        Ok((dk, shift.then_some(sums)))
     }
 
     /// `u_x = Σ_i convᵀ(b_i, k_i)` for the pairs `(u_y, k)` and `(ȳ, k̇)`.
@@ -358,20 +391,41 @@ fn flip<T: WithDType>(g: &Geometry, k: &[T]) -> Vec<T> {
 }
 
 /// Runs `kernel` on the values of the present `(a, b)` pairs of `terms` and of `extra`
-/// (CPU tensors, read in place when contiguous), giving a tensor of shape `dims`.
+/// (CPU tensors, read in place when contiguous), giving tensors of the shapes `dims`, one
+/// per output of the kernel.
 fn run_pairs<T: WithDType>(
     terms: &[Option<(&Tensor, &Tensor)>],
     extra: Option<&Tensor>,
-    dims: &[usize],
-    kernel: impl FnOnce(&[(&[T], &[T])], Option<&[T]>) -> Result<Vec<T>>,
-) -> Result<Tensor> {
+    dims: &[&[usize]],
+    kernel: impl FnOnce(&[(&[T], &[T])], Option<&[T]>) -> Result<Vec<Vec<T>>>,
+) -> Result<Vec<Tensor>> {
     let mut tensors: Vec<&Tensor> = terms.iter().flatten().flat_map(|(a, b)| [*a, *b]).collect();
     tensors.extend(extra);
     with_values::<T, _>(&tensors, |v| {
         let pairs: Vec<(&[T], &[T])> = v.chunks_exact(2).map(|p| (p[0], p[1])).collect();
         let extra = extra.map(|_| v[v.len() - 1]);
-        tensor(kernel(&pairs, extra)?, dims)
+        let outputs = kernel(&pairs, extra)?;
+        if outputs.len() != dims.len() {
+            bail!(
+                "linearized HVP: {} convolution outputs for {} shapes",
+                outputs.len(),
+                dims.len()
+            )
+        }
+        outputs
+            .into_iter()
+            .zip(dims)
+            .map(|(o, d)| tensor(o, d))
+            .collect()
     })
+}
+
+/// The single output of a [`run_pairs`] call.
+fn single(mut outputs: Vec<Tensor>) -> Result<Tensor> {
+    match outputs.pop() {
+        Some(t) if outputs.is_empty() => Ok(t),
+        _ => bail!("linearized HVP: expected one convolution output"),
+    }
 }
 
 /// `Σ_{n, h, w} u[n, c, h, w]` for `u: (N, C, H, W)`: the adjoint of a per-channel shift.

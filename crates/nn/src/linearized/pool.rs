@@ -142,19 +142,30 @@ fn pool<T: WithDType>(
 ) {
     let (ho, wo) = (h / 2, w / 2);
     let quarter = T::from_f64(0.25);
-    for (i, (plane, out)) in src
-        .chunks_exact(h * w)
-        .zip(dst.chunks_exact_mut(ho * wo))
-        .enumerate()
-    {
-        let m = mask.map(|m| m.get(i));
-        let at = |k: usize| m.map_or(plane[k], |m| masked(plane[k], m[k]));
-        for r in 0..ho {
-            let (top, bottom) = (2 * r * w, (2 * r + 1) * w);
-            for (j, o) in out[r * wo..(r + 1) * wo].iter_mut().enumerate() {
-                let c = 2 * j;
-                *o =
-                    (at(top + c) + at(top + c + 1) + at(bottom + c) + at(bottom + c + 1)) * quarter;
+    let planes = src.chunks_exact(h * w).zip(dst.chunks_exact_mut(ho * wo));
+    for (i, (plane, out)) in planes.enumerate() {
+        for (r, row) in out.chunks_exact_mut(wo).enumerate() {
+            let top = plane[2 * r * w..][..2 * wo].chunks_exact(2);
+            let bottom = plane[(2 * r + 1) * w..][..2 * wo].chunks_exact(2);
+            match mask.map(|m| m.get(i)) {
+                None => {
+                    for ((o, t), b) in row.iter_mut().zip(top).zip(bottom) {
+                        *o = (t[0] + t[1] + b[0] + b[1]) * quarter;
+                    }
+                }
+                Some(m) => {
+                    let mt = m[2 * r * w..][..2 * wo].chunks_exact(2);
+                    let mb = m[(2 * r + 1) * w..][..2 * wo].chunks_exact(2);
+                    for ((((o, t), b), mt), mb) in
+                        row.iter_mut().zip(top).zip(bottom).zip(mt).zip(mb)
+                    {
+                        *o = (masked(t[0], mt[0])
+                            + masked(t[1], mt[1])
+                            + masked(b[0], mb[0])
+                            + masked(b[1], mb[1]))
+                            * quarter;
+                    }
+                }
             }
         }
     }
@@ -168,11 +179,8 @@ fn spread<T: WithDType>(
 ) {
     let (ho, wo) = (h / 2, w / 2);
     let (zero, quarter) = (T::zero(), T::from_f64(0.25));
-    for (i, (plane, out)) in src
-        .chunks_exact(ho * wo)
-        .zip(dst.chunks_exact_mut(h * w))
-        .enumerate()
-    {
+    let planes = src.chunks_exact(ho * wo).zip(dst.chunks_exact_mut(h * w));
+    for (i, (plane, out)) in planes.enumerate() {
         let m = mask.map(|m| m.get(i));
         for (r, row) in out.chunks_exact_mut(w).enumerate() {
             if r / 2 >= ho {
@@ -180,15 +188,71 @@ fn spread<T: WithDType>(
                 continue;
             }
             let values = &plane[r / 2 * wo..(r / 2 + 1) * wo];
-            for (pair, &v) in row.chunks_exact_mut(2).zip(values) {
-                pair.fill(v * quarter);
-            }
-            row[2 * wo..].fill(zero);
-            if let Some(m) = m {
-                for (o, &x) in row.iter_mut().zip(&m[r * w..(r + 1) * w]) {
-                    *o = masked(*o, x);
+            let (pairs, tail) = row.split_at_mut(2 * wo);
+            tail.fill(zero);
+            match m {
+                None => {
+                    for (pair, &v) in pairs.chunks_exact_mut(2).zip(values) {
+                        pair[0] = v * quarter;
+                        pair[1] = v * quarter;
+                    }
+                }
+                Some(m) => {
+                    let mrow = m[r * w..][..2 * wo].chunks_exact(2);
+                    for ((pair, &v), mp) in pairs.chunks_exact_mut(2).zip(values).zip(mrow) {
+                        pair[0] = masked(v * quarter, mp[0]);
+                        pair[1] = masked(v * quarter, mp[1]);
+                    }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded(dims: &[usize], seed: u64) -> Tensor {
+        let n: usize = dims.iter().product();
+        let v: Vec<f64> = (0..n as u64)
+            .map(|i| ((i * 7919 + seed * 104_729) % 1013) as f64 / 506.0 - 1.0)
+            .collect();
+        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    /// Masked pooling equals candle's pooling of the masked input bit for bit (one mask for
+    /// two stacked copies of the batch, odd sides), and its transpose is its adjoint.
+    #[test]
+    fn masked_pool_is_pool_of_masked_input_and_transposes() {
+        for (h, w) in [(6, 8), (7, 5)] {
+            let x = seeded(&[2, 3, h, w], 1);
+            let t = seeded(&[4, 3, h, w], 2);
+            let mask = x.ge(0.0).unwrap().to_dtype(DType::F64).unwrap();
+            let expected = (t.clone() * Tensor::cat(&[&mask, &mask], 0).unwrap())
+                .unwrap()
+                .avg_pool2d(2)
+                .unwrap();
+            let ours = avg_pool2(&t, Some(&x)).unwrap().unwrap();
+            let diff: f64 = (ours.clone() - expected)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert_eq!(diff, 0.0);
+            let u = seeded(ours.dims(), 3);
+            let back = avg_pool2_transpose(&u, (h, w), Some(&x)).unwrap().unwrap();
+            let dot = |a: &Tensor, b: &Tensor| -> f64 {
+                a.mul(b).unwrap().sum_all().unwrap().to_scalar().unwrap()
+            };
+            let (lhs, rhs) = (dot(&ours, &u), dot(&t, &back));
+            assert!(
+                (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
         }
     }
 }

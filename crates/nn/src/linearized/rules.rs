@@ -26,7 +26,7 @@ use candle_core::Tensor;
 use crate::error::{Error, Result};
 use crate::ops;
 
-use super::conv::{channel_sum, ConvPlan};
+use super::conv::ConvPlan;
 use super::pool;
 use super::tape::{NodeId, Op, Operand, Unary};
 use super::Linearization;
@@ -440,16 +440,12 @@ impl Linearization {
                     }
                 }
                 Op::Conv { x, k, shift, .. } => {
-                    let [ux, uk] = self.reverse_conv(id, &uy, t(x), t(k))?;
-                    for (o, term) in [(x, ux), (k, uk)] {
-                        if let (Some(n), Some(term)) = (o.node(), term) {
+                    let shift = shift.as_ref().and_then(Operand::node);
+                    let terms = self.reverse_conv(id, &uy, t(x), t(k), shift.is_some())?;
+                    for (o, term) in [x.node(), k.node(), shift].into_iter().zip(terms) {
+                        if let (Some(n), Some(term)) = (o, term) {
                             accumulate(&mut u[n], term)?;
                         }
-                    }
-                    if let Some(n) = shift.as_ref().and_then(Operand::node) {
-                        let dirs = uy.dim(0)?;
-                        let us = per_direction(dirs, |j| Ok(channel_sum(&uy.get(j)?)?))?;
-                        accumulate(&mut u[n], us)?;
                     }
                 }
                 Op::Linear { x, w, b } => {
@@ -502,33 +498,36 @@ impl Linearization {
         })
     }
 
-    /// `[u_x, u_k]` of a convolution (each `None` when its operand is not recorded), with
-    /// the second-order terms when an HVP gives the tangents of the input and kernel.
+    /// `[u_x, u_k, u_s]` of a convolution (`None` for an operand not recorded), with the
+    /// second-order terms when an HVP gives the tangents of the input and kernel.
     fn reverse_conv(
         &self,
         id: NodeId,
         uy: &Tensor,
         tx: Option<&Tensor>,
         tk: Option<&Tensor>,
-    ) -> Result<[Option<Tensor>; 2]> {
+        shift: bool,
+    ) -> Result<[Option<Tensor>; 3]> {
         let plan = self.plan(id)?;
         let dirs = uy.dim(0)?;
-        let mut parts = (Vec::with_capacity(dirs), Vec::with_capacity(dirs));
+        let mut parts: [Vec<Tensor>; 3] = Default::default();
         for j in 0..dirs {
             let pick = |t: Option<&Tensor>| t.map(|t| t.get(j)).transpose();
             let (xj, kj) = (pick(tx)?, pick(tk)?);
-            let (ux, uk) = plan.reverse(&uy.get(j)?, xj.as_ref(), kj.as_ref())?;
-            parts.0.extend(ux);
-            parts.1.extend(uk);
+            let terms = plan.reverse(&uy.get(j)?, xj.as_ref(), kj.as_ref(), shift)?;
+            for (part, term) in parts.iter_mut().zip(terms) {
+                part.extend(term);
+            }
         }
-        let stack = |p: Vec<Tensor>| -> Result<Option<Tensor>> {
-            Ok(match p.len() {
-                0 => None,
-                1 => Some(p[0].unsqueeze(0)?),
-                _ => Some(Tensor::stack(&p, 0)?),
+        let stack = |p: &[Tensor]| -> Result<Option<Tensor>> {
+            Ok(match p {
+                [] => None,
+                [one] => Some(one.unsqueeze(0)?),
+                _ => Some(Tensor::stack(p, 0)?),
             })
         };
-        Ok([stack(parts.0)?, stack(parts.1)?])
+        let [ux, uk, us] = &parts;
+        Ok([stack(ux)?, stack(uk)?, stack(us)?])
     }
 
     /// `[u_a, u_b]` of `y = a·op(b)`, `op` the transpose for a linear layer
