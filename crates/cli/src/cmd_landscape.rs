@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
+use candle_core::DType;
 use clap::Args;
 use saddlescope_analysis::{
     class_landscape, landscape_classes, write_landscape, AnalysisDir, AnalysisReport,
@@ -159,6 +160,8 @@ pub fn run(args: LandscapeArgs) -> anyhow::Result<ExitCode> {
     let analysis = AnalyzeParams {
         spectrum,
         samples_per_class: args.source.samples_per_class,
+        // A landscape checks the loss against its quadratic model to 1e-12: f64 HVPs.
+        dtype: DType::F64,
         ..AnalyzeParams::default()
     };
     let report =

@@ -45,7 +45,7 @@ pub struct AnalysisBenchArgs {
     #[arg(long)]
     all: bool,
     /// Element type of the HVPs
-    #[arg(long, value_name = "f32|f64", default_value = "f64")]
+    #[arg(long, value_name = "f32|f64", default_value = "f32")]
     dtype: String,
     /// HVP engine: linearized or plain
     #[arg(long, value_name = "linearized|plain", default_value = "linearized")]
