@@ -18,8 +18,10 @@ ci:
 dup:
     duplicates --change
 
-# saddlescope vs PyTorch (double-backward HVPs) on MLP, CNN and ResNet-32: times, peak
-# memory and their ratios. Needs `pip install torch` (several GB); never run by CI.
-bench-vs-torch repeats="5":
+# saddlescope vs PyTorch side by side: HVPs of the CNN and ResNet-32 at batch 200 against
+# PyHessian's graph-reuse HVP and a double backward, then the class-wise analysis of a
+# PyTorch-trained CNN against PyHessian (f32 and f64), then every ratio in one summary.
+# Needs `pip install torch pyhessian` (several GB); never run by CI.
+bench-vs-torch repeats="5" rounds="3":
     cargo build --release --bin saddlescope
-    python3 bench/pytorch_reference.py --compare target/release/saddlescope --repeats {{repeats}}
+    python3 bench/pytorch_reference.py --mode all --compare target/release/saddlescope --models cnn,resnet32 --batch 200 --repeats {{repeats}} --rounds {{rounds}}

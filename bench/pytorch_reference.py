@@ -50,7 +50,12 @@ data=(x, y))` followed by `eigenvalues(top_n=1)`, `trace()` and `density(iter=10
 the HVPs counted. With `--compare BINARY` each round also runs `BINARY bench analysis` on the
 same checkpoint and images (`--lanczos-steps 100 --probes 1`, f32 and f64), the rounds
 interleaved, and the table shows the fastest of `--rounds` for each with the ratios.
-`--mode train` is the hook for the training epoch (see `torch_epoch`).
+`--mode all --compare BINARY` (what `just bench-vs-torch` runs) does both: the HVP table for
+`--models` at `--batch` (default `cnn,resnet32` at 200, the issue's setting), then the
+analysis, then one summary of the ratios saddlescope/PyTorch side by side. A training-epoch
+row belongs in that summary once both sides exist: `saddlescope bench train --preset P
+--json` (key `epoch_s`) against a PyTorch epoch of the same recipe, to be added here as a
+function returning its seconds and called from `compare_all`.
 """
 
 import argparse
@@ -200,7 +205,8 @@ def reference(args, model, batch):
 
 
 def compare(args):
-    """Runs saddlescope and PyTorch on each model and prints the ratios."""
+    """Runs saddlescope and PyTorch on each model, prints the table and returns its rows
+    `(model, saddlescope json, pytorch json)`."""
     rows = []
     start = loadavg()
     for model in args.models.split(","):
@@ -232,6 +238,7 @@ def compare(args):
         ]))
     print(json.dumps({"loadavg_before": start, "loadavg_after": end,
                       "runs": [{"model": m, "saddlescope": s, "pytorch": t} for m, s, t in rows]}))
+    return rows
 
 
 # --- The class-wise analysis with PyHessian (`--mode analysis`) -------------------------
@@ -343,14 +350,21 @@ def compare_analysis(args):
               f"{1e3 * seconds / hvps[name]:7.1f} ms per HVP, ratio to PyHessian {ratio:.2f}")
     print(json.dumps({"bench": "analysis", "best_s": best, "rounds_s": times, "hvps": hvps,
                       "loadavg": loads}))
+    return best
 
 
-def torch_epoch(preset):
-    """The hook of `--mode train`: the wall time of one PyTorch training epoch of a
-    saddlescope preset (to set against `saddlescope bench train --preset PRESET --json`,
-    key `epoch_s`). Not written yet: it must reproduce the preset's recipe (model, loss,
-    DRW, SAM, augmentation, batch size) exactly for the ratio to mean anything."""
-    raise SystemExit(f"--mode train ({preset}): the PyTorch training epoch is not written yet")
+def compare_all(args):
+    """The HVP table, the analysis, then every ratio saddlescope/PyTorch in one summary."""
+    rows = compare(args)
+    best = compare_analysis(args)
+    print(f"\nsummary, saddlescope / PyTorch ({args.dtype} HVPs; load averages above):")
+    for model, s, t in rows:
+        print(f"  HVP {model} batch {s['batch']}: {s['hvp_ms'] / t['hvp_reuse_ms']:.2f} of "
+              f"PyHessian's graph-reuse HVP, {s['hvp_ms'] / t['hvp_ms']:.2f} of a double "
+              f"backward from scratch")
+    for dtype in ("f32", "f64"):
+        if dtype in best:
+            print(f"  analysis {dtype}: {best[dtype] / best['pyhessian']:.2f} of PyHessian")
 
 
 def main():
@@ -366,22 +380,22 @@ def main():
                         help="run BINARY bench too and print ratios (see above)")
     parser.add_argument("--models", default="mlp,cnn,resnet32",
                         help="models for --compare, comma-separated")
-    parser.add_argument("--mode", default="hvp", choices=["hvp", "analysis", "train"],
+    parser.add_argument("--mode", default="hvp", choices=["hvp", "analysis", "all"],
                         help="hvp: forward/gradient/HVP timings (default); analysis: the "
-                             "class-wise job with PyHessian; train: one training epoch")
+                             "class-wise job with PyHessian; all: both and a summary")
     parser.add_argument("--checkpoint", default=str(ROOT / "target" / "bench" / "cnn-mnist10k.pth"),
                         help="--mode analysis: the cnn checkpoint (trained here if missing)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="--mode analysis: interleaved rounds (fastest reported)")
-    parser.add_argument("--preset", default="mnist-lt-ce-drw-sam",
-                        help="--mode train: the saddlescope preset")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "analysis":
         compare_analysis(args)
         return
-    if args.mode == "train":
-        torch_epoch(args.preset)
+    if args.mode == "all":
+        if not args.compare:
+            raise SystemExit("--mode all needs --compare BINARY")
+        compare_all(args)
         return
     if args.compare:
         compare(args)

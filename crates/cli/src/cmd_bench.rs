@@ -12,6 +12,7 @@ mod analysis;
 mod setup;
 mod slq;
 
+use std::ffi::{OsStr, OsString};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -20,6 +21,7 @@ use clap::{Args, Subcommand};
 use saddlescope_nn::{
     set_cpu_ops, BnMode, CpuOps, HessianOperator, HvpEngine, LossSpec, ParamSelection,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -79,6 +81,10 @@ struct HvpBenchArgs {
     /// scratch every product)
     #[arg(long, value_name = "linearized|plain", default_value = "linearized")]
     engine: String,
+    /// Directions per HVP sweep: hvp_ms then times one block of K products
+    /// (`HessianOperator::hvp_block_flat`), reported per direction as hvp_ms_per_direction
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    directions: usize,
     /// Internal: run one measurement in this process and print it
     #[arg(long, hide = true, value_name = "forward|grad|hvp")]
     measure: Option<String>,
@@ -119,6 +125,9 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     if args.repeats == 0 {
         return Err(usage("--repeats 0: need at least 1"));
     }
+    if args.directions == 0 {
+        return Err(usage("--directions 0: need at least 1"));
+    }
     let ops = match args.ops.as_str() {
         "saddlescope" => CpuOps::Saddlescope,
         "candle" => CpuOps::Candle,
@@ -131,7 +140,14 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     let engine = parse_engine(&args.engine)?;
     if let Some(kind) = &args.measure {
         set_cpu_ops(ops);
-        let sample = measure(model, batch, dtype, args.repeats, kind, engine)?;
+        let sample = measure(
+            model,
+            batch,
+            dtype,
+            (args.repeats, args.directions),
+            kind,
+            engine,
+        )?;
         println!("{}", serde_json::to_string(&sample)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -164,6 +180,8 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         "forward_peak_rss_mb": fwd.peak_rss_mb,
         "grad_peak_rss_mb": grad.peak_rss_mb,
         "hvp_peak_rss_mb": hvp.peak_rss_mb,
+        "directions": args.directions,
+        "hvp_ms_per_direction": hvp.median_ms / args.directions as f64,
         "hvp_over_grad": hvp.median_ms / grad.median_ms,
         "linearize_ms": hvp.linearize_ms,
         "linearized_mb": hvp.linearized_mb,
@@ -201,31 +219,65 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Re-runs this executable for one measurement and reads its JSON line.
 fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<Sample> {
+    let batch = batch.to_string();
+    let repeats = args.repeats.to_string();
+    let directions = args.directions.to_string();
+    let flags = [
+        "bench",
+        "--model",
+        &args.model,
+        "--dtype",
+        &args.dtype,
+        "--batch",
+        &batch,
+        "--repeats",
+        &repeats,
+        "--ops",
+        &args.ops,
+        "--engine",
+        &args.engine,
+        "--directions",
+        &directions,
+        "--measure",
+        kind,
+    ];
+    run_child(flags, &format!("the {kind} measurement"))
+}
+
+/// Runs this executable with `args` and reads the JSON object its last output line holds
+/// (`what` names the run in errors).
+pub(crate) fn run_child<R: DeserializeOwned>(
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    what: &str,
+) -> anyhow::Result<R> {
     let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
     let out = Command::new(&exe)
-        .args(["bench", "--model", &args.model, "--dtype", &args.dtype])
-        .args(["--batch", &batch.to_string()])
-        .args(["--repeats", &args.repeats.to_string()])
-        .args([
-            "--ops",
-            &args.ops,
-            "--engine",
-            &args.engine,
-            "--measure",
-            kind,
-        ])
+        .args(args)
         .output()
         .with_context(|| format!("running {}", exe.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!(
-            "the {kind} measurement failed ({}): {}",
+            "{what} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).with_context(|| format!("the {kind} measurement printed {line:?}"))
+    serde_json::from_str(line).with_context(|| format!("{what} printed {line:?}"))
+}
+
+/// `count` runs of this executable with its own arguments plus `--measure` (one round each
+/// of a `bench` mode with rounds), their JSON lines read.
+pub(crate) fn measured_rounds<R: DeserializeOwned>(
+    count: usize,
+    what: &str,
+) -> anyhow::Result<Vec<R>> {
+    let args: Vec<OsString> = std::env::args_os()
+        .skip(1)
+        .chain([OsString::from("--measure")])
+        .collect();
+    (0..count).map(|_| run_child(&args, what)).collect()
 }
 
 /// Parses `--engine`.
@@ -245,7 +297,7 @@ fn measure(
     model: BenchModel,
     batch: usize,
     dtype: candle_core::DType,
-    repeats: usize,
+    (repeats, directions): (usize, usize),
     kind: &str,
     engine: HvpEngine,
 ) -> anyhow::Result<Sample> {
@@ -273,16 +325,24 @@ fn measure(
     } else {
         (None, None)
     };
-    let v: Vec<f64> = (0..op.dim())
-        .map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5)
+    let vs: Vec<Vec<f64>> = (0..directions)
+        .map(|j| {
+            (0..op.dim())
+                .map(|i| ((i * 7919 + j * 104_729) % 1000) as f64 / 1000.0 - 0.5)
+                .collect()
+        })
         .collect();
-    let mut out = vec![0.0; op.dim()];
+    let vs: Vec<&[f64]> = vs.iter().map(Vec::as_slice).collect();
+    let mut outs = vec![vec![0.0; op.dim()]; directions];
     let mut once = || -> anyhow::Result<f64> {
         let start = Instant::now();
         match kind {
             "forward" => drop(op.loss()?),
             "grad" => drop(op.loss_and_grad_flat()?),
-            _ => op.hvp_flat(&v, &mut out)?,
+            _ => {
+                let mut refs: Vec<&mut [f64]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+                op.hvp_block_flat(&vs, &mut refs)?
+            }
         }
         Ok(start.elapsed().as_secs_f64() * 1e3)
     };

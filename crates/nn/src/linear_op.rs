@@ -160,11 +160,12 @@ fn subsample_pad(t: &Tensor, pad: usize) -> CResult<Tensor> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{DType, Device};
 
-    fn seeded(dims: &[usize], seed: u64) -> Tensor {
+    /// A seeded f64 tensor of shape `dims` with values in [-1, 1].
+    pub(crate) fn seeded(dims: &[usize], seed: u64) -> Tensor {
         let n: usize = dims.iter().product();
         let v: Vec<f64> = (0..n as u64)
             .map(|i| ((i * 7919 + seed * 104_729) % 1013) as f64 / 506.0 - 1.0)
@@ -172,10 +173,25 @@ mod tests {
         Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
     }
 
-    fn dot(a: &Tensor, b: &Tensor) -> f64 {
+    /// `⟨a, b⟩` in f64.
+    pub(crate) fn dot(a: &Tensor, b: &Tensor) -> f64 {
         a.mul(b)
             .unwrap()
             .sum_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// `max |a − b|` in f64.
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
             .unwrap()
             .to_dtype(DType::F64)
             .unwrap()
@@ -203,15 +219,11 @@ mod tests {
             let y = op.apply_directions(&x).unwrap();
             for j in 0..k {
                 let single = op.apply(&x.get(j).unwrap()).unwrap();
-                let diff = (y.get(j).unwrap() - &single)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
-                assert_eq!(diff, 0.0, "{op:?} direction {j}");
+                assert_eq!(
+                    max_diff(&y.get(j).unwrap(), &single),
+                    0.0,
+                    "{op:?} direction {j}"
+                );
             }
             let u = seeded(y.dims(), 2);
             let back = op.transpose_directions(&u, &shape).unwrap();

@@ -41,10 +41,10 @@ fn operator<'a>(
     HessianOperator::new(model, batches, loss.clone(), selection, bn).unwrap()
 }
 
-/// Two batches of uneven sizes (5 and 3 samples).
+/// Two batches of uneven sizes: 9 samples (8x8 convolutions chunk them 8 + 1) and 3.
 fn batches(input: [usize; 3], seed: u64) -> Vec<Batch> {
     vec![
-        batch(5, input, 3, DType::F64, seed),
+        batch(9, input, 3, DType::F64, seed),
         batch(3, input, 3, DType::F64, seed + 1),
     ]
 }

@@ -3,7 +3,7 @@
 //! (so that its peak resident set is its own). `bench/pytorch_reference.py --mode analysis`
 //! times PyHessian on the same job and prints the ratio.
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::setup::parse_dtype;
-use super::{loadavg, parse_engine, peak_rss_mb};
+use super::{loadavg, measured_rounds, parse_engine, peak_rss_mb};
 use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
 use crate::usage::usage;
 
@@ -89,9 +89,7 @@ pub fn run(args: AnalysisBenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let loadavg_before = loadavg();
-    let rounds = (0..args.rounds)
-        .map(|_| spawn_round())
-        .collect::<anyhow::Result<Vec<Round>>>()?;
+    let rounds: Vec<Round> = measured_rounds(args.rounds, "an analysis round")?;
     let fastest = rounds
         .iter()
         .min_by(|a, b| a.wall_s.total_cmp(&b.wall_s))
@@ -129,26 +127,6 @@ pub fn run(args: AnalysisBenchArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{report}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Re-runs this executable with the same arguments plus `--measure` and reads its JSON line.
-fn spawn_round() -> anyhow::Result<Round> {
-    let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
-    let out = Command::new(&exe)
-        .args(std::env::args_os().skip(1))
-        .arg("--measure")
-        .output()
-        .with_context(|| format!("running {}", exe.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!(
-            "an analysis round failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).with_context(|| format!("the analysis round printed {line:?}"))
 }
 
 /// One analysis in this process, into a scratch directory that is removed afterwards.

@@ -219,7 +219,7 @@ impl ConvPlan {
                     }
                     // A lone sample of a lone term is already a (C_out, pixels) matrix.
                     let lhs = if terms == 1 && m == 1 {
-                        &pairs[0].1[c * g.y_len()..(c + 1) * g.y_len()]
+                        &pairs[0].1[c * self.nb() * g.y_len()..][..g.y_len()]
                     } else {
                         &wide[..g.c_out * ld]
                     };

@@ -212,14 +212,7 @@ fn spread<T: WithDType>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn seeded(dims: &[usize], seed: u64) -> Tensor {
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n as u64)
-            .map(|i| ((i * 7919 + seed * 104_729) % 1013) as f64 / 506.0 - 1.0)
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
+    use crate::linear_op::tests::{dot, max_diff, seeded};
 
     /// Masked pooling equals candle's pooling of the masked input bit for bit (one mask for
     /// two stacked copies of the batch, odd sides), and its transpose is its adjoint.
@@ -234,20 +227,9 @@ mod tests {
                 .avg_pool2d(2)
                 .unwrap();
             let ours = avg_pool2(&t, Some(&x)).unwrap().unwrap();
-            let diff: f64 = (ours.clone() - expected)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
-            assert_eq!(diff, 0.0);
+            assert_eq!(max_diff(&ours, &expected), 0.0);
             let u = seeded(ours.dims(), 3);
             let back = avg_pool2_transpose(&u, (h, w), Some(&x)).unwrap().unwrap();
-            let dot = |a: &Tensor, b: &Tensor| -> f64 {
-                a.mul(b).unwrap().sum_all().unwrap().to_scalar().unwrap()
-            };
             let (lhs, rhs) = (dot(&ours, &u), dot(&t, &back));
             assert!(
                 (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0),
