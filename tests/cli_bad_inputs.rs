@@ -12,8 +12,6 @@ use crate::util::*;
 /// Named tensors of a checkpoint, as written.
 type NamedTensors = Vec<(String, Tensor)>;
 
-const DATA: &str = "synthetic:classes=3,dim=6,n=40,test=10,seed=1";
-
 /// One bad case: the arguments, the expected exit code and a substring of the message.
 struct Case {
     args: Vec<String>,
@@ -65,21 +63,6 @@ fn mnist_dir(root: &Path, name: &str, damage: impl Fn(&Path)) -> PathBuf {
     dir
 }
 
-fn npy(path: &Path, descr: &str, shape: &str, values: &[f64]) {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for v in values {
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[test]
 fn every_bad_input_fails_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -90,21 +73,7 @@ fn every_bad_input_fails_cleanly() {
 
     // A real checkpoint to damage.
     let run_dir = tmp.path().join("run");
-    let trained = run(&[
-        "train",
-        "--dataset",
-        DATA,
-        "--ratio",
-        "10",
-        "--model",
-        "mlp:8",
-        "--epochs",
-        "2",
-        "--quiet",
-        "--out",
-        &s(&run_dir),
-    ]);
-    assert!(trained.status.success(), "{}", stderr(&trained));
+    TinyRun::default().train(&run_dir);
     let good = run_dir.join("last.safetensors");
     let file = read_safetensors(&good, &Device::Cpu).unwrap();
     let damaged = |name: &str, edit: &dyn Fn(&mut NamedTensors)| -> PathBuf {
@@ -188,11 +157,17 @@ fn every_bad_input_fails_cleanly() {
 
     // Matrices.
     let non_symmetric = root.join("non_symmetric.npy");
-    npy(&non_symmetric, "<f8", "(2, 2)", &[1.0, 2.0, 3.0, 4.0]);
+    write_npy(
+        &non_symmetric,
+        "<f8",
+        false,
+        "(2, 2)",
+        &f64_le(&[1.0, 2.0, 3.0, 4.0]),
+    );
     let non_square = root.join("non_square.npy");
-    npy(&non_square, "<f8", "(2, 3)", &[0.0; 6]);
+    write_npy(&non_square, "<f8", false, "(2, 3)", &f64_le(&[0.0; 6]));
     let bad_dtype = root.join("bad_dtype.npy");
-    npy(&bad_dtype, "<i4", "(2, 2)", &[0.0; 2]);
+    write_npy(&bad_dtype, "<i4", false, "(2, 2)", &f64_le(&[0.0; 2]));
     let bad_npy_header = root.join("bad_header.npy");
     std::fs::write(
         &bad_npy_header,
@@ -200,7 +175,7 @@ fn every_bad_input_fails_cleanly() {
     )
     .unwrap();
     let short_npy = root.join("short_data.npy");
-    npy(&short_npy, "<f8", "(3, 3)", &[1.0; 4]);
+    write_npy(&short_npy, "<f8", false, "(3, 3)", &f64_le(&[1.0; 4]));
 
     let a = |p: &Path| vec!["analyze".to_string(), s(p), "--out".into(), o.clone()];
     let mut cases = vec![
@@ -315,6 +290,9 @@ fn every_bad_input_fails_cleanly() {
         ("--probes", "0", "analyze"),
         ("--tol", "-1", "analyze"),
         ("--saddle-ratio", "-1", "analyze"),
+        ("--max-gradient-ratio", "0", "analyze"),
+        ("--min-skill", "1", "analyze"),
+        ("--diverged-loss-ratio", "0.5", "analyze"),
         ("--samples-per-class", "0", "analyze"),
         ("--threads", "0", "analyze"),
         ("--split", "val", "analyze"),

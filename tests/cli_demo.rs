@@ -141,8 +141,8 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
         "spectrum.json",
     );
 
-    // demo --model: a bad spec, and a re-run into runs of another architecture, are usage
-    // errors naming the flag (before any training).
+    // demo --model: a bad spec is a usage error naming the flag, and a re-run into a demo of
+    // another architecture is refused naming what differs (before any training).
     let out_arg = out.to_str().unwrap();
     assert_one_line_error(
         &run(&["demo", "--quick", "--model", "bogus", "--out", out_arg]),
@@ -150,6 +150,25 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
         "--model",
     );
     let o = run(&["demo", "--quick", "--model", "cnn", "--out", out_arg]);
-    assert_one_line_error(&o, 2, "--model");
-    assert!(stderr(&o).contains("holds a mlp:64 run"), "{}", stderr(&o));
+    assert_one_line_error(&o, 2, "holds a demo made with other settings");
+    assert!(
+        stderr(&o).contains("model: mlp:64 there, cnn asked"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Issue 16, item 3: the full demo into a quick demo's directory resumed the 10-epoch
+    // runs up to 30 epochs; now it is refused before any training, the runs untouched.
+    let log = std::fs::read(out.join("runs/ce-drw/log.jsonl")).unwrap();
+    let o = run(&["demo", "--out", out_arg]);
+    assert_one_line_error(&o, 2, "holds a demo made with other settings");
+    assert!(
+        stderr(&o).contains("quick: true there, false asked") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(out.join("runs/ce-drw/log.jsonl")).unwrap(),
+        log
+    );
 }

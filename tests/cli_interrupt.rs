@@ -1,106 +1,50 @@
 //! Runs killed with SIGKILL (during an epoch, or while a checkpoint is being written) and
 //! resumed end bit-identical to runs that were never interrupted; the same for `analyze`.
+//! A killed run's directory lock is taken over by the next writer; Ctrl-C releases it.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-
-const DATA: &str = "synthetic:classes=4,dim=32,n=400,test=20,seed=2";
-
-fn train_args(out: &Path) -> Vec<String> {
-    [
-        "train",
-        "--dataset",
-        DATA,
-        "--ratio",
-        "10",
-        "--model",
-        "mlp:64",
-        "--epochs",
-        "40",
-        "--batch-size",
-        "16",
-        "--lr",
-        "0.05",
-        "--sam",
-        "0.05",
-        "--drw",
-        "--save-every",
-        "0",
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([out.display().to_string()])
-    .collect()
-}
-
-fn spawn(args: &[String]) -> Child {
-    saddlescope_std()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// A `std::process::Command` for the binary (spawnable, unlike assert_cmd's).
-fn saddlescope_std() -> std::process::Command {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("saddlescope"))
-}
-
-/// Waits until `ready` holds, then SIGKILLs the child; returns false if it exited first.
-fn kill_when(child: &mut Child, ready: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(120) {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if ready() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    panic!("timed out");
-}
-
-fn log_lines(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("log.jsonl")).map_or(0, |t| t.lines().count())
-}
 
 #[test]
 fn train_killed_mid_epoch_and_mid_write_resumes_bit_identically() {
     let dir = tempfile::tempdir().unwrap();
     let (straight, broken) = (dir.path().join("straight"), dir.path().join("broken"));
     let o = saddlescope_std()
-        .args(train_args(&straight))
+        .args(TinyRun::long().args(&straight))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let mut child = spawn(&train_args(&broken));
+    let mut child = spawn(&TinyRun::long().args(&broken));
     assert!(
         kill_when(&mut child, || log_lines(&broken) >= 3),
         "the run finished before it could be killed"
     );
     let done = log_lines(&broken);
     assert!(done < 40, "killed mid-run ({done} epochs logged)");
-    // A write killed half-way leaves a partial temporary file; resume must not trip on it.
+    // A write killed half-way leaves a partial temporary file (`.NAME.tmp.PID.N`, see
+    // `saddlescope_results::write_atomically`); resume must not trip on it.
     let state = std::fs::read(broken.join("resume.safetensors")).unwrap();
     std::fs::write(
-        broken.join("resume.safetensors.tmp"),
+        broken.join(".resume.safetensors.tmp.1.0"),
         &state[..state.len() / 2],
     )
     .unwrap();
-    std::fs::write(broken.join("last.safetensors.tmp"), b"partial").unwrap();
+    std::fs::write(broken.join(".last.safetensors.tmp.1.1"), b"partial").unwrap();
+    // The killed process could not remove its lock: the next writer takes it over.
+    assert!(broken.join(".saddlescope.lock").exists());
 
-    let o = run(&["train", "--resume", broken.to_str().unwrap(), "--quiet"]);
+    let o = run(&["train", "--resume", broken.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("took over the lock left by pid"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!broken.join(".saddlescope.lock").exists());
     for name in ["last.safetensors", "best.safetensors", "resume.safetensors"] {
         let a = std::fs::read(straight.join(name)).unwrap();
         let b = std::fs::read(broken.join(name)).unwrap();
@@ -113,16 +57,9 @@ fn train_killed_mid_epoch_and_mid_write_resumes_bit_identically() {
 fn analyze_killed_mid_run_resumes_to_an_identical_report() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    let mut args = train_args(&run_dir);
-    let epochs = args.iter().position(|a| a == "--epochs").unwrap() + 1;
-    args[epochs] = "3".into();
-    assert!(saddlescope_std()
-        .args(&args)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    TinyRun::long().set("--epochs", "3").train(&run_dir);
     let ckpt = run_dir.join("last.safetensors").display().to_string();
+    // The same command again continues (`--resume` is still accepted, and changes nothing).
     let analyze = |out: &Path, resume: bool| -> Vec<String> {
         let mut a: Vec<String> = [
             "analyze",
@@ -175,7 +112,7 @@ fn ctrl_c_stops_train_at_a_safe_point_and_says_how_to_resume() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let mut child = saddlescope_std()
-        .args(train_args(&run_dir))
+        .args(TinyRun::long().args(&run_dir))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -203,7 +140,15 @@ fn ctrl_c_stops_train_at_a_safe_point_and_says_how_to_resume() {
     );
     let done = log_lines(&run_dir);
     assert!((2..40).contains(&done), "{done} epochs");
-    let o = run(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !run_dir.join(".saddlescope.lock").exists(),
+        "Ctrl-C releases the directory"
+    );
+    // The same command again continues the run.
+    let o = saddlescope_std()
+        .args(TinyRun::long().args(&run_dir))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(log_lines(&run_dir), 40);
 }

@@ -2,14 +2,13 @@
 //! checkpoint; `analyze --landscape` and the report that shows it; bad flags.
 
 use crate::cli_demo::png_size;
-use crate::cli_train_analyze::train_tiny;
 use crate::util::*;
 
 #[test]
 fn landscape_writes_curves_plane_and_figures_and_leaves_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    train_tiny(&run_dir, &[]);
+    TinyRun::default().train(&run_dir);
     let ckpt = run_dir.join("last.safetensors");
     let before = std::fs::read(&ckpt).unwrap();
     let out = dir.path().join("landscape");
@@ -79,10 +78,11 @@ fn landscape_writes_curves_plane_and_figures_and_leaves_the_checkpoint() {
 fn analyze_landscape_draws_the_saddles_and_the_report_shows_them() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    train_tiny(&run_dir, &[]);
+    TinyRun::default().train(&run_dir);
     let ckpt = run_dir.join("last.safetensors");
     let out = dir.path().join("analysis");
-    // Ratio 0: every class whose λ_min is certainly negative counts as a saddle.
+    // Ratio 0: every class whose λ_min is certainly negative has significant negative
+    // curvature (a saddle, or not stationary): each gets a landscape.
     let o = run(&[
         "analyze",
         ckpt.to_str().unwrap(),
@@ -110,7 +110,7 @@ fn analyze_landscape_draws_the_saddles_and_the_report_shows_them() {
         .unwrap();
     let mut expected: Vec<u64> = classes
         .iter()
-        .filter(|c| c["saddle"] == true)
+        .filter(|c| c["verdict"] == "saddle" || c["verdict"] == "not_stationary")
         .map(|c| c["class"].as_u64().unwrap())
         .chain([head["class"].as_u64().unwrap()])
         .collect();
@@ -153,7 +153,7 @@ fn analyze_landscape_draws_the_saddles_and_the_report_shows_them() {
 fn bad_landscape_flags_exit_2_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    train_tiny(&run_dir, &[]);
+    TinyRun::default().train(&run_dir);
     let ckpt = run_dir.join("last.safetensors");
     let c = ckpt.to_str().unwrap();
     let out = dir.path().join("x");

@@ -6,21 +6,22 @@ use std::path::Path;
 use crate::util::*;
 
 /// Writes a C-order float64 `.npy` of an n×n matrix.
-fn write_npy(path: &Path, n: usize, entry: impl Fn(usize, usize) -> f64) {
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for i in 0..n {
-        for j in 0..n {
-            bytes.extend(entry(i, j).to_le_bytes());
-        }
-    }
-    std::fs::write(path, bytes).unwrap();
+fn write_matrix(path: &Path, n: usize, entry: impl Fn(usize, usize) -> f64) {
+    let values: Vec<f64> = (0..n * n).map(|k| entry(k / n, k % n)).collect();
+    write_npy(path, "<f8", false, &format!("({n}, {n})"), &f64_le(&values));
+}
+
+/// Runs `spectrum --matrix MATRIX --out OUT` with `extra` flags.
+fn spectrum(matrix: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "spectrum",
+        "--matrix",
+        matrix.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 /// A diagonal saddle spectrum: −3, then 0.01·k for the bulk, then 40 (Lanczos sees only
@@ -43,7 +44,7 @@ fn spectrum_finds_the_known_extremes_and_is_thread_count_independent() {
     let dir = tempfile::tempdir().unwrap();
     let n = 300;
     let matrix = dir.path().join("saddle.npy");
-    write_npy(&matrix, n, |i, j| saddle(i, j, n));
+    write_matrix(&matrix, n, |i, j| saddle(i, j, n));
     let analyze = |out: &Path, threads: &str| {
         let o = saddlescope()
             .env("RAYON_NUM_THREADS", threads)
@@ -103,7 +104,7 @@ fn spectrum_with_an_f32_basis_finds_the_extremes_to_1e6() {
     let dir = tempfile::tempdir().unwrap();
     let n = 300;
     let matrix = dir.path().join("saddle.npy");
-    write_npy(&matrix, n, |i, j| saddle(i, j, n));
+    write_matrix(&matrix, n, |i, j| saddle(i, j, n));
     let m = matrix.to_str().unwrap();
     let out = dir.path().join("f32");
     let o = saddlescope()
@@ -144,33 +145,71 @@ fn spectrum_with_an_f32_basis_finds_the_extremes_to_1e6() {
 fn spectrum_rejects_bad_matrices_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = out.to_str().unwrap();
     let skew = dir.path().join("skew.npy");
-    write_npy(&skew, 4, |i, j| if i < j { 1.0 } else { 0.0 });
-    assert_one_line_error(
-        &run(&["spectrum", "--matrix", skew.to_str().unwrap(), "--out", o]),
-        1,
-        "skew.npy",
-    );
+    write_matrix(&skew, 4, |i, j| if i < j { 1.0 } else { 0.0 });
+    assert_one_line_error(&spectrum(&skew, &out, &[]), 1, "skew.npy");
     let junk = dir.path().join("junk.npy");
     std::fs::write(&junk, b"\x93NUMPY garbage").unwrap();
-    assert_one_line_error(
-        &run(&["spectrum", "--matrix", junk.to_str().unwrap(), "--out", o]),
-        1,
-        "junk.npy",
-    );
-    assert_one_line_error(
-        &run(&[
-            "spectrum",
-            "--matrix",
-            skew.to_str().unwrap(),
-            "--out",
-            o,
-            "--probes",
-            "0",
-        ]),
-        2,
-        "--probes",
-    );
+    assert_one_line_error(&spectrum(&junk, &out, &[]), 1, "junk.npy");
+    assert_one_line_error(&spectrum(&skew, &out, &["--probes", "0"]), 2, "--probes");
     assert!(!out.join("spectrum.json").exists());
+}
+
+/// The checks of the matrix (after the `.npy` reader's own) name the file.
+#[test]
+fn matrix_checks_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("matrix.npy");
+    let name = p.display().to_string();
+    let out = dir.path().join("out");
+    let error = || {
+        let o = spectrum(&p, &out, &[]);
+        assert_one_line_error(&o, 1, &name);
+        stderr(&o).trim_end().to_string()
+    };
+    write_npy(&p, "<f8", false, "(3, 4)", &f64_le(&[0.0; 12]));
+    assert_eq!(error(), format!("error: {name}: not square: shape (3, 4)"));
+    write_npy(&p, "<f8", false, "(5,)", &f64_le(&[0.0; 5]));
+    assert_eq!(error(), format!("error: {name}: not a matrix: shape (5,)"));
+    write_npy(&p, "<f8", false, "(2, 2)", &f64_le(&[1.0, 2.0, 2.1, 1.0]));
+    let e = error();
+    assert!(
+        e.starts_with(&format!("error: {name}: not symmetric: |a[1,0] - a[0,1]|")),
+        "{e}"
+    );
+    // Fortran-order f32, symmetric: accepted (eigenvalues (5 ± √5)/2).
+    let sym: Vec<u8> = [2.0f32, -1.0, -1.0, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    write_npy(&p, "<f4", true, "(2, 2)", &sym);
+    let o = spectrum(&p, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("lambda_max 3.61803399e0"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn writes_spectrum_json_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("diag.npy");
+    let n = 20;
+    write_matrix(&p, n, |i, j| if i == j { i as f64 - 3.0 } else { 0.0 });
+    let out = dir.path().join("out");
+    let o = spectrum(&p, &out, &["--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["spectrum.json"], "no temporary file is left");
+    let json = read_json(&out.join("spectrum.json"));
+    // diag(-3, ..., 16): 20 steps exhaust the space, so the values are exact to rounding.
+    assert!((json["lambda_max"].as_f64().unwrap() - 16.0).abs() < 1e-12);
+    assert!((json["lambda_min"].as_f64().unwrap() + 3.0).abs() < 1e-12);
+    assert_eq!(json["converged"], serde_json::Value::Bool(true));
+    assert_eq!(json["params"]["steps"], 100);
 }

@@ -4,38 +4,13 @@ use std::path::Path;
 
 use crate::util::*;
 
-const DATA: &str = "synthetic:classes=3,dim=6,n=40,test=10,seed=1";
-
-pub fn train_tiny(dir: &Path, extra: &[&str]) {
-    let out_dir = dir.to_str().unwrap();
-    let mut args = vec![
-        "train",
-        "--dataset",
-        DATA,
-        "--ratio",
-        "10",
-        "--model",
-        "mlp:8",
-        "--epochs",
-        "4",
-        "--batch-size",
-        "16",
-        "--lr",
-        "0.1",
-        "--out",
-        out_dir,
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    let out = run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 #[test]
 fn train_writes_checkpoints_and_a_log() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    train_tiny(&run_dir, &["--sam", "0.05", "--drw"]);
+    TinyRun::default()
+        .with(&["--sam", "0.05", "--drw"])
+        .train(&run_dir);
     for name in [
         "last.safetensors",
         "best.safetensors",
@@ -55,7 +30,7 @@ fn train_writes_checkpoints_and_a_log() {
 fn analyze_writes_the_documented_keys_and_is_deterministic_across_threads() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    train_tiny(&run_dir, &[]);
+    TinyRun::default().train(&run_dir);
     let ckpt = run_dir.join("last.safetensors");
     let analyze = |out: &Path, threads: &str| {
         let out = run(&[

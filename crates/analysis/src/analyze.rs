@@ -2,25 +2,28 @@
 //! (eval-mode BN, no augmentation), estimated with the same probe vectors for every class;
 //! then the all-classes Hessian and the trace identity tr H_all = Σ_c π_c tr H_c.
 //! Each Hessian's result is written atomically as soon as it is done, so an interrupted run
-//! keeps them and `resume` skips them.
+//! keeps them and `resume` skips them. The Hessians are planned first (`plan`); a shard
+//! (`--shard I/N`) estimates its part of the plan and leaves the report to `merge`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::DType;
-use saddlescope_data::{Group, Split};
+use saddlescope_data::Split;
 use saddlescope_nn::{Batch, Loss, Model};
+use saddlescope_results::{
+    read_part, write_part, write_report, AnalysisDir, AnalysisParams, AnalysisReport,
+    CheckpointInfo, ClassSpectrum, Group, HessianPart, ModelHealth, PartKey, Shard, VerdictKind,
+    VerdictRule,
+};
 use saddlescope_spectral::{estimate_spectrum_with_progress, SpectrumEstimate, SpectrumParams};
-use saddlescope_train::io::write_atomic;
-use serde::{Deserialize, Serialize};
 
 use crate::operator::HvpSettings;
-use crate::report::{
-    AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
-};
+
+use crate::health::model_health;
 use crate::setup::HessianSetup;
-use crate::verdict::SaddleRule;
-use crate::Error;
+use crate::verdict::{assess, check_verdict_rule, Assessment, SaddleRule};
+use crate::{plan, Error, Param};
 
 /// Which loss's Hessian is analysed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,8 +49,10 @@ pub struct AnalyzeParams {
     pub class_ids: Option<Vec<usize>>,
     /// Also estimate the all-classes Hessian.
     pub include_all: bool,
-    /// The saddle rule.
+    /// The saddle rule (when negative curvature is significant).
     pub saddle: SaddleRule,
+    /// The verdict's other thresholds: stationarity and model health.
+    pub verdict: VerdictRule,
     /// Parameter-name prefixes of the Hessian block (empty: all parameters).
     pub param_filter: Vec<String>,
     /// Samples per HVP batch (memory only; results agree to rounding).
@@ -59,6 +64,38 @@ pub struct AnalyzeParams {
     pub dtype: DType,
     /// HVP engine and memory budget (results do not depend on them beyond rounding).
     pub hvp: HvpSettings,
+    /// Estimate only this shard's part of the Hessians (`None`: all of them). Changes no
+    /// number: only which Hessians this run computes.
+    pub shard: Option<Shard>,
+}
+
+impl AnalyzeParams {
+    /// Checks the settings that need no subject: the saddle ratio and the verdict's other
+    /// thresholds ([`check_verdict_rule`]), the estimator's settings
+    /// ([`SpectrumParams::validate`]), the batch size and the samples per class. [`analyze`]
+    /// and [`crate::class_landscape`] call it first; a front end can call it before it
+    /// loads anything.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the setting, [`Error::Settings`] for the estimator's.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |param, reason| Err(Error::Invalid { param, reason });
+        if !(self.saddle.min_ratio.is_finite() && self.saddle.min_ratio >= 0.0) {
+            return invalid(
+                Param::SaddleRatio,
+                format!("{} is negative or not finite", self.saddle.min_ratio),
+            );
+        }
+        check_verdict_rule(&self.verdict)?;
+        self.spectrum.validate().map_err(Error::Settings)?;
+        if self.batch_size == 0 {
+            return invalid(Param::BatchSize, "must be at least 1".into());
+        }
+        if self.samples_per_class == Some(0) {
+            return invalid(Param::SamplesPerClass, "0: need at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for AnalyzeParams {
@@ -70,10 +107,12 @@ impl Default for AnalyzeParams {
             class_ids: None,
             include_all: true,
             saddle: SaddleRule::default(),
+            verdict: VerdictRule::default(),
             param_filter: Vec::new(),
             batch_size: 256,
             dtype: DType::F32,
             hvp: HvpSettings::default(),
+            shard: None,
         }
     }
 }
@@ -84,6 +123,8 @@ pub struct Subject<'a> {
     pub model: &'a Model,
     /// The split the samples come from (the long-tailed train subset, or the test split).
     pub split: &'a Split,
+    /// The long-tailed training split, on which the model's health is measured.
+    pub train_split: &'a Split,
     /// `"train"` or `"test"`.
     pub split_name: String,
     /// Training-set counts per class (define groups and the training loss).
@@ -126,57 +167,13 @@ pub enum AnalysisOutcome {
         /// Hessians done so far.
         done: usize,
     },
-}
-
-/// What a per-class file must match to be reused by `resume`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct ResumeKey {
-    sha256: String,
-    dataset: String,
-    split: String,
-    params: AnalysisParams,
-}
-
-/// A per-class result file (`OUT/classes/*.json`).
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredResult {
-    key: ResumeKey,
-    result: ClassSpectrum,
-}
-
-/// Output paths of an analysis directory.
-pub struct AnalysisDir(PathBuf);
-
-impl AnalysisDir {
-    /// The directory at `path`.
-    pub fn new(path: &Path) -> Self {
-        Self(path.to_path_buf())
-    }
-    /// `spectrum.json`.
-    pub fn spectrum(&self) -> PathBuf {
-        self.0.join("spectrum.json")
-    }
-    /// `summary.csv`.
-    pub fn summary(&self) -> PathBuf {
-        self.0.join("summary.csv")
-    }
-    /// Per-Hessian result files.
-    fn part(&self, name: &str) -> PathBuf {
-        self.0.join("classes").join(format!("{name}.json"))
-    }
-    /// `landscape/`: the loss landscapes of `analyze --landscape`, one directory per class.
-    pub fn landscapes(&self) -> PathBuf {
-        self.0.join("landscape")
-    }
-    /// `landscape/class-NNNN/`: the loss landscape of class `class`.
-    pub fn landscape(&self, class: usize) -> PathBuf {
-        self.landscapes().join(class_stem(class))
-    }
-}
-
-/// `class-NNNN`: the file or directory name of a class's results.
-fn class_stem(class: usize) -> String {
-    format!("class-{class:04}")
+    /// A shard estimated its Hessians (none if it has none); `merge` writes the report.
+    ShardFinished {
+        /// Which shard.
+        shard: Shard,
+        /// How many Hessians it holds.
+        done: usize,
+    },
 }
 
 /// The JSON-facing description of `params`.
@@ -196,6 +193,7 @@ pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
             HessianLoss::Train => "train".into(),
         },
         saddle_ratio: params.saddle.min_ratio,
+        verdict: Some(params.verdict),
         param_filter: params.param_filter.clone(),
         tol: params.spectrum.tol,
         top_k: params.spectrum.top_k,
@@ -204,7 +202,9 @@ pub fn describe(params: &AnalyzeParams) -> AnalysisParams {
 }
 
 /// Runs the class-wise analysis of `subject` into `out` (created), reusing finished
-/// Hessians from an earlier run when `resume` is set and their settings match.
+/// Hessians from an earlier run when `resume` is set and their settings match. With
+/// `params.shard`, only that shard's Hessians, and `out` gets the shard's manifest
+/// instead of the report.
 pub fn analyze(
     subject: &Subject<'_>,
     params: &AnalyzeParams,
@@ -213,32 +213,44 @@ pub fn analyze(
     observer: &dyn AnalysisObserver,
     stop: &AtomicBool,
 ) -> Result<AnalysisOutcome, Error> {
-    if !(params.saddle.min_ratio.is_finite() && params.saddle.min_ratio >= 0.0) {
-        return Err(Error::Usage {
-            flag: "--saddle-ratio",
-            reason: format!("{} is negative or not finite", params.saddle.min_ratio),
-        });
-    }
     let setup = HessianSetup::new(subject, params)?;
     let classes = subject.model.classes();
     let class_ids = params
         .class_ids
         .clone()
         .unwrap_or_else(|| (0..classes).collect());
-    if let Some(&bad) = class_ids.iter().find(|&&c| c >= classes) {
-        return Err(Error::Usage {
-            flag: "--class-ids",
-            reason: format!("class {bad} does not exist (the checkpoint has {classes} classes)"),
-        });
-    }
+    let (plan, skipped) = plan::plan(
+        &setup,
+        &subject.split_name,
+        &class_ids,
+        params.include_all,
+        observer,
+    )?;
     let dir = AnalysisDir::new(out);
-    std::fs::create_dir_all(out.join("classes")).map_err(|e| Error::io(out, e))?;
-    let key = ResumeKey {
-        sha256: subject.checkpoint.sha256.clone(),
+    std::fs::create_dir_all(dir.parts()).map_err(|e| Error::io(out, e))?;
+    let health = model_health(&setup, subject.train_split, &params.verdict)?;
+    if health.status != saddlescope_results::HealthStatus::Trained {
+        observer.notice(&format!(
+            "the model is {}: {}; every verdict is {}",
+            health.status.as_str(),
+            health.reason,
+            VerdictKind::Undetermined
+        ));
+    }
+    let header = AnalysisReport {
+        checkpoint: subject.checkpoint.clone(),
         dataset: subject.dataset.clone(),
         split: subject.split_name.clone(),
         params: describe(params),
+        classes: Vec::new(),
+        skipped,
+        all: None,
+        trace_identity: None,
+        health: Some(health.clone()),
+        version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    let key = PartKey::of(&header);
+    let positions = plan::positions(&plan, params.shard, &header, &dir, observer)?;
     let mut context = Context {
         subject,
         params,
@@ -247,76 +259,35 @@ pub fn analyze(
         key: &key,
         resume,
         observer,
+        health: &health,
     };
-
     let mut results = Vec::new();
-    let mut skipped = Vec::new();
-    let mut class_weights = Vec::new();
-    for &c in &class_ids {
+    for i in positions {
         if stop.load(Ordering::SeqCst) {
             return Ok(AnalysisOutcome::Interrupted {
                 done: results.len(),
             });
         }
-        let batches = setup.class_batches(c)?;
-        if batches.is_empty() {
-            let reason = format!(
-                "no samples of class {c} in the {} split",
-                subject.split_name
-            );
-            observer.notice(&format!("skipping class {c}: {reason}"));
-            skipped.push(SkippedClass { class: c, reason });
-            continue;
-        }
-        let weight: f64 = batches
-            .iter()
-            .map(|b| setup.loss().batch_weight(b.labels()))
-            .sum::<Result<f64, _>>()?;
-        class_weights.push(weight);
-        results.push(context.estimate(Some(c), batches)?);
+        let class = plan.hessians[i].class;
+        let batches = match class {
+            Some(c) => setup.class_batches(c)?,
+            None => {
+                let mut batches = Vec::new();
+                for c in 0..classes {
+                    batches.extend(setup.class_batches(c)?);
+                }
+                batches
+            }
+        };
+        results.push(context.estimate(class, batches)?);
     }
-    let all = if params.include_all {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(AnalysisOutcome::Interrupted {
-                done: results.len(),
-            });
-        }
-        let mut batches = Vec::new();
-        for c in 0..classes {
-            batches.extend(setup.class_batches(c)?);
-        }
-        Some(context.estimate(None, batches)?)
-    } else {
-        None
-    };
-    let trace_identity = match &all {
-        Some(all) if skipped.is_empty() && class_ids.len() == classes => {
-            let total: f64 = class_weights.iter().sum();
-            let weighted_sum: f64 = results
-                .iter()
-                .zip(&class_weights)
-                .map(|(r, w)| w / total * r.estimate.trace)
-                .sum();
-            let scale = all.estimate.trace.abs().max(f64::MIN_POSITIVE);
-            Some(TraceIdentity {
-                all: all.estimate.trace,
-                weighted_sum,
-                relative_residual: (all.estimate.trace - weighted_sum).abs() / scale,
-            })
-        }
-        _ => None,
-    };
-    let report = AnalysisReport {
-        checkpoint: subject.checkpoint.clone(),
-        dataset: subject.dataset.clone(),
-        split: subject.split_name.clone(),
-        params: describe(params),
-        classes: results,
-        skipped,
-        all,
-        trace_identity,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    if let Some(shard) = params.shard {
+        return Ok(AnalysisOutcome::ShardFinished {
+            shard,
+            done: results.len(),
+        });
+    }
+    let report = plan.report(header, results);
     write_report(&dir, &report)?;
     Ok(AnalysisOutcome::Finished(Box::new(report)))
 }
@@ -327,9 +298,10 @@ struct Context<'a, 's> {
     params: &'a AnalyzeParams,
     setup: &'a HessianSetup<'s>,
     dir: &'a AnalysisDir,
-    key: &'a ResumeKey,
+    key: &'a PartKey,
     resume: bool,
     observer: &'a dyn AnalysisObserver,
+    health: &'a ModelHealth,
 }
 
 impl Context<'_, '_> {
@@ -341,14 +313,9 @@ impl Context<'_, '_> {
         batches: Vec<Batch>,
     ) -> Result<ClassSpectrum, Error> {
         let name = class.map_or("all".to_string(), |c| self.subject.class_names[c].clone());
-        let file_name = class.map_or("all".to_string(), class_stem);
-        let path = self.dir.part(&file_name);
+        let path = self.dir.part(class);
         if self.resume && path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            let stored: StoredResult = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let stored = read_part(&path)?;
             if &stored.key == self.key {
                 self.observer.hessian_done(&stored.result, true);
                 return Ok(stored.result);
@@ -371,27 +338,35 @@ impl Context<'_, '_> {
                     source,
                 }
             })?;
-        let result = self.record(class, name, samples, estimate);
-        let stored = StoredResult {
+        let assessment = assess(
+            &op,
+            &estimate,
+            &name,
+            self.health,
+            &self.params.saddle,
+            &self.params.verdict,
+        )?;
+        let result = self.record(class, name, samples, estimate, assessment);
+        let stored = HessianPart {
             key: self.key.clone(),
             result,
         };
-        let json = serde_json::to_vec(&stored).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        write_atomic(&path, &json).map_err(|e| Error::io(&path, e))?;
+        write_part(&path, &stored)?;
         self.observer.hessian_done(&stored.result, false);
         Ok(stored.result)
     }
 
-    /// The spectral settings; a Lanczos run never takes more steps than the dimension (the
-    /// estimators cap m at n themselves), which the user is told about.
+    /// The spectral settings, with the Ritz vectors the verdict needs; a Lanczos run never
+    /// takes more steps than the dimension (the estimators cap m at n themselves), which the
+    /// user is told about.
     fn clamped(&self, dim: usize) -> SpectrumParams {
-        let spectrum = self.params.spectrum.clone();
+        let spectrum = SpectrumParams {
+            ritz_vectors: true,
+            ..self.params.spectrum.clone()
+        };
         if spectrum.slq.steps > dim {
             self.observer.notice(&format!(
-                "--lanczos-steps {} exceeds the {dim} parameters of the Hessian block; each run stops after {dim} steps",
+                "{} Lanczos steps exceed the {dim} parameters of the Hessian block; each run stops after {dim} steps",
                 spectrum.slq.steps
             ));
         }
@@ -404,6 +379,7 @@ impl Context<'_, '_> {
         name: String,
         samples: usize,
         estimate: SpectrumEstimate,
+        assessment: Assessment,
     ) -> ClassSpectrum {
         ClassSpectrum {
             class,
@@ -414,59 +390,11 @@ impl Context<'_, '_> {
                 self.subject.train_counts[c]
             }),
             ratio_min_max: SaddleRule::ratio(&estimate),
-            saddle: self.params.saddle.is_saddle(&estimate),
+            saddle: assessment.verdict == VerdictKind::Saddle,
+            verdict: assessment.verdict,
+            verdict_reason: assessment.reason,
+            first_order: Some(assessment.first_order),
             estimate,
         }
     }
-}
-
-/// Writes `spectrum.json` and `summary.csv` atomically.
-pub fn write_report(dir: &AnalysisDir, report: &AnalysisReport) -> Result<(), Error> {
-    let path = dir.spectrum();
-    let json = serde_json::to_vec_pretty(report).map_err(|e| Error::Corrupt {
-        path: path.clone(),
-        detail: e.to_string(),
-    })?;
-    write_atomic(&path, &json).map_err(|e| Error::io(&path, e))?;
-    let summary = dir.summary();
-    write_atomic(&summary, summary_csv(report).as_bytes()).map_err(|e| Error::io(&summary, e))
-}
-
-/// One CSV row per class (and `all`).
-pub fn summary_csv(report: &AnalysisReport) -> String {
-    let mut csv = String::from(
-        "class,name,group,train_count,samples,lambda_min,lambda_min_bound,lambda_max,lambda_max_bound,ratio_min_max,trace,trace_stderr,negative_mass,converged,saddle\n",
-    );
-    for r in report.classes.iter().chain(&report.all) {
-        let e = &r.estimate;
-        csv.push_str(&format!(
-            "{},{},{},{},{},{:e},{:e},{:e},{:e},{},{:e},{},{:.6},{},{}\n",
-            r.class.map_or("all".to_string(), |c| c.to_string()),
-            r.name.replace(',', ";"),
-            r.group
-                .map_or(String::new(), |g| format!("{g:?}").to_lowercase()),
-            r.train_count,
-            r.samples,
-            e.lambda_min,
-            e.lambda_min_bound,
-            e.lambda_max,
-            e.lambda_max_bound,
-            r.ratio_min_max.map_or(String::new(), |x| format!("{x:.6}")),
-            e.trace,
-            e.trace_stderr.map_or(String::new(), |x| format!("{x:e}")),
-            e.negative_mass,
-            e.converged,
-            r.saddle,
-        ));
-    }
-    csv
-}
-
-/// Reads a `spectrum.json` back.
-pub fn read_report(path: &Path) -> Result<AnalysisReport, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })
 }

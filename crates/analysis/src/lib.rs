@@ -6,41 +6,55 @@
 //! - [`ClassHessian`] is nn's exact HVP over a class's samples seen as a
 //!   `saddlescope_spectral::LinearOperator`, so every spectral estimator runs on it.
 //! - [`analyze`] estimates every class's Hessian (and the all-classes one) with shared probe
-//!   vectors, gives each a [`SaddleRule`] verdict and writes `spectrum.json`
-//!   ([`AnalysisReport`]) and `summary.csv`, resumably.
+//!   vectors, measures the model's health on its training split and each class's
+//!   first-order context (loss, gradient, slope along u_min), gives each a [`judge`]
+//!   verdict (saddle, minimum-like, not stationary or undetermined, [`SaddleRule`] and
+//!   [`VerdictRule`]) and writes `spectrum.json` (`saddlescope_results::AnalysisReport`)
+//!   and `summary.csv`, resumably.
 //! - [`class_landscape`] walks a class loss along its Hessian's extreme eigenvectors and a
 //!   random direction (and on their plane) next to the quadratic model
-//!   ([`LandscapeReport`], `landscape.json`): the saddle seen, not just its eigenvalue.
+//!   (`saddlescope_results::LandscapeReport`, `landscape.json`): the saddle seen, not just
+//!   its eigenvalue.
+//!
+//! The results and their files are defined in `saddlescope-results`, which the figures and
+//! reports read without this crate's candle dependency.
 #![deny(missing_docs)]
 
 mod analyze;
 mod error;
+mod first_order;
+mod fit;
+mod health;
 mod landscape;
 mod operator;
-mod report;
+mod plan;
 mod setup;
 mod source;
 mod verdict;
 
 #[cfg(test)]
+mod shard_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verdict_tests;
 
 pub use analyze::{
-    analyze, describe, read_report, summary_csv, write_report, AnalysisDir, AnalysisObserver,
-    AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet, Subject,
+    analyze, describe, AnalysisObserver, AnalysisOutcome, AnalyzeParams, HessianLoss, Quiet,
+    Subject,
 };
-pub use error::Error;
+pub use error::{Error, Param};
 pub use landscape::{
-    class_landscape, default_range, landscape, landscape_classes, read_landscape, read_landscapes,
-    write_landscape, DirectionCurve, DirectionKind, LandscapeParams, LandscapeReport, LossSurface,
-    Plane, DEFAULT_PLANE_POINTS, DEFAULT_POINTS, LANDSCAPE_FILE, RANDOM_DIRECTION_STREAM,
-    RANGE_FRACTION, RANGE_LIMITS, RANGE_LOSS_FLOOR,
+    class_landscape, default_range, landscape, landscape_classes, LandscapeParams, LossSurface,
+    DEFAULT_PLANE_POINTS, DEFAULT_POINTS, RANDOM_DIRECTION_STREAM, RANGE_FRACTION, RANGE_LIMITS,
+    RANGE_LOSS_FLOOR,
 };
 pub use operator::{ClassHessian, HvpSettings};
-pub use report::{
-    AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, SkippedClass, TraceIdentity,
+pub use saddlescope_results::{
+    VerdictKind, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO, DEFAULT_MAX_GRADIENT_RATIO,
+    DEFAULT_MIN_SKILL,
 };
 pub use source::{
     build_model, read_checkpoint, sha256_file, ArchHints, CheckpointFile, SourceFormat,
 };
-pub use verdict::{SaddleRule, DEFAULT_SADDLE_RATIO};
+pub use verdict::{check_verdict_rule, judge, SaddleRule, DEFAULT_SADDLE_RATIO};

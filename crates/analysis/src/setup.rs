@@ -8,7 +8,7 @@ use saddlescope_nn::{Batch, BnMode, HessianOperator, Loss, LossSpec, Model, Para
 
 use crate::analyze::{AnalyzeParams, HessianLoss, Subject};
 use crate::operator::{ClassHessian, HvpSettings};
-use crate::Error;
+use crate::{Error, Param};
 
 /// The shared pieces, checked against the subject.
 pub(crate) struct HessianSetup<'a> {
@@ -23,47 +23,19 @@ pub(crate) struct HessianSetup<'a> {
     hvp: HvpSettings,
 }
 
-/// Maps a spectral parameter error to the flag that sets it.
-fn flag_of(name: &str) -> &'static str {
-    match name {
-        "steps" => "--lanczos-steps",
-        "probes" => "--probes",
-        "top_k" => "--top-k",
-        "tol" => "--tol",
-        "max_applications" => "--max-applications",
-        _ => "--lanczos-steps",
-    }
-}
-
 impl<'a> HessianSetup<'a> {
-    /// Checks the estimator settings, the batch size and the class count, converts the model
-    /// to `params.dtype`, selects the parameter block and builds the loss.
+    /// Checks the settings ([`AnalyzeParams::validate`]) and the class count, converts the
+    /// model to `params.dtype`, selects the parameter block and builds the loss.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the flag (`--lanczos-steps`, `--batch-size`, `--dataset`,
-    /// `--loss`, ...); model errors.
+    /// [`Error::Invalid`] naming the setting (`batch_size`, `dataset`, `loss`, ...),
+    /// [`Error::Settings`]; model errors.
     pub(crate) fn new(subject: &Subject<'a>, params: &AnalyzeParams) -> Result<Self, Error> {
-        if let Err(saddlescope_spectral::Error::InvalidParam {
-            name,
-            value,
-            expected,
-        }) = params.spectrum.validate()
-        {
-            return Err(Error::Usage {
-                flag: flag_of(name),
-                reason: format!("{value}: expected {expected}"),
-            });
-        }
-        if params.batch_size == 0 {
-            return Err(Error::Usage {
-                flag: "--batch-size",
-                reason: "must be at least 1".into(),
-            });
-        }
+        params.validate()?;
         let classes = subject.model.classes();
         if subject.split.classes() != classes {
-            return Err(Error::Usage {
-                flag: "--dataset",
+            return Err(Error::Invalid {
+                param: Param::Dataset,
                 reason: format!(
                     "the data set has {} classes but the checkpoint {}",
                     subject.split.classes(),
@@ -84,8 +56,8 @@ impl<'a> HessianSetup<'a> {
         };
         let loss = match params.loss {
             HessianLoss::Ce => LossSpec::Ce.build(&vec![1; classes], None)?,
-            HessianLoss::Train => subject.training_loss.clone().ok_or_else(|| Error::Usage {
-                flag: "--loss",
+            HessianLoss::Train => subject.training_loss.clone().ok_or_else(|| Error::Invalid {
+                param: Param::Loss,
                 reason: "`train` needs a saddlescope checkpoint (its metadata says which loss it was trained with)".into(),
             })?,
         };
@@ -113,11 +85,31 @@ impl<'a> HessianSetup<'a> {
         &self.loss
     }
 
+    /// How many samples of class `c` its Hessian is over: the first `samples_per_class`, or
+    /// all (0 when the split has none).
+    pub(crate) fn class_samples(&self, c: usize) -> Result<usize, Error> {
+        let available = self.split.class_indices(c)?.len();
+        Ok(self
+            .samples_per_class
+            .map_or(available, |n| n.min(available)))
+    }
+
     /// The samples of class `c` (the first `samples_per_class` in data-set order, or all),
     /// in batches of the analysis dtype; empty when the split has none.
     pub(crate) fn class_batches(&self, c: usize) -> Result<Vec<Batch>, Error> {
-        self.split
-            .class_batches(c, self.samples_per_class, &self.spec)?
+        self.batches_of(self.split, c, self.samples_per_class)
+    }
+
+    /// The first `limit` samples of class `c` of `split` (all for `None`), in batches of the
+    /// analysis dtype; empty when the split has none.
+    pub(crate) fn batches_of(
+        &self,
+        split: &Split,
+        c: usize,
+        limit: Option<usize>,
+    ) -> Result<Vec<Batch>, Error> {
+        split
+            .class_batches(c, limit, &self.spec)?
             .map(|b| {
                 let (x, y) = b?;
                 Ok(Batch::new(x, y)?)

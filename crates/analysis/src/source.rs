@@ -12,7 +12,7 @@ use saddlescope_nn::{Model, ModelSpec};
 use saddlescope_train::{read_safetensors, CheckpointMeta};
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::{Error, Param};
 
 /// What the file format could not say and the command line must (for foreign checkpoints).
 #[derive(Debug, Clone, Default)]
@@ -168,16 +168,19 @@ pub fn build_model(
             hints.classes.unwrap_or(meta.classes),
         ),
         None => {
-            let arch = hints.arch.clone().ok_or_else(|| Error::Usage {
-                flag: "--arch",
-                reason: format!("{} has no saddlescope metadata: say which architecture it holds (e.g. --arch resnet32)", path.display()),
+            let arch = hints.arch.clone().ok_or_else(|| Error::Invalid {
+                param: Param::Arch,
+                reason: format!(
+                    "{} has no saddlescope metadata: say which architecture it holds (e.g. resnet32)",
+                    path.display()
+                ),
             })?;
             let classes = match hints.classes {
                 Some(c) => c,
-                None => infer_classes(&file.tensors).ok_or_else(|| Error::Usage {
-                    flag: "--classes",
+                None => infer_classes(&file.tensors).ok_or_else(|| Error::Invalid {
+                    param: Param::Classes,
                     reason: format!(
-                        "cannot tell the class count of {}: pass --classes",
+                        "cannot tell the class count of {} from its classifier: give it",
                         path.display()
                     ),
                 })?,

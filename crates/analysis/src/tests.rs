@@ -8,13 +8,17 @@ use candle_core::{DType, Device};
 use nalgebra::{DMatrix, SymmetricEigen};
 use saddlescope_data::{BatchSpec, Dataset, GroupRule, Imbalance, LongTailConfig, LongTailed};
 use saddlescope_nn::{Batch, BnMode, HessianOperator, LossSpec, Model, ParamSelection};
+use saddlescope_results::{
+    read_report, AnalysisDir, AnalysisReport, CheckpointInfo, CheckpointOrigin, ClassSpectrum,
+    ForeignCheckpoint,
+};
 use saddlescope_spectral::{BasisPrecision, TraceMethod};
 
 use crate::*;
 
 pub(crate) struct Fixture {
-    data: Dataset,
-    long_tailed: LongTailed,
+    pub(crate) data: Dataset,
+    pub(crate) long_tailed: LongTailed,
     pub(crate) model: Model,
 }
 
@@ -56,6 +60,7 @@ pub(crate) fn subject(f: &Fixture) -> Subject<'_> {
     Subject {
         model: &f.model,
         split: f.data.train(),
+        train_split: f.data.train(),
         split_name: "train".into(),
         train_counts: &f.long_tailed.train_counts,
         groups: &f.long_tailed.groups,
@@ -64,7 +69,10 @@ pub(crate) fn subject(f: &Fixture) -> Subject<'_> {
         checkpoint: CheckpointInfo {
             path: "fixture".into(),
             sha256: "0".into(),
-            metadata: serde_json::Value::Null,
+            metadata: CheckpointOrigin::Foreign(ForeignCheckpoint {
+                arch: None,
+                classes: 3,
+            }),
         },
         dataset: f.long_tailed.dataset.to_string(),
     }
@@ -86,7 +94,7 @@ pub(crate) fn params(trace: TraceMethod) -> AnalyzeParams {
 pub(crate) fn finished(outcome: AnalysisOutcome) -> AnalysisReport {
     match outcome {
         AnalysisOutcome::Finished(report) => *report,
-        AnalysisOutcome::Interrupted { .. } => panic!("interrupted"),
+        other => panic!("not finished: {other:?}"),
     }
 }
 
@@ -342,10 +350,10 @@ fn a_stop_request_keeps_finished_classes() {
 }
 
 #[test]
-fn bad_settings_name_their_flag() {
+fn bad_settings_name_their_parameter() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let run = |p: &AnalyzeParams| {
+    let error = |p: &AnalyzeParams| {
         analyze(
             &subject(&f),
             p,
@@ -355,19 +363,26 @@ fn bad_settings_name_their_flag() {
             &AtomicBool::new(false),
         )
         .unwrap_err()
-        .to_string()
     };
+    let run = |p: &AnalyzeParams| error(p).to_string();
     let mut p = params(TraceMethod::Probes);
     p.class_ids = Some(vec![0, 7]);
     assert!(
-        run(&p).starts_with("--class-ids: class 7 does not exist"),
+        run(&p).starts_with("class_ids: class 7 does not exist"),
         "{}",
         run(&p)
     );
     let mut p = params(TraceMethod::Probes);
     p.spectrum.slq.probes = 0;
-    assert!(run(&p).starts_with("--probes"), "{}", run(&p));
+    let err = error(&p);
+    assert!(
+        matches!(
+            &err,
+            Error::Settings(saddlescope_spectral::Error::InvalidParam { name: "probes", .. })
+        ) && err.is_usage(),
+        "{err:?}"
+    );
     let mut p = params(TraceMethod::Probes);
     p.loss = HessianLoss::Train;
-    assert!(run(&p).starts_with("--loss"), "{}", run(&p));
+    assert!(run(&p).starts_with("loss"), "{}", run(&p));
 }

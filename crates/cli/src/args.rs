@@ -33,6 +33,10 @@ pub enum Command {
     Spectrum(crate::cmd_spectrum::SpectrumArgs),
     /// Time and peak memory of a forward pass, a gradient and an HVP (bench slq: SLQ bookkeeping share)
     Bench(crate::cmd_bench::BenchArgs),
+    /// Merge the shards of a sharded analysis (analyze --shard I/N) into its report
+    Merge(crate::cmd_merge::MergeArgs),
+    /// Write Slurm scripts: a job array of shards and the merge as a dependent job
+    Slurm(crate::cmd_slurm::SlurmArgs),
     /// Loss of one class along its Hessian's extreme eigenvectors (and their plane), with the quadratic model
     Landscape(crate::cmd_landscape::LandscapeArgs),
 }

@@ -1,28 +1,37 @@
 //! `saddlescope analyze`: class-wise Hessian spectra of a checkpoint (SLQ density, extreme
-//! eigenvalues with bounds, trace, negative mass) and a saddle verdict per class.
+//! eigenvalues with bounds, trace, negative mass), each class's first-order context and a
+//! verdict per class (saddle, minimum-like, not stationary, undetermined).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use candle_core::DType;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use saddlescope_analysis::{
-    analyze, AnalysisObserver, AnalysisOutcome, AnalysisReport, AnalyzeParams, ClassSpectrum,
-    HessianLoss, HvpSettings, SaddleRule, DEFAULT_SADDLE_RATIO,
+    AnalyzeParams, HvpSettings, SaddleRule, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO,
+    DEFAULT_MAX_GRADIENT_RATIO, DEFAULT_MIN_SKILL, DEFAULT_SADDLE_RATIO,
 };
+use saddlescope_results::Shard;
 
-use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
-use crate::cmd_landscape::analysis_landscapes;
-use crate::usage::usage;
+use crate::checkpoint_args::{CheckpointArgs, SolverArgs};
+use crate::error::{usage, ResultExt};
+use crate::jobs::analyze::{analyze, AnalyzeJob};
+use crate::values::{DeviceArg, FloatArg, HessianLossArg};
 
 /// Flags of `saddlescope analyze`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "A saddle: lambda_min < 0 by more than its residual bound and \
-|lambda_min|/lambda_max >= --saddle-ratio. Outputs: OUT/spectrum.json (every estimate per class \
-and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results, reused by --resume); \
-with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}."
+    after_help = "Verdicts: undetermined when the model is untrained or diverged on its training \
+split (--min-skill, --diverged-loss-ratio); minimum-like without significant negative curvature \
+(lambda_min < 0 by more than its residual bound and |lambda_min|/lambda_max >= --saddle-ratio); \
+else a saddle when, at the landscape's radius r along u_min, the curvature term \
+|lambda_min|*r^2/2 outweighs both what the gradient lowers the quadratic model by and the slope \
+term |g.u_min|*r (--max-gradient-ratio), not stationary when it does not. Outputs: OUT/spectrum.json (every estimate per class \
+and for all classes), OUT/summary.csv, OUT/classes/*.json (per-class results); \
+with --landscape, OUT/landscape/class-NNNN/{landscape.json,landscape.png}. The same command again reuses \
+the Hessians already done (an interrupted analysis continues); other settings in the same OUT are \
+refused unless --force. One process at a time writes a directory (OUT/.saddlescope.lock). \
+With --shard I/N: OUT/classes/*.json of the shard's Hessians and OUT/shard.json; `saddlescope merge` \
+writes the report of all N shards."
 )]
 pub struct AnalyzeArgs {
     /// Output directory
@@ -30,8 +39,8 @@ pub struct AnalyzeArgs {
     out: PathBuf,
     /// Loss whose Hessian is analysed: ce (plain cross-entropy, as the paper) or train (the
     /// checkpoint's training loss with its DRW weights / LDAM margins / VS adjustments)
-    #[arg(long, value_name = "ce|train", default_value = "ce")]
-    loss: String,
+    #[arg(long, value_enum, default_value_t = HessianLossArg::Ce)]
+    loss: HessianLossArg,
     /// Restrict the per-class part to these classes, e.g. 0,7
     #[arg(long, value_name = "C,...", value_delimiter = ',')]
     class_ids: Option<Vec<usize>>,
@@ -49,14 +58,29 @@ pub struct AnalyzeArgs {
     /// |lambda_min|/lambda_max from which a certainly negative lambda_min is a saddle
     #[arg(long, value_name = "R", default_value_t = DEFAULT_SADDLE_RATIO, allow_negative_numbers = true)]
     saddle_ratio: f64,
+    /// Largest ratio of the first-order effects (the gradient step's decrease of the quadratic
+    /// model and the slope term |g.u_min|*r) to the curvature term |lambda_min|*r^2/2, at the
+    /// landscape's radius r along u_min, at which negative curvature still makes a saddle;
+    /// above it the class is not stationary
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_MAX_GRADIENT_RATIO, allow_negative_numbers = true)]
+    max_gradient_ratio: f64,
+    /// Least skill over a predictor that learnt nothing, in balanced train accuracy
+    /// ((a - 1/C)/(1 - 1/C)) and loss (1 - L/ln C), for the model to count as trained; an
+    /// untrained model's verdicts are undetermined
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_MIN_SKILL, allow_negative_numbers = true)]
+    min_skill: f64,
+    /// Balanced train loss, in multiples of ln C (a uniform predictor's), above which the model
+    /// counts as diverged and its verdicts are undetermined
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_DIVERGED_LOSS_RATIO, allow_negative_numbers = true)]
+    diverged_loss_ratio: f64,
     /// Restrict the Hessian to parameters whose names start with these prefixes (e.g. linear.)
     #[arg(long, value_name = "PREFIX,...", value_delimiter = ',')]
     param_filter: Vec<String>,
     /// Element type of the HVPs: f32 (1.7x faster; Ritz values within ~1e-6 relative of
     /// f64's, bounds widened to f32's rounding, ~1e-5 of the spectral radius) or f64
     /// (certified bounds, ~1e-13 of it). The Lanczos basis stays f64 (see --basis)
-    #[arg(long, value_name = "f32|f64", default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, default_value_t = FloatArg::F32)]
+    dtype: FloatArg,
     /// Samples per HVP batch (memory only)
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch_size: usize,
@@ -65,12 +89,22 @@ pub struct AnalyzeArgs {
     /// half the available memory]
     #[arg(long, value_name = "MB")]
     hvp_memory: Option<usize>,
-    /// Reuse the per-class results already in OUT that have the same settings
+    /// Accepted for scripts written before an analysis resumed by itself: the same command
+    /// again always reuses the Hessians already done
+    #[arg(long = "resume", hide = true)]
+    _resume: bool,
+    /// Replace an analysis of other settings in OUT (its results are removed), and take over
+    /// a lock another host left on the directory
     #[arg(long)]
-    resume: bool,
+    force: bool,
+    /// Estimate only shard I of N (1 <= I <= N, e.g. $SLURM_ARRAY_TASK_ID/N): the Hessians
+    /// (the classes and all) split into N parts of about equal sample count. Give each shard
+    /// its own --out; `saddlescope merge` writes the report (see `saddlescope slurm`)
+    #[arg(long, value_name = "I/N", conflicts_with = "landscape")]
+    shard: Option<Shard>,
     /// Also draw the loss landscape (1-D curves along u_max, u_min and a random direction) of
-    /// every class flagged as a saddle and of the head class with the largest lambda_max,
-    /// into OUT/landscape/class-NNNN/
+    /// every class with significant negative curvature (saddle or not stationary) and of the
+    /// head class with the largest lambda_max, into OUT/landscape/class-NNNN/
     #[arg(long)]
     landscape: bool,
     /// Worker threads [default: all cores]
@@ -84,155 +118,76 @@ pub struct AnalyzeArgs {
     source: CheckpointArgs,
 }
 
-/// A bar per Hessian on a terminal; notices on stderr.
-struct Progress {
-    bar: ProgressBar,
-    quiet: bool,
-}
+impl AnalyzeArgs {
+    /// The analysis these flags ask for, every flag checked; reads nothing.
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    fn validate(&self) -> anyhow::Result<AnalyzeJob> {
+        Ok(AnalyzeJob {
+            params: self.params()?,
+            source: self.source.validate()?,
+            out: self.out.clone(),
+            landscape: self.landscape,
+            quiet: self.quiet,
+            label: None,
+            force: self.force,
+        })
+    }
 
-impl AnalysisObserver for Progress {
-    fn hessian_started(&self, name: &str, applications: usize) {
-        self.bar.set_length(applications as u64);
-        self.bar.set_position(0);
-        self.bar.set_prefix(format!("class {name}"));
-    }
-    fn applications_done(&self, done: usize) {
-        self.bar.set_position(done as u64);
-    }
-    fn hessian_done(&self, r: &ClassSpectrum, reused: bool) {
-        if !self.quiet && self.bar.is_hidden() {
-            let how = if reused { " (reused)" } else { "" };
-            eprintln!(
-                "class {}: lambda_min {:.4e} lambda_max {:.4e}{how}",
-                r.name, r.estimate.lambda_min, r.estimate.lambda_max
-            );
+    /// The analysis settings, checked; neither the device nor any file is opened (so that
+    /// `saddlescope slurm` can check a GPU job's flags on a machine without a GPU).
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    pub fn params(&self) -> anyhow::Result<AnalyzeParams> {
+        if self.threads == Some(0) {
+            return Err(usage("--threads 0: need at least 1"));
         }
+        let mut spectrum = self.solver.spectrum();
+        spectrum.slq.probes = self.probes;
+        spectrum.top_k = self.top_k;
+        let params = AnalyzeParams {
+            spectrum,
+            samples_per_class: self.source.samples_per_class,
+            loss: self.loss.into(),
+            class_ids: self.class_ids.clone(),
+            include_all: !self.no_all,
+            saddle: SaddleRule {
+                min_ratio: self.saddle_ratio,
+            },
+            verdict: VerdictRule {
+                max_gradient_ratio: self.max_gradient_ratio,
+                min_skill: self.min_skill,
+                diverged_loss_ratio: self.diverged_loss_ratio,
+            },
+            param_filter: self.param_filter.clone(),
+            batch_size: self.batch_size,
+            dtype: self.dtype.dtype(),
+            hvp: HvpSettings {
+                memory_budget: self.hvp_memory.map(|mb| mb.saturating_mul(1_000_000)),
+                ..HvpSettings::default()
+            },
+            shard: self.shard,
+        };
+        params.validate().cli()?;
+        Ok(params)
     }
-    fn notice(&self, message: &str) {
-        if !self.quiet {
-            self.bar.suspend(|| eprintln!("note: {message}"));
-        }
-    }
-}
 
-/// The aligned per-class table printed at the end.
-pub fn table(report: &AnalysisReport) -> String {
-    let mut out = format!(
-        "{:>5} {:<10} {:<6} {:>6} {:>22} {:>22} {:>9} {:>11} {:>6}\n",
-        "class",
-        "name",
-        "group",
-        "n",
-        "lambda_min (bound)",
-        "lambda_max (bound)",
-        "min/max",
-        "trace",
-        "saddle"
-    );
-    for r in report.classes.iter().chain(&report.all) {
-        let e = &r.estimate;
-        out.push_str(&format!(
-            "{:>5} {:<10} {:<6} {:>6} {:>11.4e} ({:>8.1e}) {:>11.4e} ({:>8.1e}) {:>9} {:>11.4e} {:>6}\n",
-            r.class.map_or("all".to_string(), |c| c.to_string()),
-            r.name,
-            r.group.map_or("-".to_string(), |g| format!("{g:?}").to_lowercase()),
-            r.samples,
-            e.lambda_min,
-            e.lambda_min_bound,
-            e.lambda_max,
-            e.lambda_max_bound,
-            r.ratio_min_max.map_or("-".to_string(), |x| format!("{x:.4}")),
-            e.trace,
-            if r.saddle { "SADDLE" } else { "" },
-        ));
+    /// Whether the analysis runs on a GPU (`--device cuda`).
+    pub fn uses_gpu(&self) -> bool {
+        self.source.device == DeviceArg::Cuda
     }
-    if let Some(t) = &report.trace_identity {
-        out.push_str(&format!(
-            "trace identity: tr H_all {:.6e} vs sum_c pi_c tr H_c {:.6e} (relative residual {:.1e})\n",
-            t.all, t.weighted_sum, t.relative_residual
-        ));
-    }
-    out
 }
 
 /// Runs `saddlescope analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let job = args.validate()?;
     if let Some(threads) = args.threads {
-        if threads == 0 {
-            return Err(usage("--threads 0: need at least 1"));
-        }
         // Only fails if a pool already exists, which cannot happen before this point.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global();
     }
-    let dtype = match args.dtype.as_str() {
-        "f32" => DType::F32,
-        "f64" => DType::F64,
-        other => return Err(usage(format!("--dtype {other:?}: expected f32 or f64"))),
-    };
-    let loss = match args.loss.as_str() {
-        "ce" => HessianLoss::Ce,
-        "train" => HessianLoss::Train,
-        other => return Err(usage(format!("--loss {other:?}: expected ce or train"))),
-    };
-    let mut spectrum = args.solver.spectrum()?;
-    let loaded = args.source.load()?;
-    let subject = loaded.subject();
-    spectrum.slq.probes = args.probes;
-    spectrum.top_k = args.top_k;
-    let params = AnalyzeParams {
-        spectrum,
-        samples_per_class: args.source.samples_per_class,
-        loss,
-        class_ids: args.class_ids.clone(),
-        include_all: !args.no_all,
-        saddle: SaddleRule {
-            min_ratio: args.saddle_ratio,
-        },
-        param_filter: args.param_filter.clone(),
-        batch_size: args.batch_size,
-        dtype,
-        hvp: HvpSettings {
-            memory_budget: args.hvp_memory.map(|mb| mb.saturating_mul(1_000_000)),
-            ..HvpSettings::default()
-        },
-    };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} HVPs (ETA {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    let progress = Progress {
-        bar,
-        quiet: args.quiet,
-    };
-    let stop = crate::interrupt::stop_flag();
-    let outcome = analyze(&subject, &params, &args.out, args.resume, &progress, stop)
-        .map_err(analysis_error)?;
-    progress.bar.finish_and_clear();
-    match outcome {
-        AnalysisOutcome::Finished(report) => {
-            if !args.quiet {
-                print!("{}", table(&report));
-                eprintln!("wrote {}", args.out.join("spectrum.json").display());
-            }
-            if args.landscape {
-                return analysis_landscapes(&subject, &params, &report, &args.out, args.quiet);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        AnalysisOutcome::Interrupted { done } => {
-            eprintln!(
-                "interrupted: {done} Hessians are complete in {0}; continue with the same command plus --resume",
-                args.out.display()
-            );
-            Ok(ExitCode::from(130))
-        }
-    }
+    analyze(&job)
 }

@@ -2,7 +2,7 @@
 //! and an exact Hessian-vector product on a standard model, as one JSON object (the keys of
 //! `bench/pytorch_reference.py`, so `just bench-vs-torch` can print ratios); `bench slq`:
 //! the share of a class-wise spectrum estimate spent outside the HVPs; `bench analysis`: a
-//! whole class-wise analysis of a checkpoint.
+//! whole class-wise analysis of a checkpoint; `bench train`: training epochs or one step.
 //!
 //! Every measurement runs in a fresh child process (this executable, re-run with a hidden
 //! `--measure` flag), so that its peak resident set (`VmHWM`) is its own and the three peaks
@@ -11,13 +11,14 @@
 mod analysis;
 mod setup;
 mod slq;
+mod train;
 
 use std::ffi::{OsStr, OsString};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use saddlescope_nn::{
     set_cpu_ops, BnMode, CpuOps, HessianOperator, HvpEngine, LossSpec, ParamSelection,
 };
@@ -25,18 +26,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::usage::usage;
-use setup::{parse_dtype, random_batch, BenchModel};
+use crate::error::usage;
+use crate::values::{EngineArg, FloatArg};
+use setup::{random_batch, BenchModel};
 
 /// Flags of `saddlescope bench`.
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "Prints a short table, then one JSON object on the last line (only the JSON \
-with --json). Keys: model, batch, dtype, params, threads, ops, engine, forward_ms, grad_ms, hvp_ms \
+with --json). Keys: model, batch, dtype, params, threads, ops, forward_ms, grad_ms, hvp_ms \
 (medians), *_min_ms, *_cpu_ms (user+system CPU per repetition), forward_peak_rss_mb, \
-grad_peak_rss_mb, hvp_peak_rss_mb, hvp_over_grad, hvp_over_grad_peak_rss, linearize_ms, \
-linearized_mb, loadavg_before, loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
+grad_peak_rss_mb, hvp_peak_rss_mb, hvp_over_grad, hvp_over_grad_peak_rss, loadavg_before, \
+loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
 `just bench-vs-torch`."
 )]
 pub struct BenchArgs {
@@ -52,20 +54,22 @@ enum BenchCommand {
     Slq(slq::SlqBenchArgs),
     /// Wall time, HVPs and peak memory of a whole class-wise analysis of a checkpoint
     Analysis(analysis::AnalysisBenchArgs),
+    /// Training cost: whole epochs of a preset, or one SGD step (train-mode BN)
+    Train(train::TrainBenchArgs),
 }
 
 /// Flags of the forward/gradient/HVP benchmark.
 #[derive(Debug, Args)]
 struct HvpBenchArgs {
     /// Model: mlp (784-256-10), cnn (MNIST CNN) or resnet32 (CIFAR ResNet-32)
-    #[arg(long, value_name = "mlp|cnn|resnet32", default_value = "mlp")]
-    model: String,
+    #[arg(long, value_enum, default_value_t = BenchModel::Mlp)]
+    model: BenchModel,
     /// Samples per batch [default: 512 mlp, 128 cnn, 32 resnet32]
     #[arg(long, value_name = "N")]
     batch: Option<usize>,
     /// Element type
-    #[arg(long, value_name = "f32|f64", default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, default_value_t = FloatArg::F32)]
+    dtype: FloatArg,
     /// Timed repetitions of each measurement (after one warm-up)
     #[arg(long, value_name = "R", default_value_t = 5)]
     repeats: usize,
@@ -74,20 +78,57 @@ struct HvpBenchArgs {
     json: bool,
     /// CPU convolutions and matrix products: saddlescope (its GEMM custom ops) or candle
     /// (candle's own, for before/after comparisons)
-    #[arg(long, value_name = "saddlescope|candle", default_value = "saddlescope")]
-    ops: String,
+    #[arg(long, value_enum, default_value_t = OpsArg::Saddlescope)]
+    ops: OpsArg,
     /// HVP engine: linearized (the pass recorded once, tangent passes per product; the
     /// one-off recording is reported as linearize_ms) or plain (reverse-over-forward from
     /// scratch every product)
-    #[arg(long, value_name = "linearized|plain", default_value = "linearized")]
-    engine: String,
+    #[arg(long, value_enum, default_value_t = EngineArg::Linearized)]
+    engine: EngineArg,
     /// Directions per HVP sweep: hvp_ms then times one block of K products
     /// (`HessianOperator::hvp_block_flat`), reported per direction as hvp_ms_per_direction
     #[arg(long, value_name = "K", default_value_t = 1)]
     directions: usize,
     /// Internal: run one measurement in this process and print it
-    #[arg(long, hide = true, value_name = "forward|grad|hvp")]
-    measure: Option<String>,
+    #[arg(long, hide = true, value_enum)]
+    measure: Option<Kind>,
+}
+
+/// `--ops`: whose CPU convolutions and matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OpsArg {
+    /// saddlescope's GEMM custom ops.
+    Saddlescope,
+    /// candle's own.
+    Candle,
+}
+
+impl OpsArg {
+    fn cpu_ops(self) -> CpuOps {
+        match self {
+            OpsArg::Saddlescope => CpuOps::Saddlescope,
+            OpsArg::Candle => CpuOps::Candle,
+        }
+    }
+}
+
+/// What one measurement times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// The loss.
+    Forward,
+    /// Loss and gradient.
+    Grad,
+    /// One H·v (or one block of `--directions` of them), all parameters, after the
+    /// one-off linearization, which is timed apart.
+    Hvp,
+}
+
+/// The name of a flag value, as the flag takes it (and the JSON reports it).
+fn value_name(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// One measurement, as a child process prints it.
@@ -104,20 +145,21 @@ struct Sample {
     linearized_mb: Option<f64>,
 }
 
-const KINDS: [&str; 3] = ["forward", "grad", "hvp"];
+const KINDS: [Kind; 3] = [Kind::Forward, Kind::Grad, Kind::Hvp];
 
 /// Runs `saddlescope bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(BenchCommand::Slq(slq)) => slq::run(slq),
         Some(BenchCommand::Analysis(analysis)) => analysis::run(analysis),
+        Some(BenchCommand::Train(train)) => train::run(train),
         None => run_hvp(args.hvp),
     }
 }
 
 fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
-    let model = BenchModel::parse(&args.model)?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let model = args.model;
+    let dtype = args.dtype.dtype();
     let batch = args.batch.unwrap_or(model.default_batch());
     if batch == 0 {
         return Err(usage("--batch 0: need at least 1 sample"));
@@ -128,25 +170,15 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     if args.directions == 0 {
         return Err(usage("--directions 0: need at least 1"));
     }
-    let ops = match args.ops.as_str() {
-        "saddlescope" => CpuOps::Saddlescope,
-        "candle" => CpuOps::Candle,
-        other => {
-            return Err(usage(format!(
-                "--ops {other:?}: expected saddlescope or candle"
-            )))
-        }
-    };
-    let engine = parse_engine(&args.engine)?;
-    if let Some(kind) = &args.measure {
-        set_cpu_ops(ops);
+    if let Some(kind) = args.measure {
+        set_cpu_ops(args.ops.cpu_ops());
         let sample = measure(
             model,
             batch,
             dtype,
             (args.repeats, args.directions),
             kind,
-            engine,
+            args.engine.into(),
         )?;
         println!("{}", serde_json::to_string(&sample)?);
         return Ok(ExitCode::SUCCESS);
@@ -162,11 +194,11 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     let report = json!({
         "model": model.name(),
         "batch": batch,
-        "dtype": args.dtype,
+        "dtype": args.dtype.as_str(),
         "params": hvp.params,
         "threads": rayon::current_num_threads(),
-        "ops": args.ops,
-        "engine": args.engine,
+        "ops": value_name(args.ops),
+        "engine": value_name(args.engine),
         "repeats": args.repeats,
         "forward_ms": fwd.median_ms,
         "grad_ms": grad.median_ms,
@@ -193,15 +225,16 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{} batch {batch} {}, {} parameters, {} threads, ops {}, engine {}",
             model.name(),
-            args.dtype,
+            args.dtype.as_str(),
             hvp.params,
             rayon::current_num_threads(),
-            args.ops,
-            args.engine
+            value_name(args.ops),
+            value_name(args.engine)
         );
         for (kind, s) in KINDS.iter().zip(&samples) {
             println!(
-                "{kind:<8} {:>10.2} ms (min {:.2}, cpu {}) peak RSS {}",
+                "{:<8} {:>10.2} ms (min {:.2}, cpu {}) peak RSS {}",
+                value_name(*kind),
                 s.median_ms,
                 s.min_ms,
                 s.cpu_ms.map_or("n/a".into(), |c| format!("{c:.1} ms")),
@@ -218,28 +251,26 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Re-runs this executable for one measurement and reads its JSON line.
-fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: &str) -> anyhow::Result<Sample> {
-    let batch = batch.to_string();
-    let repeats = args.repeats.to_string();
-    let directions = args.directions.to_string();
+fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: Kind) -> anyhow::Result<Sample> {
+    let kind = value_name(kind);
     let flags = [
-        "bench",
-        "--model",
-        &args.model,
-        "--dtype",
-        &args.dtype,
-        "--batch",
-        &batch,
-        "--repeats",
-        &repeats,
-        "--ops",
-        &args.ops,
-        "--engine",
-        &args.engine,
-        "--directions",
-        &directions,
-        "--measure",
-        kind,
+        "bench".to_string(),
+        "--model".into(),
+        args.model.name().into(),
+        "--dtype".into(),
+        args.dtype.as_str().into(),
+        "--batch".into(),
+        batch.to_string(),
+        "--repeats".into(),
+        args.repeats.to_string(),
+        "--ops".into(),
+        value_name(args.ops),
+        "--engine".into(),
+        value_name(args.engine),
+        "--directions".into(),
+        args.directions.to_string(),
+        "--measure".into(),
+        kind.clone(),
     ];
     run_child(flags, &format!("the {kind} measurement"))
 }
@@ -280,32 +311,15 @@ pub(crate) fn measured_rounds<R: DeserializeOwned>(
     (0..count).map(|_| run_child(&args, what)).collect()
 }
 
-/// Parses `--engine`.
-pub(crate) fn parse_engine(name: &str) -> anyhow::Result<HvpEngine> {
-    match name {
-        "linearized" => Ok(HvpEngine::Linearized),
-        "plain" => Ok(HvpEngine::Plain),
-        other => Err(usage(format!(
-            "--engine {other:?}: expected linearized or plain"
-        ))),
-    }
-}
-
-/// Times `kind` (`forward`: the loss; `grad`: loss and gradient; `hvp`: one H·v, all
-/// parameters, after the one-off linearization, which is timed apart) in this process.
+/// Times `kind` in this process.
 fn measure(
     model: BenchModel,
     batch: usize,
     dtype: candle_core::DType,
     (repeats, directions): (usize, usize),
-    kind: &str,
+    kind: Kind,
     engine: HvpEngine,
 ) -> anyhow::Result<Sample> {
-    if !KINDS.contains(&kind) {
-        return Err(usage(format!(
-            "--measure {kind:?}: expected forward, grad or hvp"
-        )));
-    }
     let data = random_batch(model, batch, dtype)?;
     let net = model.build(dtype, data.x())?;
     let loss = LossSpec::Ce.build(&[1; 10], None)?;
@@ -317,7 +331,7 @@ fn measure(
         BnMode::Eval,
     )?
     .with_engine(engine);
-    let (linearize_ms, linearized_mb) = if kind == "hvp" && engine == HvpEngine::Linearized {
+    let (linearize_ms, linearized_mb) = if kind == Kind::Hvp && engine == HvpEngine::Linearized {
         let start = Instant::now();
         let info = op.linearization()?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
@@ -337,9 +351,9 @@ fn measure(
     let mut once = || -> anyhow::Result<f64> {
         let start = Instant::now();
         match kind {
-            "forward" => drop(op.loss()?),
-            "grad" => drop(op.loss_and_grad_flat()?),
-            _ => {
+            Kind::Forward => drop(op.loss()?),
+            Kind::Grad => drop(op.loss_and_grad_flat()?),
+            Kind::Hvp => {
                 let mut refs: Vec<&mut [f64]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
                 op.hvp_block_flat(&vs, &mut refs)?
             }
@@ -373,7 +387,7 @@ fn measure(
 }
 
 /// Peak resident set of this process (`VmHWM`), Linux only.
-pub(crate) fn peak_rss_mb() -> Option<f64> {
+fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()
@@ -396,7 +410,7 @@ fn cpu_ms() -> Option<f64> {
 }
 
 /// The 1-minute load average (`/proc/loadavg`), Linux only: the machine may be shared.
-pub(crate) fn loadavg() -> Option<f64> {
+fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()

@@ -12,7 +12,8 @@ use clap::{Args, Subcommand};
 use saddlescope_data::{class_counts, Dataset, LongTailed};
 use serde::Serialize;
 
-use crate::dataset_args::{data_error, DatasetArgs, ImbalanceArgs};
+use crate::dataset_args::{load_long_tailed, DatasetArgs, ImbalanceArgs};
+use crate::error::ResultExt;
 
 /// Flags of `saddlescope data`.
 #[derive(Debug, Args)]
@@ -67,7 +68,7 @@ pub fn run(args: DataArgs) -> anyhow::Result<ExitCode> {
 
 fn counts(args: &CountsArgs) -> anyhow::Result<ExitCode> {
     let (imbalance, ratio) = args.imbalance.validate()?;
-    let counts = class_counts(imbalance, args.classes, args.n_max, ratio).map_err(data_error)?;
+    let counts = class_counts(imbalance, args.classes, args.n_max, ratio).cli()?;
     writeln!(
         std::io::stdout().lock(),
         "{}",
@@ -113,7 +114,8 @@ fn rows<'a>(lt: &LongTailed, data: &'a Dataset) -> Vec<ClassRow<'a>> {
 }
 
 fn summary(args: &SummaryArgs) -> anyhow::Result<ExitCode> {
-    let (lt, data) = args.data.load()?;
+    let (spec, config) = args.data.validate()?;
+    let (lt, data) = load_long_tailed(&spec, &config)?;
     let rows = rows(&lt, &data);
     let mut out = std::io::stdout().lock();
     if args.json {

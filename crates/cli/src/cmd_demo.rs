@@ -1,21 +1,29 @@
 //! `saddlescope demo`: the paper's experiment in miniature, on the embedded MNIST-LT (exp,
 //! ratio 100): trains CE+DRW and the same recipe with SAM, analyzes both class by class and
-//! writes the comparison report. It runs the tool's own commands (`train`, `analyze`,
-//! `report`), so what it shows is what a user would get by hand; a re-run resumes.
+//! writes the comparison report. It runs the jobs of the tool's own commands (`train`,
+//! `analyze`, `report`) with the settings their flags would give, so what it shows is what
+//! a user would get by hand; the same command again resumes, and a demo of other settings
+//! (`--quick` or not, another `--model`) never continues another's runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::Device;
-use clap::{Args, Parser};
+use clap::Args;
+use saddlescope_analysis::AnalyzeParams;
 use saddlescope_nn::ModelSpec;
-use saddlescope_train::load_checkpoint;
+use saddlescope_spectral::{SlqParams, SpectrumParams};
+use saddlescope_train::preset;
+use serde_json::json;
 
-use crate::args::{Cli, Command};
-use crate::report::{load_inputs, write_report, ReportOptions};
-use crate::usage::usage;
+use crate::checkpoint_args::CheckpointSource;
+use crate::error::ResultExt;
+use crate::jobs::analyze::{analyze, AnalyzeJob};
+use crate::jobs::train::{set_epochs, train, TrainJob, TrainStart};
+use crate::out_dir::{outputs, OutDir, Prior};
+use crate::report::{command_line, load_inputs, write_report, ReportOptions};
 
 /// Flags of `saddlescope demo`.
 #[derive(Debug, Args)]
@@ -34,7 +42,11 @@ pub struct DemoArgs {
     /// `cnn` shows SAM pulling the tail classes' λ_min towards 0, but its f64 class-wise
     /// analyses are slow on a CPU: 9 minutes with --quick on 2 cores, an estimated 45 in full
     #[arg(long, value_name = "SPEC")]
-    model: Option<String>,
+    model: Option<ModelSpec>,
+    /// Start over in --out when it holds a demo of other settings (a --quick one, another
+    /// --model): its runs, analyses and report are removed first
+    #[arg(long)]
+    force: bool,
 }
 
 /// One arm of the experiment.
@@ -57,40 +69,40 @@ const ARMS: [Arm; 2] = [
     },
 ];
 
-/// Runs one `saddlescope` command line in this process.
-fn invoke(args: &[String]) -> anyhow::Result<ExitCode> {
-    let cli = Cli::try_parse_from(
-        std::iter::once("saddlescope".to_string()).chain(args.iter().cloned()),
-    )?;
-    match cli.command {
-        Command::Train(a) => crate::cmd_train::run(a),
-        Command::Analyze(a) => crate::cmd_analyze::run(a),
-        _ => anyhow::bail!("demo only runs train and analyze"),
+/// How much work: the epochs of both runs and the analysis's solver settings.
+struct Budget {
+    epochs: usize,
+    lanczos_steps: usize,
+    probes: usize,
+    tol: f64,
+    max_applications: usize,
+}
+
+impl Budget {
+    /// The analysis settings `analyze` would use with this budget's flags.
+    fn analysis(&self) -> AnalyzeParams {
+        AnalyzeParams {
+            spectrum: SpectrumParams {
+                slq: SlqParams {
+                    steps: self.lanczos_steps,
+                    probes: self.probes,
+                    ..SlqParams::default()
+                },
+                tol: self.tol,
+                max_applications: self.max_applications,
+                ..SpectrumParams::default()
+            },
+            ..AnalyzeParams::default()
+        }
     }
-}
-
-fn owned(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Runs `saddlescope demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let model = args
-        .model
-        .as_deref()
-        .map(|spec| {
-            spec.parse::<ModelSpec>()
-                .map_err(|e| usage(format!("--model {spec:?}: {e}")))
-        })
-        .transpose()?;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = "reports/demo".to_string();
-        if let Some(m) = &model {
+        if let Some(m) = &args.model {
             name.push('-');
             name.extend(m.to_string().chars().filter(|c| c.is_ascii_alphanumeric()));
         }
@@ -101,56 +113,63 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     });
     // Quick: 10 epochs, 30 Lanczos steps x 2 probes with a looser tolerance (seconds).
     // Full: the presets' 30 epochs and the analysis defaults (100 steps x 4 probes).
-    let (epochs, steps, probes, tol, budget) = if args.quick {
-        ("10", "30", "2", "1e-4", "120")
+    let budget = if args.quick {
+        Budget {
+            epochs: 10,
+            lanczos_steps: 30,
+            probes: 2,
+            tol: 1e-4,
+            max_applications: 120,
+        }
     } else {
-        ("30", "100", "4", "1e-6", "500")
+        Budget {
+            epochs: 30,
+            lanczos_steps: 100,
+            probes: 4,
+            tol: 1e-6,
+            max_applications: 500,
+        }
     };
+    let params = budget.analysis();
+    params.validate().cli()?;
+    let recipes = ARMS
+        .iter()
+        .map(|arm| recipe(arm, budget.epochs, args.model.as_ref()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let model = recipes[0].model.clone();
     let say = |msg: String| {
         if !args.quiet {
             eprintln!("demo: {msg}");
         }
     };
+    // A quick and a full demo (or two architectures) never share runs: the same settings
+    // resume, other ones need --force (which starts over).
+    let mut out_dir = OutDir::lock(&out, args.force, args.quiet)?;
+    let settings = json!({ "quick": args.quick, "model": model.to_string() });
+    if out_dir.claim(&outputs::DEMO, &settings, args.force)? == Prior::Same {
+        say(format!("continuing the demo in {}", out.display()));
+    }
     let mut dirs = Vec::new();
     let mut labels = Vec::new();
-    for arm in &ARMS {
+    for (arm, config) in ARMS.iter().zip(recipes) {
         let run_dir = out.join("runs").join(arm.slug);
         let analysis_dir = out.join("analysis").join(arm.slug);
-        let mut train = if run_dir.join(saddlescope_train::RESUME_FILE).exists() {
-            if let Some(m) = &model {
-                check_resumed_model(&run_dir, m)?;
-            }
-            say(format!(
-                "{}: resuming the run in {}",
-                arm.label,
-                run_dir.display()
-            ));
-            owned(&["train", "--resume", &path(&run_dir), "--epochs", epochs])
-        } else {
-            say(format!(
-                "{}: training ({} preset, {epochs} epochs) into {}",
-                arm.label,
-                arm.preset,
-                run_dir.display()
-            ));
-            let mut train = owned(&[
-                "train",
-                "--preset",
-                arm.preset,
-                "--epochs",
-                epochs,
-                "--out",
-                &path(&run_dir),
-            ]);
-            if let Some(m) = &model {
-                train.extend(["--model".to_string(), m.to_string()]);
-            }
-            train
-        };
-        if args.quiet {
-            train.push("--quiet".into());
-        }
-        let code = invoke(&train)?;
+        say(format!(
+            "{}: training ({} preset, {} epochs) into {}",
+            arm.label,
+            arm.preset,
+            budget.epochs,
+            run_dir.display()
+        ));
+        let code = train(&TrainJob {
+            start: TrainStart::Fresh {
+                config: Box::new(config),
+                out: run_dir.clone(),
+            },
+            device: Device::Cpu,
+            quiet: args.quiet,
+            force: false,
+        })?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
@@ -159,27 +178,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             arm.label,
             analysis_dir.display()
         ));
-        let checkpoint = run_dir.join("last.safetensors");
-        let mut analyze = owned(&[
-            "analyze",
-            &path(&checkpoint),
-            "--out",
-            &path(&analysis_dir),
-            "--lanczos-steps",
-            steps,
-            "--probes",
-            probes,
-            "--tol",
-            tol,
-            "--max-applications",
-            budget,
-            "--resume",
-            "--landscape",
-        ]);
-        if args.quiet {
-            analyze.push("--quiet".into());
-        }
-        let code = invoke(&analyze)?;
+        let code = analyze(&AnalyzeJob {
+            source: CheckpointSource::ours(run_dir.join("last.safetensors")),
+            params: params.clone(),
+            out: analysis_dir.clone(),
+            landscape: true,
+            quiet: args.quiet,
+            label: Some(format!("{} ({})", arm.label, analysis_dir.display())),
+            force: false,
+        })?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
@@ -189,14 +196,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let inputs = load_inputs(&dirs, &labels)?;
     let title = format!(
         "saddlescope demo: MNIST-LT (ratio 100), CE+DRW vs CE+DRW+SAM, {}",
-        model
-            .as_ref()
-            .map_or("MLP 784-64-10".to_string(), |m| m.to_string())
+        if args.model.is_some() {
+            model.to_string()
+        } else {
+            "MLP 784-64-10".to_string()
+        }
     );
     let options = ReportOptions {
         title,
         xscale: saddlescope_plot::XScale::Symlog,
-        command_line: crate::cmd_report::command_line(),
+        command_line: command_line(),
     };
     write_report(&inputs, &out, &options)?;
     say(format!(
@@ -207,23 +216,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Errors if the run being resumed in `run_dir` has another architecture than `--model`
-/// (its last checkpoint says which; a run without one has not finished an epoch and
-/// resumes as it was started).
-fn check_resumed_model(run_dir: &Path, model: &ModelSpec) -> anyhow::Result<()> {
-    let last = run_dir.join("last.safetensors");
-    if !last.exists() {
-        return Ok(());
+/// The arm's preset with `epochs` epochs (its DRW start moved with them) and, when given,
+/// another architecture: what `train --preset P --epochs N [--model M]` runs.
+fn recipe(
+    arm: &Arm,
+    epochs: usize,
+    model: Option<&ModelSpec>,
+) -> anyhow::Result<saddlescope_train::TrainConfig> {
+    let mut config = preset(arm.preset)
+        .with_context(|| format!("the demo's preset {} is missing", arm.preset))?;
+    set_epochs(&mut config, epochs);
+    if let Some(m) = model {
+        config.model = m.clone();
     }
-    let found = load_checkpoint(&last, &Device::Cpu)
-        .with_context(|| format!("reading {}", last.display()))?
-        .meta
-        .model;
-    if &found != model {
-        return Err(usage(format!(
-            "--model {model}: {} holds a {found} run; choose another --out",
-            run_dir.display()
-        )));
-    }
-    Ok(())
+    config.validate().cli()?;
+    Ok(config)
 }

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use saddlescope_analysis::read_report;
-use saddlescope_plot::{write_all, Format, XScale};
+use saddlescope_plot::write_all;
+use saddlescope_results::read_report;
+use serde_json::json;
 
-use crate::usage::usage;
+use crate::out_dir::{input_id, outputs, OutDir};
+use crate::values::{FormatArg, XScaleArg};
 
 /// Flags of `saddlescope plot`.
 #[derive(Debug, Args)]
@@ -15,34 +17,31 @@ pub struct PlotArgs {
     /// Analysis directory (holds spectrum.json)
     #[arg(value_name = "ANALYSIS_DIR")]
     dir: PathBuf,
-    /// Image format: png or svg
-    #[arg(long, value_name = "png|svg", default_value = "png")]
-    format: String,
+    /// Image format
+    #[arg(long, value_enum, default_value_t = FormatArg::Png)]
+    format: FormatArg,
     /// Eigenvalue axis: linear or symlog (linear near 0, logarithmic beyond)
-    #[arg(long, value_name = "linear|symlog", default_value = "symlog")]
-    xscale: String,
+    #[arg(long, value_enum, default_value_t = XScaleArg::Symlog)]
+    xscale: XScaleArg,
     /// Output directory [default: ANALYSIS_DIR/figures]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-}
-
-/// Parses `--xscale`.
-pub fn parse_xscale(text: &str) -> anyhow::Result<XScale> {
-    text.parse()
-        .map_err(|e| usage(format!("--xscale {text:?}: {e}")))
+    /// Replace figures of another analysis in the output directory, and take over a lock
+    /// another host left on it
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `saddlescope plot`.
 pub fn run(args: PlotArgs) -> anyhow::Result<ExitCode> {
-    let format = match args.format.as_str() {
-        "png" => Format::Png,
-        "svg" => Format::Svg,
-        other => return Err(usage(format!("--format {other:?}: expected png or svg"))),
-    };
-    let xscale = parse_xscale(&args.xscale)?;
     let report = read_report(&args.dir.join("spectrum.json"))?;
     let out = args.out.unwrap_or_else(|| args.dir.join("figures"));
-    for path in write_all(&report, &out, format, xscale)? {
+    let mut out_dir = OutDir::lock(&out, args.force, false)?;
+    // Figures of the same analysis are redrawn in any format or scale; another analysis's
+    // figures are not replaced without --force.
+    let settings = json!({ "analysis": input_id(&args.dir) });
+    out_dir.claim(&outputs::PLOT, &settings, args.force)?;
+    for path in write_all(&report, &out, args.format.into(), args.xscale.into())? {
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use serde_json::json;
 
-use crate::cmd_plot::parse_xscale;
-use crate::report::{load_inputs, write_report, ReportOptions};
+use crate::error::usage;
+use crate::out_dir::{input_id, outputs, OutDir};
+use crate::report::{command_line, load_inputs, write_report, ReportOptions};
+use crate::values::XScaleArg;
 
 /// Flags of `saddlescope report`.
 #[derive(Debug, Args)]
@@ -17,32 +20,43 @@ pub struct ReportArgs {
     /// Output directory (report.md, report.html, figures/)
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Labels of the inputs, in order [default: directory names]
+    /// Labels of the inputs, one per input, in order [default: directory names]
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     labels: Vec<String>,
     /// Report title
     #[arg(long, default_value = "saddlescope report")]
     title: String,
-    /// Eigenvalue axis of the density figures: linear or symlog
-    #[arg(long, value_name = "linear|symlog", default_value = "symlog")]
-    xscale: String,
+    /// Eigenvalue axis of the density figures: linear or symlog (linear near 0,
+    /// logarithmic beyond)
+    #[arg(long, value_enum, default_value_t = XScaleArg::Symlog)]
+    xscale: XScaleArg,
     /// No status line
     #[arg(long)]
     quiet: bool,
-}
-
-/// The command line, for the reproducibility section.
-pub fn command_line() -> String {
-    std::env::args().collect::<Vec<_>>().join(" ")
+    /// Replace a report of other inputs in --out, and take over a lock another host left
+    /// on it
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `saddlescope report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let xscale = parse_xscale(&args.xscale)?;
+    if !args.labels.is_empty() && args.labels.len() != args.dirs.len() {
+        return Err(usage(format!(
+            "--labels: {} labels for {} inputs; give one per input, in order",
+            args.labels.len(),
+            args.dirs.len()
+        )));
+    }
     let inputs = load_inputs(&args.dirs, &args.labels)?;
+    let mut out = OutDir::lock(&args.out, args.force, args.quiet)?;
+    // A report of the same inputs is rewritten with any title, labels or scale; a report
+    // of other inputs is not replaced without --force.
+    let settings = json!({ "inputs": args.dirs.iter().map(|d| input_id(d)).collect::<Vec<_>>() });
+    out.claim(&outputs::REPORT, &settings, args.force)?;
     let options = ReportOptions {
         title: args.title,
-        xscale,
+        xscale: args.xscale.into(),
         command_line: command_line(),
     };
     let written = write_report(&inputs, &args.out, &options)?;

@@ -1,7 +1,7 @@
 //! `saddlescope spectrum`: SLQ density, extreme eigenvalues and trace of a dense symmetric
 //! matrix stored as `.npy` — the numerics of the class-wise analysis, run on a matrix whose
 //! spectrum you know. Writes `DIR/spectrum.json` (the same keys the analysis stores per
-//! class) atomically: `spectrum.json.tmp` in DIR, then a rename.
+//! class) atomically (`saddlescope_results::write_atomically`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,14 +10,17 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use saddlescope_data::{read_npy, shape_string};
+use saddlescope_results::write_atomically;
 use saddlescope_spectral::{
-    estimate_spectrum_with_progress, DenseSymmetric, Error, SlqParams, SpectrumEstimate,
-    SpectrumParams,
+    estimate_spectrum_with_progress, DenseSymmetric, SlqParams, SpectrumEstimate, SpectrumParams,
 };
+use serde_json::json;
 
-use crate::basis_arg::BasisArg;
-use crate::npy;
-use crate::usage::usage;
+use crate::bounds;
+use crate::error::ResultExt;
+use crate::out_dir::{input_id, outputs, OutDir};
+use crate::values::BasisArg;
 
 /// Flags of `saddlescope spectrum`.
 #[derive(Debug, Args)]
@@ -48,7 +51,9 @@ pub struct SpectrumArgs {
     /// Budget of matrix-vector products for the extreme eigenvalues (the first probe's M included)
     #[arg(long, value_name = "N", default_value_t = 500)]
     max_applications: usize,
-    #[command(flatten)]
+    /// Storage of the Lanczos basis vectors: f64, or f32 for half the memory (Ritz values
+    /// then good to ~1e-7 relative)
+    #[arg(long, value_enum, default_value_t = BasisArg::F64)]
     basis: BasisArg,
     /// Output directory, created if missing; the result goes to DIR/spectrum.json
     #[arg(long, value_name = "DIR")]
@@ -56,12 +61,22 @@ pub struct SpectrumArgs {
     /// No progress bar or summary line
     #[arg(long)]
     quiet: bool,
+    /// Replace the spectrum of another matrix or other settings in DIR, and take over a lock
+    /// another host left on it
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `saddlescope spectrum`.
 pub fn run(args: SpectrumArgs) -> anyhow::Result<ExitCode> {
     let params = params(&args)?;
     let op = load_matrix(&args.matrix)?;
+    let mut out = OutDir::lock(&args.out, args.force, args.quiet)?;
+    let settings = json!({ "matrix": input_id(&args.matrix), "params": params });
+    out.claim(&outputs::SPECTRUM, &settings, args.force)?;
+    if args.probes == 1 && !args.quiet {
+        eprintln!("note: {}", crate::jobs::analyze::ONE_PROBE);
+    }
     let bar = progress_bar(
         params.expected_applications(op.matrix().nrows()),
         args.quiet,
@@ -76,7 +91,7 @@ pub fn run(args: SpectrumArgs) -> anyhow::Result<ExitCode> {
     let estimate = estimate_spectrum_with_progress(&op, &params, Some(&report))
         .with_context(|| args.matrix.display().to_string())?;
     bar.finish_and_clear();
-    let path = write_atomically(&args.out, &estimate)?;
+    let path = write_spectrum(&args.out, &estimate)?;
     if !estimate.converged {
         eprintln!(
             "warning: extreme eigenvalues not converged to --tol {} within --max-applications {} (bounds are in {})",
@@ -98,7 +113,7 @@ fn params(args: &SpectrumArgs) -> anyhow::Result<SpectrumParams> {
             steps: args.lanczos_steps,
             probes: args.probes,
             seed: args.seed,
-            basis: args.basis.precision()?,
+            basis: args.basis.into(),
             // Dense matrices are small: one basis per probe in parallel is cheap.
             parallel: true,
             ..SlqParams::default()
@@ -108,35 +123,18 @@ fn params(args: &SpectrumArgs) -> anyhow::Result<SpectrumParams> {
         max_applications: args.max_applications,
         ..SpectrumParams::default()
     };
-    params.validate().map_err(|err| match err {
-        Error::InvalidParam {
-            name,
-            value,
-            expected,
-        } => {
-            let flag = match name {
-                "steps" => "--lanczos-steps",
-                "probes" => "--probes",
-                "top_k" => "--top-k",
-                "tol" => "--tol",
-                "max_applications" => "--max-applications",
-                other => other,
-            };
-            usage(format!("{flag} {value}: expected {expected}"))
-        }
-        other => anyhow::Error::new(other),
-    })?;
+    params.validate().cli()?;
     Ok(params)
 }
 
 /// Reads the matrix and checks it is square, finite and symmetric; errors name the file.
 fn load_matrix(path: &Path) -> anyhow::Result<DenseSymmetric> {
-    let array = npy::read(path)?;
+    let array = read_npy(path)?;
     let [rows, cols] = array.shape[..] else {
         anyhow::bail!(
             "{}: not a matrix: shape {}",
             path.display(),
-            npy::shape_string(&array.shape)
+            shape_string(&array.shape)
         );
     };
     DenseSymmetric::from_row_major(rows, cols, &array.data)
@@ -158,17 +156,14 @@ fn progress_bar(expected: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Writes `dir/spectrum.json` via `dir/spectrum.json.tmp` and a rename, so a reader never
-/// sees a half-written file; returns the final path.
-fn write_atomically(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<PathBuf> {
+/// Writes `dir/spectrum.json` atomically, so a reader never sees a half-written file;
+/// returns its path.
+fn write_spectrum(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join("spectrum.json.tmp");
     let path = dir.join("spectrum.json");
     let mut json = serde_json::to_string_pretty(estimate)?;
     json.push('\n');
-    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    write_atomically(&path, json).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
@@ -176,26 +171,26 @@ fn write_atomically(dir: &Path, estimate: &SpectrumEstimate) -> anyhow::Result<P
 fn summary(e: &SpectrumEstimate, path: &Path) -> String {
     let pm = |stderr: Option<f64>| stderr.map_or(String::new(), |s| format!(" ± {s:.2e}"));
     format!(
-        "lambda_max {:.8e} (bound {:.1e}), lambda_min {:.8e} (bound {:.1e}), trace {:.6e}{}, negative mass {:.4}{}, {} products{} -> {}",
+        "lambda_max {:.8e} (bound {}), lambda_min {:.8e} (bound {}), trace {:.6e}{}, negative mass {:.4}{}, {} products{} -> {}{}",
         e.lambda_max,
-        e.lambda_max_bound,
+        bounds::marked(e, e.lambda_max_bound),
         e.lambda_min,
-        e.lambda_min_bound,
+        bounds::marked(e, e.lambda_min_bound),
         e.trace,
         pm(e.trace_stderr),
         e.negative_mass,
         pm(e.negative_mass_stderr),
         e.applications,
         if e.converged { "" } else { " (not converged)" },
-        path.display()
+        path.display(),
+        bounds::note([e]).map_or(String::new(), |line| format!("\n{line}"))
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::npy::write_test_npy;
-    use crate::usage::UsageError;
+    use crate::error::{clap_line, UsageError};
     use clap::Parser;
     use saddlescope_spectral::BasisPrecision;
 
@@ -205,15 +200,26 @@ mod tests {
         args: SpectrumArgs,
     }
 
-    fn parse(flags: &[&str]) -> SpectrumArgs {
+    fn try_parse(flags: &[&str]) -> Result<SpectrumArgs, clap::Error> {
         let argv = ["spectrum", "--matrix", "m.npy", "--out", "dir"]
             .iter()
             .chain(flags);
-        Cli::try_parse_from(argv).expect("flags parse").args
+        Cli::try_parse_from(argv).map(|cli| cli.args)
     }
 
+    fn parse(flags: &[&str]) -> SpectrumArgs {
+        try_parse(flags).expect("flags parse")
+    }
+
+    /// The one-line usage message of flags that fail, while parsing or validating.
     fn usage_message(flags: &[&str]) -> String {
-        let err = params(&parse(flags)).unwrap_err();
+        let err = match try_parse(flags) {
+            Ok(args) => params(&args).unwrap_err(),
+            Err(err) => {
+                assert!(err.use_stderr(), "{err}");
+                return clap_line(&err, &[]);
+            }
+        };
         assert!(
             err.downcast_ref::<UsageError>().is_some(),
             "not a usage error: {err}"
@@ -266,80 +272,5 @@ mod tests {
         );
         assert_eq!(p.slq.basis, BasisPrecision::F32);
         assert_eq!(params(&parse(&[])).unwrap().slq.basis, BasisPrecision::F64);
-    }
-
-    fn f64_le(values: &[f64]) -> Vec<u8> {
-        values.iter().flat_map(|v| v.to_le_bytes()).collect()
-    }
-
-    #[test]
-    fn matrix_checks_name_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("matrix.npy");
-        let name = p.display().to_string();
-        write_test_npy(&p, 1, "<f8", false, "(3, 4)", &f64_le(&[0.0; 12]));
-        assert_eq!(
-            format!("{:#}", load_matrix(&p).unwrap_err()),
-            format!("{name}: not square: shape (3, 4)")
-        );
-        write_test_npy(&p, 1, "<f8", false, "(5,)", &f64_le(&[0.0; 5]));
-        assert_eq!(
-            format!("{:#}", load_matrix(&p).unwrap_err()),
-            format!("{name}: not a matrix: shape (5,)")
-        );
-        write_test_npy(
-            &p,
-            1,
-            "<f8",
-            false,
-            "(2, 2)",
-            &f64_le(&[1.0, 2.0, 2.1, 1.0]),
-        );
-        let e = format!("{:#}", load_matrix(&p).unwrap_err());
-        assert!(
-            e.starts_with(&format!("{name}: not symmetric: |a[1,0] - a[0,1]|")),
-            "{e}"
-        );
-        // Fortran-order f32, symmetric: accepted.
-        let sym: Vec<u8> = [2.0f32, -1.0, -1.0, 3.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        write_test_npy(&p, 1, "<f4", true, "(2, 2)", &sym);
-        assert_eq!(load_matrix(&p).unwrap().matrix()[(0, 1)], -1.0);
-    }
-
-    #[test]
-    fn writes_spectrum_json_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("diag.npy");
-        let n = 20;
-        let values: Vec<f64> = (0..n * n)
-            .map(|k| {
-                if k % (n + 1) == 0 {
-                    (k / (n + 1)) as f64 - 3.0
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        write_test_npy(&p, 1, "<f8", false, "(20, 20)", &f64_le(&values));
-        let out = dir.path().join("out");
-        let args = parse(&["--quiet"]);
-        let args = SpectrumArgs {
-            matrix: p,
-            out: out.clone(),
-            ..args
-        };
-        assert_eq!(run(args).unwrap(), ExitCode::SUCCESS);
-        assert!(!out.join("spectrum.json.tmp").exists());
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("spectrum.json")).unwrap())
-                .unwrap();
-        // diag(-3, ..., 16): 20 steps exhaust the space, so the values are exact to rounding.
-        assert!((json["lambda_max"].as_f64().unwrap() - 16.0).abs() < 1e-12);
-        assert!((json["lambda_min"].as_f64().unwrap() + 3.0).abs() < 1e-12);
-        assert_eq!(json["converged"], serde_json::Value::Bool(true));
-        assert_eq!(json["params"]["steps"], 100);
     }
 }

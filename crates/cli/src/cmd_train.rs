@@ -3,37 +3,68 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
+use clap::builder::PossibleValuesParser;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use saddlescope_train::{
-    preset, EpochRecord, LrSchedule, Reweighting, RunOutcome, SamConfig, TrainConfig,
-    TrainObserver, Trainer, PRESET_NAMES,
-};
+use saddlescope_data::{DatasetSpec, GroupRule};
+use saddlescope_nn::{LossSpec, ModelSpec};
+use saddlescope_train::{preset, LrSchedule, Reweighting, SamConfig, TrainConfig, PRESET_NAMES};
 
-use crate::dataset_args::data_error;
-use crate::device::parse_device;
-use crate::usage::usage;
+use crate::error::{usage, ResultExt};
+use crate::jobs::train::{set_epochs, train, TrainJob, TrainStart};
+use crate::values::{DeviceArg, FloatArg, ImbalanceArg};
 
-/// Flags of `saddlescope train`. Every recipe flag is optional: unset ones come from
-/// `--preset` (default `mnist-lt-ce`).
+/// Flags of `saddlescope train`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Checkpoints: RUN_DIR/last.safetensors after every epoch, best.safetensors \
 (highest test accuracy, as the reference code selects it), epoch-NNNN.safetensors every --save-every \
 epochs, resume.safetensors (weights + momentum) for --resume. SAM updates BN running statistics once \
-per step, at the unperturbed weights (--sam-bn-double: also in the perturbed pass, as the reference code)."
+per step, at the unperturbed weights (--sam-bn-double: also in the perturbed pass, as the reference code). \
+The same command again continues the run where it stopped; other settings in the same --out are \
+refused unless --force. One process at a time writes a directory (RUN_DIR/.saddlescope.lock)."
 )]
 pub struct TrainArgs {
+    // The recipe: every flag of it is optional, unset ones come from --preset.
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Number of epochs (with --resume: extends the run)
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Run directory: created, or continued when it holds a run of the same settings
+    #[arg(long, value_name = "RUN_DIR", required_unless_present = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in RUN_DIR (its settings are read from it; --epochs may change its
+    /// length, never its learning-rate schedule or DRW start)
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Replace a run of other settings in --out (its checkpoints and log are removed), and
+    /// take over a lock another host left on the directory
+    #[arg(long)]
+    force: bool,
+    /// Where tensors live (cuda needs a build with --features cuda)
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+    /// No progress bar or per-epoch lines
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The recipe flags: a preset and overrides of its settings. `--resume` conflicts with all
+/// of them (a resumed run keeps its recipe).
+#[derive(Debug, Args)]
+#[group(id = "recipe", multiple = true, conflicts_with = "resume")]
+struct RecipeArgs {
     /// Recipe to start from; any flag below overrides it [default: mnist-lt-ce]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = PossibleValuesParser::new(PRESET_NAMES))]
     preset: Option<String>,
     /// Data set: mnist10k (embedded), mnist:DIR, cifar10:DIR, cifar100:DIR, synthetic:...
     #[arg(long, value_name = "SPEC")]
-    dataset: Option<String>,
-    /// Long-tail profile: exp, step or none
-    #[arg(long, value_name = "exp|step|none")]
-    imbalance: Option<String>,
+    dataset: Option<DatasetSpec>,
+    /// Long-tail profile
+    #[arg(long, value_enum)]
+    imbalance: Option<ImbalanceArg>,
     /// Imbalance ratio n_max / n_min (at least 1)
     #[arg(long, value_name = "R", allow_negative_numbers = true)]
     ratio: Option<f64>,
@@ -42,18 +73,19 @@ pub struct TrainArgs {
     n_max: Option<usize>,
     /// Head/medium/tail groups: thirds or counts:MANY,FEW
     #[arg(long, value_name = "RULE")]
-    groups: Option<String>,
+    groups: Option<GroupRule>,
     /// Architecture: mlp:W1,W2,..., mlp-tanh:..., cnn or cnn:W1,W2, resnet32, resnet32-normed
     #[arg(long, value_name = "SPEC")]
-    model: Option<String>,
+    model: Option<ModelSpec>,
     /// Loss: ce, ldam[:max_m=0.5,s=30], vs[:gamma=0.3,tau=1], la[:tau=1], focal[:gamma=1]
     #[arg(long, value_name = "SPEC")]
-    loss: Option<String>,
+    loss: Option<LossSpec>,
     /// Deferred re-weighting: DRW class weights from --drw-epoch on
     #[arg(long, conflicts_with = "reweight")]
     drw: bool,
-    /// First epoch with DRW weights [default: 160/200 of the run, +1]
-    #[arg(long, value_name = "EPOCH", requires = "drw")]
+    /// First epoch with DRW weights, with --drw or a -drw preset [default: 160/200 of the
+    /// run, +1, at most its last epoch]
+    #[arg(long, value_name = "EPOCH")]
     drw_epoch: Option<usize>,
     /// Use the DRW class weights from the first epoch
     #[arg(long)]
@@ -66,16 +98,13 @@ pub struct TrainArgs {
     sam_from: Option<usize>,
     /// Step schedule of rho: e1:r1,e2:r2,... (from epoch e_i on, rho r_i)
     #[arg(long, value_name = "E:R,...")]
-    sam_schedule: Option<String>,
+    sam_schedule: Option<SamSchedule>,
     /// Adaptive SAM (ASAM): ascent step scaled by |w|
     #[arg(long)]
     asam: bool,
     /// Update BN running stats in SAM's perturbed pass too (the reference code's behaviour)
     #[arg(long)]
     sam_bn_double: bool,
-    /// Number of epochs
-    #[arg(long, value_name = "N")]
-    epochs: Option<usize>,
     /// Mini-batch size
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
@@ -84,7 +113,7 @@ pub struct TrainArgs {
     lr: Option<f64>,
     /// Learning-rate schedule: step (warm-up 5/200, x0.01 after 160/200, x1e-4 after 180/200) or cosine
     #[arg(long, value_name = "step|cosine")]
-    schedule: Option<String>,
+    schedule: Option<LrSchedule>,
     /// L2 weight decay
     #[arg(long, value_name = "WD", allow_negative_numbers = true)]
     weight_decay: Option<f64>,
@@ -97,54 +126,37 @@ pub struct TrainArgs {
     /// Also write epoch-NNNN.safetensors every N epochs (0: only last and best)
     #[arg(long, value_name = "N")]
     save_every: Option<usize>,
-    /// Element type of weights: f32 or f64
-    #[arg(long, value_name = "f32|f64")]
-    dtype: Option<String>,
-    /// Run directory to create
-    #[arg(long, value_name = "RUN_DIR", required_unless_present = "resume")]
-    out: Option<PathBuf>,
-    /// Continue the run in RUN_DIR (its settings are read from it; only --epochs may extend it)
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
-        "preset", "dataset", "imbalance", "ratio", "n_max", "groups", "model", "loss", "drw",
-        "drw_epoch", "reweight", "sam", "sam_from", "sam_schedule", "asam", "sam_bn_double",
-        "batch_size", "lr", "schedule", "weight_decay", "momentum", "seed", "save_every", "dtype", "out",
-    ])]
-    resume: Option<PathBuf>,
-    /// cpu or cuda (needs a build with --features cuda)
-    #[arg(long, value_name = "cpu|cuda", default_value = "cpu")]
-    device: String,
-    /// No progress bar or per-epoch lines
-    #[arg(long)]
-    quiet: bool,
+    /// Element type of weights
+    #[arg(long, value_enum)]
+    dtype: Option<FloatArg>,
 }
 
-fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .parse()
-        .map_err(|e| usage(format!("{flag} {value:?}: {e}")))
+/// `--sam-schedule e1:r1,e2:r2`.
+#[derive(Debug, Clone)]
+struct SamSchedule(Vec<(usize, f64)>);
+
+impl FromStr for SamSchedule {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .map(|item| {
+                let bad = || format!("{item:?}: expected EPOCH:RHO");
+                let (epoch, rho) = item.split_once(':').ok_or_else(bad)?;
+                Ok((
+                    epoch.parse().map_err(|_| bad())?,
+                    rho.parse().map_err(|_| bad())?,
+                ))
+            })
+            .collect::<Result<_, _>>()
+            .map(SamSchedule)
+    }
 }
 
-/// Parses `e1:r1,e2:r2`.
-fn parse_sam_schedule(text: &str) -> anyhow::Result<Vec<(usize, f64)>> {
-    text.split(',')
-        .map(|item| {
-            let (epoch, rho) = item
-                .split_once(':')
-                .ok_or_else(|| usage(format!("--sam-schedule {item:?}: expected EPOCH:RHO")))?;
-            Ok((
-                parse("--sam-schedule", epoch)?,
-                parse("--sam-schedule", rho)?,
-            ))
-        })
-        .collect()
-}
-
-impl TrainArgs {
-    /// The recipe: the preset, overridden by every given flag.
-    fn config(&self) -> anyhow::Result<TrainConfig> {
+impl RecipeArgs {
+    /// The recipe: the preset, overridden by every given flag, with `epochs` from
+    /// `--epochs`; validated.
+    fn config(&self, epochs: Option<usize>) -> anyhow::Result<TrainConfig> {
         let name = self.preset.as_deref().unwrap_or("mnist-lt-ce");
         let mut c = preset(name).ok_or_else(|| {
             usage(format!(
@@ -153,10 +165,10 @@ impl TrainArgs {
             ))
         })?;
         if let Some(v) = &self.dataset {
-            c.dataset = v.parse().map_err(data_error)?;
+            c.dataset = v.clone();
         }
-        if let Some(v) = &self.imbalance {
-            c.imbalance = v.parse().map_err(data_error)?;
+        if let Some(v) = self.imbalance {
+            c.imbalance = v.into();
         }
         if let Some(v) = self.ratio {
             c.ratio = v;
@@ -164,29 +176,38 @@ impl TrainArgs {
         if self.n_max.is_some() {
             c.n_max = self.n_max;
         }
-        if let Some(v) = &self.groups {
-            c.groups = v.parse().map_err(data_error)?;
+        if let Some(v) = self.groups {
+            c.groups = v;
         }
         if let Some(v) = &self.model {
-            c.model = parse("--model", v)?;
+            c.model = v.clone();
         }
         if let Some(v) = &self.loss {
-            c.loss = parse("--loss", v)?;
+            c.loss = v.clone();
         }
-        if let Some(v) = self.epochs {
-            c.epochs = v;
-            if let Reweighting::FromEpoch(_) = c.reweighting {
-                c.reweighting = Reweighting::FromEpoch(TrainConfig::default_drw_epoch(v));
-            }
+        if let Some(v) = epochs {
+            set_epochs(&mut c, v);
         }
         if self.drw {
-            c.reweighting = Reweighting::FromEpoch(
-                self.drw_epoch
-                    .unwrap_or(TrainConfig::default_drw_epoch(c.epochs)),
-            );
+            c.reweighting = Reweighting::FromEpoch(TrainConfig::default_drw_epoch(c.epochs));
         }
         if self.reweight {
             c.reweighting = Reweighting::Always;
+        }
+        if let Some(start) = self.drw_epoch {
+            c.reweighting = match c.reweighting {
+                Reweighting::FromEpoch(_) => Reweighting::FromEpoch(start),
+                Reweighting::Always => {
+                    return Err(usage(
+                        "--drw-epoch: --reweight uses the class weights from the first epoch; drop one of the two",
+                    ))
+                }
+                Reweighting::Off => {
+                    return Err(usage(format!(
+                        "--drw-epoch needs DRW: add --drw (preset {name} does not use it)"
+                    )))
+                }
+            };
         }
         if let Some(rho) = self.sam {
             c.sam = (rho != 0.0).then(|| SamConfig {
@@ -207,7 +228,7 @@ impl TrainArgs {
                     sam.from_epoch = v;
                 }
                 if let Some(v) = &self.sam_schedule {
-                    sam.schedule = parse_sam_schedule(v)?;
+                    sam.schedule = v.0.clone();
                 }
                 sam.adaptive |= self.asam;
                 sam.bn_double |= self.sam_bn_double;
@@ -225,8 +246,8 @@ impl TrainArgs {
         if let Some(v) = self.lr {
             c.lr = v;
         }
-        if let Some(v) = &self.schedule {
-            c.schedule = parse::<LrSchedule>("--schedule", v)?;
+        if let Some(v) = self.schedule {
+            c.schedule = v;
         }
         if let Some(v) = self.weight_decay {
             c.weight_decay = v;
@@ -240,131 +261,42 @@ impl TrainArgs {
         if let Some(v) = self.save_every {
             c.save_every = v;
         }
-        if let Some(v) = &self.dtype {
-            c.dtype = v.clone();
+        if let Some(v) = self.dtype {
+            c.dtype = v.as_str().to_string();
         }
-        c.validate().map_err(train_error)?;
+        c.validate().cli()?;
         Ok(c)
     }
 }
 
-/// A train-crate error as an exit-2 usage error when it names a flag.
-pub fn train_error(err: saddlescope_train::Error) -> anyhow::Error {
-    match err {
-        saddlescope_train::Error::Invalid { .. } => usage(err.to_string()),
-        saddlescope_train::Error::Data(e) => data_error(e),
-        other => anyhow::Error::new(other),
-    }
-}
-
-/// Draws a bar per epoch on a terminal, or prints a line per epoch elsewhere.
-struct Progress {
-    bar: ProgressBar,
-    epochs: usize,
-    quiet: bool,
-}
-
-impl Progress {
-    fn new(epochs: usize, quiet: bool) -> Self {
-        let bar = if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(0)
+impl TrainArgs {
+    /// The run these flags ask for, every flag checked; reads nothing.
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    fn validate(&self) -> anyhow::Result<TrainJob> {
+        let device = self.device.open()?;
+        let start = match (&self.resume, &self.out) {
+            (Some(dir), _) => TrainStart::Resume {
+                dir: dir.clone(),
+                epochs: self.epochs,
+            },
+            (None, Some(out)) => TrainStart::Fresh {
+                config: Box::new(self.recipe.config(self.epochs)?),
+                out: out.clone(),
+            },
+            (None, None) => return Err(usage("--out: required without --resume")),
         };
-        if !quiet {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} (ETA {eta})",
-                )
-                .expect("static template")
-                .progress_chars("=> "),
-            );
-        }
-        Self { bar, epochs, quiet }
-    }
-}
-
-impl TrainObserver for Progress {
-    fn epoch_started(&self, epoch: usize, steps: usize) {
-        self.bar.set_prefix(format!("{epoch}/{}", self.epochs));
-        self.bar.set_length(steps as u64);
-        self.bar.set_position(0);
-    }
-
-    fn step_done(&self, _epoch: usize, step: usize, loss: f64, accuracy: f64) {
-        self.bar.set_position(step as u64);
-        self.bar
-            .set_message(format!("loss {loss:.4} acc {accuracy:.3}"));
-    }
-
-    fn epoch_done(&self, r: &EpochRecord) {
-        if self.quiet {
-            return;
-        }
-        let g = &r.test.group_accuracy;
-        let group = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-        let line = format!(
-            "epoch {}/{}: lr {:.2e} train loss {:.4} | test acc {:.4} (head {}, medium {}, tail {}) | {:.1}s",
-            r.epoch,
-            self.epochs,
-            r.lr,
-            r.train_loss,
-            r.test.accuracy,
-            group(g.head),
-            group(g.medium),
-            group(g.tail),
-            r.seconds
-        );
-        if self.bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            self.bar.println(line);
-        }
+        Ok(TrainJob {
+            start,
+            device,
+            quiet: self.quiet,
+            force: self.force,
+        })
     }
 }
 
 /// Runs `saddlescope train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let device = parse_device(&args.device)?;
-    let (mut trainer, run_dir) = match &args.resume {
-        Some(dir) => (
-            Trainer::resume(dir, &device, args.epochs).map_err(train_error)?,
-            dir.clone(),
-        ),
-        None => {
-            let config = args.config()?;
-            let dir = args
-                .out
-                .clone()
-                .expect("clap requires --out without --resume");
-            (
-                Trainer::new(config, &dir, &device).map_err(train_error)?,
-                dir,
-            )
-        }
-    };
-    let stop = crate::interrupt::stop_flag();
-    let progress = Progress::new(trainer.config().epochs, args.quiet);
-    let outcome = trainer.run(&progress, stop).map_err(train_error)?;
-    progress.bar.finish_and_clear();
-    match outcome {
-        RunOutcome::Finished => {
-            if !args.quiet {
-                eprintln!(
-                    "done: {} epochs in {}",
-                    trainer.epochs_done(),
-                    run_dir.display()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        RunOutcome::Interrupted { epochs_done } => {
-            eprintln!(
-                "interrupted: {epochs_done} epochs are complete in {0}; continue with `saddlescope train --resume {0}`",
-                run_dir.display()
-            );
-            Ok(ExitCode::from(130))
-        }
-    }
+    train(&args.validate()?)
 }

@@ -1,12 +1,13 @@
-//! The data-set flags shared by every command that loads data (`data summary` now; `train`
-//! and `analyze` flatten [`DatasetArgs`] in too), and their validation into the data crate's
-//! types: raw strings are parsed here, so that a bad `--dataset` or `--ratio` fails as a
-//! usage error (exit 2) before any file is read.
+//! The data-set flags shared by every command that loads data (`data summary`, and
+//! `analyze` for foreign checkpoints), and their validation into the data crate's types:
+//! the spec and the group rule are parsed by clap, the numbers checked here, so that a bad
+//! `--dataset` or `--ratio` fails as a usage error (exit 2) before any file is read.
 
 use clap::Args;
 use saddlescope_data::{Dataset, DatasetSpec, GroupRule, Imbalance, LongTailConfig, LongTailed};
 
-use crate::usage::usage;
+use crate::error::ResultExt;
+use crate::values::ImbalanceArg;
 
 /// `--imbalance` and `--ratio`: the shape of a long-tailed profile.
 #[derive(Debug, Clone, Args)]
@@ -14,8 +15,8 @@ pub struct ImbalanceArgs {
     /// Long-tail profile: exp (n_i = floor(n_max * (1/ratio)^(i/(C-1))), class 0 the head),
     /// step (the first floor(C/2) classes keep n_max, the rest floor(n_max/ratio)) or none
     /// (every class n_max)
-    #[arg(long, value_name = "exp|step|none", default_value = "exp")]
-    pub imbalance: String,
+    #[arg(long, value_enum, default_value_t = ImbalanceArg::Exp)]
+    pub imbalance: ImbalanceArg,
 
     /// Imbalance ratio n_max / n_min, at least 1
     #[arg(
@@ -28,14 +29,13 @@ pub struct ImbalanceArgs {
 }
 
 impl ImbalanceArgs {
-    /// The parsed profile and ratio.
+    /// The profile and the checked ratio.
     ///
     /// # Errors
-    /// A usage error naming `--imbalance` or `--ratio`.
+    /// A usage error naming `--ratio`.
     pub fn validate(&self) -> anyhow::Result<(Imbalance, f64)> {
-        let imbalance = self.imbalance.parse().map_err(data_error)?;
-        saddlescope_data::check_ratio(self.ratio).map_err(data_error)?;
-        Ok((imbalance, self.ratio))
+        saddlescope_data::check_ratio(self.ratio).cli()?;
+        Ok((self.imbalance.into(), self.ratio))
     }
 }
 
@@ -46,7 +46,7 @@ pub struct DatasetArgs {
     /// cifar100:DIR (binary versions) or synthetic:classes=K,dim=D,n=N,test=T,seed=S,sep=X
     /// (Gaussian mixture, every key optional)
     #[arg(long, value_name = "SPEC", default_value = "mnist10k")]
-    pub dataset: String,
+    pub dataset: DatasetSpec,
 
     #[command(flatten)]
     pub imbalance: ImbalanceArgs,
@@ -62,56 +62,60 @@ pub struct DatasetArgs {
     /// Head/medium/tail groups: thirds (classes by train count, head first; C=10 -> 4/3/3)
     /// or counts:MANY,FEW (head if count > MANY, tail if count < FEW)
     #[arg(long, value_name = "RULE", default_value = "thirds")]
-    pub groups: String,
+    pub groups: GroupRule,
 }
 
 impl DatasetArgs {
-    /// The parsed spec and long-tail settings; reads no data.
+    /// The spec and long-tail settings, checked; reads no data.
     ///
     /// # Errors
     /// A usage error naming the bad flag.
     pub fn validate(&self) -> anyhow::Result<(DatasetSpec, LongTailConfig)> {
-        let spec = self.dataset.parse().map_err(data_error)?;
         let (imbalance, ratio) = self.imbalance.validate()?;
-        let groups: GroupRule = self.groups.parse().map_err(data_error)?;
         let config = LongTailConfig {
             imbalance,
             ratio,
             n_max: self.n_max,
             seed: self.seed,
-            groups,
+            groups: self.groups,
         };
-        Ok((spec, config))
-    }
-
-    /// Loads the data set and applies the imbalance: the long-tailed setting and the data
-    /// set whose train split is the selected subset (the test split stays whole).
-    ///
-    /// # Errors
-    /// Usage errors for bad flags (including an `--n-max`/`--ratio` that leaves a class empty
-    /// or asks for more samples than a class has); data errors naming the file.
-    pub fn load(&self) -> anyhow::Result<(LongTailed, Dataset)> {
-        let (spec, config) = self.validate()?;
-        let dataset = Dataset::load(&spec).map_err(data_error)?;
-        let long_tailed = LongTailed::new(&dataset, &config).map_err(data_error)?;
-        let dataset = long_tailed.apply(dataset).map_err(data_error)?;
-        Ok((long_tailed, dataset))
+        Ok((self.dataset.clone(), config))
     }
 }
 
-/// A data-crate error as an exit-2 usage error when it is about a flag, else as is (exit 1).
-pub fn data_error(err: saddlescope_data::Error) -> anyhow::Error {
-    if err.is_usage() {
-        usage(err.to_string())
-    } else {
-        anyhow::Error::new(err)
+/// A data error as the command line reports it, a missing data directory named with the
+/// flag that points elsewhere: a preset's or a checkpoint's recorded location is where a new
+/// user trips.
+pub fn with_dataset_hint(err: saddlescope_data::Error, spec: &DatasetSpec) -> anyhow::Error {
+    match &err {
+        saddlescope_data::Error::MissingDir { path } => anyhow::anyhow!(
+            "--dataset {spec}: {} does not exist; put the data set there or point --dataset at it (e.g. --dataset cifar10:DIR)",
+            path.display()
+        ),
+        _ => crate::error::cli_error(err),
     }
+}
+
+/// Loads the data set and applies the imbalance: the long-tailed setting and the data set
+/// whose train split is the selected subset (the test split stays whole).
+///
+/// # Errors
+/// Usage errors for an `--n-max`/`--ratio` that leaves a class empty or asks for more
+/// samples than a class has; data errors naming the file.
+pub fn load_long_tailed(
+    spec: &DatasetSpec,
+    config: &LongTailConfig,
+) -> anyhow::Result<(LongTailed, Dataset)> {
+    let dataset = Dataset::load(spec).cli()?;
+    let long_tailed = LongTailed::new(&dataset, config).cli()?;
+    let dataset = long_tailed.apply(dataset).cli()?;
+    Ok((long_tailed, dataset))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::usage::UsageError;
+    use crate::error::{clap_line, UsageError};
     use clap::Parser;
 
     #[derive(Debug, Parser)]
@@ -120,14 +124,30 @@ mod tests {
         data: DatasetArgs,
     }
 
-    fn parse(args: &[&str]) -> DatasetArgs {
-        Probe::try_parse_from(std::iter::once("probe").chain(args.iter().copied()))
-            .unwrap()
-            .data
+    fn try_parse(args: &[&str]) -> Result<DatasetArgs, clap::Error> {
+        Probe::try_parse_from(std::iter::once("probe").chain(args.iter().copied())).map(|p| p.data)
     }
 
-    fn usage_message(result: anyhow::Result<impl std::fmt::Debug>) -> String {
-        let err = result.unwrap_err();
+    fn parse(args: &[&str]) -> DatasetArgs {
+        try_parse(args).unwrap()
+    }
+
+    fn load(args: &DatasetArgs) -> anyhow::Result<(LongTailed, Dataset)> {
+        let (spec, config) = args.validate()?;
+        load_long_tailed(&spec, &config)
+    }
+
+    /// The one-line usage message of flags that fail, whether clap rejects them while
+    /// parsing or validation or loading does.
+    fn usage_message(args: &[&str]) -> String {
+        let args = match try_parse(args) {
+            Ok(args) => args,
+            Err(err) => {
+                assert!(err.use_stderr(), "{err}");
+                return clap_line(&err, &[]);
+            }
+        };
+        let err = load(&args).unwrap_err();
         assert!(
             err.downcast_ref::<UsageError>().is_some(),
             "not a usage error: {err:#}"
@@ -169,7 +189,7 @@ mod tests {
             (3.0, Some(20), 5)
         );
         assert_eq!(config.groups, GroupRule::Counts { many: 10, few: 5 });
-        let (lt, data) = args.load().unwrap();
+        let (lt, data) = load(&args).unwrap();
         assert_eq!(lt.train_counts, [20, 20, 6, 6]);
         assert_eq!(data.train().class_counts(), [20, 20, 6, 6]);
         assert_eq!(data.test().len(), 400);
@@ -177,33 +197,31 @@ mod tests {
 
     #[test]
     fn bad_flags_are_usage_errors_naming_the_flag() {
-        let msg = usage_message(parse(&["--ratio", "0.5"]).validate());
+        let msg = usage_message(&["--ratio", "0.5"]);
         assert_eq!(
             msg,
             "--ratio 0.5 must be a number of at least 1 (n_max / n_min)"
         );
-        let msg = usage_message(parse(&["--ratio", "-2"]).validate());
+        let msg = usage_message(&["--ratio", "-2"]);
         assert!(msg.starts_with("--ratio -2 "), "{msg}");
-        let msg = usage_message(parse(&["--imbalance", "linear"]).validate());
+        let msg = usage_message(&["--imbalance", "linear"]);
         assert!(msg.contains("--imbalance"), "{msg}");
-        let msg = usage_message(parse(&["--dataset", "imagenet"]).validate());
+        let msg = usage_message(&["--dataset", "imagenet"]);
         assert!(
             msg.starts_with("unknown data set `imagenet` for --dataset"),
             "{msg}"
         );
-        let msg = usage_message(parse(&["--groups", "halves"]).validate());
+        let msg = usage_message(&["--groups", "halves"]);
         assert!(msg.contains("--groups"), "{msg}");
-        let msg = usage_message(parse(&["--ratio", "1000", "--n-max", "50"]).load());
+        let msg = usage_message(&["--ratio", "1000", "--n-max", "50"]);
         assert!(msg.contains("leaves class"), "{msg}");
-        let msg = usage_message(parse(&["--n-max", "900", "--imbalance", "none"]).load());
+        let msg = usage_message(&["--n-max", "900", "--imbalance", "none"]);
         assert!(msg.starts_with("--n-max 900 asks class 0 for 900"), "{msg}");
     }
 
     #[test]
     fn missing_data_is_not_a_usage_error() {
-        let err = parse(&["--dataset", "cifar10:/nonexistent/dir"])
-            .load()
-            .unwrap_err();
+        let err = load(&parse(&["--dataset", "cifar10:/nonexistent/dir"])).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_none());
         assert_eq!(format!("{err:#}"), "/nonexistent/dir: no such directory");
     }

@@ -1,9 +1,10 @@
-//! The `saddlescope` command-line tool: a thin shell that parses flags, validates them and
-//! calls the library crates. `main` only maps the outcome of [`run`] to an exit code, so
+//! The `saddlescope` command-line tool: a thin shell that parses flags (clap), validates
+//! them into typed jobs before any file is read (each `cmd_*.rs`), and runs the jobs on the
+//! library crates (`jobs`). `main` only maps the outcome of [`run`] to an exit code, so
 //! that every command stays testable as a function.
 
 mod args;
-mod basis_arg;
+mod bounds;
 mod checkpoint_args;
 mod cmd_analyze;
 mod cmd_bench;
@@ -11,44 +12,55 @@ mod cmd_compare;
 mod cmd_data;
 mod cmd_demo;
 mod cmd_landscape;
+mod cmd_merge;
 mod cmd_plot;
 mod cmd_report;
+mod cmd_slurm;
 mod cmd_spectrum;
 mod cmd_train;
 mod dataset_args;
-mod device;
+mod error;
+mod flags;
 mod interrupt;
-mod npy;
+mod jobs;
+mod out_dir;
 mod report;
 mod runtime;
-mod usage;
+mod slurm;
+mod values;
+mod verdict_text;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
-use crate::usage::UsageError;
 
 fn main() -> ExitCode {
     runtime::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            // clap prints help/version to stdout with exit 0 and usage errors with exit 2.
+        // Help and version go to stdout (exit 0), and so does the help clap shows for a
+        // bare `saddlescope` or `saddlescope data` (to stderr, exit 2).
+        Err(err)
+            if !err.use_stderr()
+                || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
             let _ = err.print();
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+        Err(err) => {
+            let argv: Vec<String> = std::env::args().collect();
+            eprintln!("error: {}", error::clap_line(&err, &argv));
+            return ExitCode::from(2);
         }
     };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.downcast_ref::<UsageError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(error::exit_code(&err))
         }
     }
 }
@@ -66,5 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Spectrum(args) => cmd_spectrum::run(args),
         Command::Bench(args) => cmd_bench::run(args),
         Command::Landscape(args) => cmd_landscape::run(args),
+        Command::Merge(args) => cmd_merge::run(args),
+        Command::Slurm(args) => cmd_slurm::run(args),
     }
 }

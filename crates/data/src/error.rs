@@ -1,6 +1,9 @@
 //! The crate's one error type. Every variant carries the numbers a caller needs to act on it
-//! (the file, the bad value, the expected value) and its message names the file or the flag
-//! to fix, because data problems are found long after the command line was typed.
+//! (the file, the bad value, the expected value) and its message names the file or the
+//! parameter to fix, because data problems are found long after the command line was typed.
+//! Parameters are named as this crate names them ([`Param`]); a front end that calls them
+//! something else (a CLI's flags) renders the same message with its own names through
+//! [`Error::describe`].
 
 use std::path::PathBuf;
 
@@ -8,8 +11,8 @@ use crate::dataset::ImageShape;
 
 /// Everything that can go wrong while reading, generating, sub-sampling or batching a data set.
 ///
-/// Messages are lowercase, without a final period, and start with the offending file or flag.
-/// [`Error::is_usage`] tells a command-line front end which variants are bad flag values.
+/// Messages are lowercase, without a final period, and start with the offending file or
+/// parameter. [`Error::is_usage`] tells a front end which variants are bad parameter values.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -137,40 +140,46 @@ pub enum Error {
         /// The number of classes of the data set.
         classes: usize,
     },
-    /// A `--dataset` string matches none of the accepted forms.
-    #[error(
-        "unknown data set `{spec}` for --dataset: expected {}",
-        crate::spec::ACCEPTED_FORMS
-    )]
+    /// A `.npy` file is malformed, of an unsupported version or dtype, or its data length
+    /// disagrees with its header.
+    #[error("{}: {detail}", path.display())]
+    BadNpy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A data-set spec string matches none of the accepted forms.
+    #[error("{}", self.describe(Param::name))]
     UnknownSpec {
         /// The string given.
         spec: String,
     },
-    /// A `--dataset` string has an accepted form but a bad parameter.
-    #[error("bad data set `{spec}` for --dataset: {reason}")]
+    /// A data-set spec string has an accepted form but a bad parameter.
+    #[error("{}", self.describe(Param::name))]
     BadSpec {
         /// The string given.
         spec: String,
         /// What is wrong with it.
         reason: String,
     },
-    /// An `--imbalance` name is not `exp`, `step` or `none`.
-    #[error("unknown imbalance `{name}` for --imbalance: expected exp, step or none")]
+    /// An imbalance name is not `exp`, `step` or `none`.
+    #[error("{}", self.describe(Param::name))]
     UnknownImbalance {
         /// The name given.
         name: String,
     },
     /// The imbalance ratio is below 1 (or not a number).
-    #[error("--ratio {ratio} must be a number of at least 1 (n_max / n_min)")]
+    #[error("{}", self.describe(Param::name))]
     BadRatio {
         /// The ratio given.
         ratio: f64,
     },
     /// Counts were asked for zero classes.
-    #[error("--classes 0: need at least one class")]
+    #[error("{}", self.describe(Param::name))]
     NoClasses,
     /// The imbalance profile leaves a class without training samples.
-    #[error("--ratio {ratio} with --n-max {n_max} leaves class {class} with 0 train samples")]
+    #[error("{}", self.describe(Param::name))]
     EmptyClass {
         /// The first class left empty.
         class: usize,
@@ -178,9 +187,12 @@ pub enum Error {
         n_max: usize,
         /// The imbalance ratio used.
         ratio: f64,
+        /// Whether `n_max` was derived (the smallest class of the source train split) rather
+        /// than given.
+        n_max_derived: bool,
     },
     /// The imbalance profile asks a class for more samples than the train split holds.
-    #[error("--n-max {n_max} asks class {class} for {wanted} train samples, but it has only {available}")]
+    #[error("{}", self.describe(Param::name))]
     TooFewSamples {
         /// The head-class count used.
         n_max: usize,
@@ -191,8 +203,8 @@ pub enum Error {
         /// The class's samples in the source train split.
         available: usize,
     },
-    /// A `--groups` value is not `thirds` or `counts:MANY,FEW` with FEW <= MANY.
-    #[error("bad --groups `{value}`: {reason}")]
+    /// A group rule is not `thirds` or `counts:MANY,FEW` with FEW <= MANY.
+    #[error("{}", self.describe(Param::name))]
     BadGroups {
         /// The value given.
         value: String,
@@ -235,8 +247,41 @@ pub enum Error {
     Tensor(#[from] candle_core::Error),
 }
 
+/// A parameter of this crate's API, as its usage errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Param {
+    /// The data-set spec ([`crate::DatasetSpec`]).
+    Dataset,
+    /// The long-tail profile ([`crate::LongTailConfig::imbalance`]).
+    Imbalance,
+    /// The imbalance ratio n_max / n_min ([`crate::LongTailConfig::ratio`]).
+    Ratio,
+    /// The head-class count ([`crate::LongTailConfig::n_max`]).
+    NMax,
+    /// The number of classes of a profile ([`crate::class_counts`]).
+    Classes,
+    /// The head/medium/tail rule ([`crate::LongTailConfig::groups`]).
+    Groups,
+}
+
+impl Param {
+    /// The name this crate uses: the field or argument that holds the parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Dataset => "dataset",
+            Param::Imbalance => "imbalance",
+            Param::Ratio => "ratio",
+            Param::NMax => "n_max",
+            Param::Classes => "classes",
+            Param::Groups => "groups",
+        }
+    }
+}
+
 impl Error {
-    /// Whether this error is a bad flag value (exit status 2 in the CLI) rather than bad data.
+    /// Whether this error is a bad parameter value (exit status 2 in the CLI) rather than
+    /// bad data.
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
@@ -249,6 +294,64 @@ impl Error {
                 | Error::TooFewSamples { .. }
                 | Error::BadGroups { .. }
         )
+    }
+
+    /// The message with every parameter called by `name`. `Display` passes [`Param::name`];
+    /// a front end passes its own names (the CLI its flags), so that one message text
+    /// serves both. Errors about no parameter read as their `Display`.
+    pub fn describe(&self, name: impl Fn(Param) -> &'static str) -> String {
+        match self {
+            Error::UnknownSpec { spec } => format!(
+                "unknown data set `{spec}` for {}: expected {}",
+                name(Param::Dataset),
+                crate::spec::ACCEPTED_FORMS
+            ),
+            Error::BadSpec { spec, reason } => {
+                format!("bad data set `{spec}` for {}: {reason}", name(Param::Dataset))
+            }
+            Error::UnknownImbalance { name: given } => format!(
+                "unknown imbalance `{given}` for {}: expected exp, step or none",
+                name(Param::Imbalance)
+            ),
+            Error::BadRatio { ratio } => format!(
+                "{} {ratio} must be a number of at least 1 (n_max / n_min)",
+                name(Param::Ratio)
+            ),
+            Error::NoClasses => format!("{} 0: need at least one class", name(Param::Classes)),
+            Error::EmptyClass {
+                class,
+                n_max,
+                ratio,
+                n_max_derived: false,
+            } => format!(
+                "{} {ratio} with {} {n_max} leaves class {class} with 0 train samples",
+                name(Param::Ratio),
+                name(Param::NMax)
+            ),
+            Error::EmptyClass {
+                class,
+                n_max,
+                ratio,
+                n_max_derived: true,
+            } => format!(
+                "{} {ratio} leaves class {class} with 0 train samples: the head class gets {n_max}, by default the smallest class of the train split (set it with {})",
+                name(Param::Ratio),
+                name(Param::NMax)
+            ),
+            Error::TooFewSamples {
+                n_max,
+                class,
+                wanted,
+                available,
+            } => format!(
+                "{} {n_max} asks class {class} for {wanted} train samples, but it has only {available}",
+                name(Param::NMax)
+            ),
+            Error::BadGroups { value, reason } => {
+                format!("bad {} `{value}`: {reason}", name(Param::Groups))
+            }
+            other => other.to_string(),
+        }
     }
 }
 

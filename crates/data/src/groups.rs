@@ -1,4 +1,5 @@
-//! Head / medium / tail groups for comparing classes of different sizes.
+//! Head / medium / tail groups for comparing classes of different sizes: which class falls
+//! in which [`Group`] (the group itself is part of every result, in `saddlescope-results`).
 //!
 //! Two rules: `thirds` (default) sorts classes by train count, descending with ties broken
 //! by class id, and cuts the order into three runs of sizes `ceil`-first like
@@ -10,37 +11,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use saddlescope_results::Group;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-
-/// A class's group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Group {
-    /// The most frequent classes ("many-shot").
-    Head,
-    /// The middle classes.
-    Medium,
-    /// The rarest classes ("few-shot").
-    Tail,
-}
-
-impl Group {
-    /// All groups, head first.
-    pub const ALL: [Group; 3] = [Group::Head, Group::Medium, Group::Tail];
-}
-
-impl fmt::Display for Group {
-    /// `head`, `medium` or `tail`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Group::Head => "head",
-            Group::Medium => "medium",
-            Group::Tail => "tail",
-        })
-    }
-}
 
 /// How classes are assigned to groups (the `--groups` flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -234,7 +208,7 @@ mod tests {
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "bad --groups `halves`: expected thirds or counts:MANY,FEW (e.g. counts:100,20)"
+            "bad groups `halves`: expected thirds or counts:MANY,FEW (e.g. counts:100,20)"
         );
         for bad in [
             "counts:",
@@ -251,7 +225,7 @@ mod tests {
         let err = "counts:20,100".parse::<GroupRule>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "bad --groups `counts:20,100`: FEW must not exceed MANY + 1"
+            "bad groups `counts:20,100`: FEW must not exceed MANY + 1"
         );
         assert_eq!(serde_json::to_string(&Group::Medium).unwrap(), "\"medium\"");
         assert_eq!(Group::Tail.to_string(), "tail");

@@ -103,6 +103,7 @@ pub fn class_counts(
             class,
             n_max,
             ratio,
+            n_max_derived: false,
         }),
         None => Ok(counts),
     }
@@ -195,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_profiles_name_the_flag() {
+    fn bad_profiles_name_the_parameter() {
         for ratio in [0.5, f64::NAN, f64::INFINITY, -3.0] {
             let err = class_counts(Imbalance::Exp, 10, 5000, ratio).unwrap_err();
             assert!(
@@ -207,14 +208,14 @@ mod tests {
             class_counts(Imbalance::Exp, 10, 5000, 0.5)
                 .unwrap_err()
                 .to_string(),
-            "--ratio 0.5 must be a number of at least 1 (n_max / n_min)"
+            "ratio 0.5 must be a number of at least 1 (n_max / n_min)"
         );
         // 50 · 0.001^(6/9) = 0.5: class 6 is the first left empty.
         let err = class_counts(Imbalance::Exp, 10, 50, 1000.0).unwrap_err();
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "--ratio 1000 with --n-max 50 leaves class 6 with 0 train samples"
+            "ratio 1000 with n_max 50 leaves class 6 with 0 train samples"
         );
         let err = class_counts(Imbalance::None, 3, 0, 1.0).unwrap_err();
         assert!(matches!(err, Error::EmptyClass { class: 0, .. }));
@@ -222,7 +223,7 @@ mod tests {
             class_counts(Imbalance::Exp, 0, 5, 2.0)
                 .unwrap_err()
                 .to_string(),
-            "--classes 0: need at least one class"
+            "classes 0: need at least one class"
         );
     }
 
@@ -240,7 +241,7 @@ mod tests {
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "unknown imbalance `linear` for --imbalance: expected exp, step or none"
+            "unknown imbalance `linear` for imbalance: expected exp, step or none"
         );
     }
 
@@ -284,7 +285,7 @@ mod tests {
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "--n-max 21 asks class 0 for 21 train samples, but it has only 20"
+            "n_max 21 asks class 0 for 21 train samples, but it has only 20"
         );
         let err = select(&[0, 3], &[1, 1], 0).unwrap_err();
         assert!(matches!(

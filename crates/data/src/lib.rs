@@ -13,6 +13,8 @@
 //! - [`Split::batches`], [`Split::class_batches`] and [`Split::batches_of`] yield candle
 //!   tensors `(N, C, H, W)` and `(N,)` labels, normalized per data set ([`Normalization`]),
 //!   optionally shuffled and augmented per `(seed, epoch)` ([`BatchSpec`]).
+//! - [`read_npy`] reads a NumPy `.npy` array of floats strictly (sizes checked before any
+//!   allocation), for the dense matrices the spectral estimators are checked on.
 //!
 //! ```
 //! use candle_core::Device;
@@ -43,6 +45,7 @@ mod imbalance;
 mod io;
 mod longtailed;
 mod normalize;
+mod npy;
 mod rng;
 mod spec;
 mod synthetic;
@@ -50,10 +53,12 @@ mod synthetic;
 pub use augment::PADDING as AUGMENT_PADDING;
 pub use batch::{BatchSpec, Batches, EpochSeed};
 pub use dataset::{Dataset, ImageShape, Pixels, Split};
-pub use error::{Error, Result};
-pub use groups::{Group, GroupRule};
+pub use error::{Error, Param, Result};
+pub use groups::GroupRule;
 pub use imbalance::{check_ratio, class_counts, select, Imbalance};
 pub use longtailed::{LongTailConfig, LongTailed};
 pub use normalize::Normalization;
+pub use npy::{read_npy, shape_string, NpyArray};
+pub use saddlescope_results::Group;
 pub use spec::{DatasetSpec, ACCEPTED_FORMS};
 pub use synthetic::SyntheticSpec;

@@ -3,11 +3,12 @@
 //! rebuilds exactly the same train subset from it ([`LongTailed::load`]) and refuses data that
 //! has changed since ([`Error::StaleMetadata`]).
 
+use saddlescope_results::Group;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::groups::{Group, GroupRule};
+use crate::groups::GroupRule;
 use crate::imbalance::{self, check_ratio, Imbalance};
 use crate::spec::DatasetSpec;
 
@@ -79,7 +80,7 @@ impl LongTailed {
     /// that every class can supply its count, and the groups.
     ///
     /// # Errors
-    /// [`Error::BadRatio`], [`Error::EmptyClass`], [`Error::TooFewSamples`] (all name the flag).
+    /// [`Error::BadRatio`], [`Error::EmptyClass`], [`Error::TooFewSamples`] (all name the parameter).
     ///
     /// # Example
     /// ```
@@ -99,7 +100,21 @@ impl LongTailed {
         let n_max = config
             .n_max
             .unwrap_or_else(|| source.iter().copied().min().unwrap_or(0));
-        let counts = imbalance::class_counts(config.imbalance, source.len(), n_max, config.ratio)?;
+        let counts = imbalance::class_counts(config.imbalance, source.len(), n_max, config.ratio)
+            .map_err(|err| match err {
+            Error::EmptyClass {
+                class,
+                n_max,
+                ratio,
+                ..
+            } => Error::EmptyClass {
+                class,
+                n_max,
+                ratio,
+                n_max_derived: config.n_max.is_none(),
+            },
+            other => other,
+        })?;
         if let Some(class) = (0..counts.len()).find(|&c| counts[c] > source[c]) {
             return Err(Error::TooFewSamples {
                 n_max,
@@ -213,7 +228,7 @@ mod tests {
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "--n-max 51 asks class 0 for 51 train samples, but it has only 50"
+            "n_max 51 asks class 0 for 51 train samples, but it has only 50"
         );
         let empty = LongTailConfig {
             ratio: 100.0,
@@ -222,7 +237,17 @@ mod tests {
         let err = LongTailed::new(&data, &empty).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--ratio 100 with --n-max 40 leaves class 3 with 0 train samples"
+            "ratio 100 with n_max 40 leaves class 3 with 0 train samples"
+        );
+        // Issue 16: a derived n_max says where it came from and what sets it.
+        let derived = LongTailConfig {
+            n_max: None,
+            ..empty
+        };
+        assert_eq!(
+            LongTailed::new(&data, &derived).unwrap_err().to_string(),
+            "ratio 100 leaves class 3 with 0 train samples: the head class gets 50, by default \
+             the smallest class of the train split (set it with n_max)"
         );
         let low = LongTailConfig {
             ratio: 0.9,

@@ -150,7 +150,7 @@ mod tests {
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "unknown data set `imagenet:/data` for --dataset: expected mnist10k, mnist:DIR, \
+            "unknown data set `imagenet:/data` for dataset: expected mnist10k, mnist:DIR, \
              cifar10:DIR, cifar100:DIR or synthetic:classes=K,dim=D,n=N,test=T,seed=S,sep=X"
         );
         assert!(matches!(
@@ -164,13 +164,13 @@ mod tests {
         let err = "cifar10:".parse::<DatasetSpec>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "bad data set `cifar10:` for --dataset: the directory is empty"
+            "bad data set `cifar10:` for dataset: the directory is empty"
         );
         let err = "synthetic:classes=0".parse::<DatasetSpec>().unwrap_err();
         assert!(err.is_usage());
         assert_eq!(
             err.to_string(),
-            "bad data set `synthetic:classes=0` for --dataset: `classes` must be at least 1"
+            "bad data set `synthetic:classes=0` for dataset: `classes` must be at least 1"
         );
     }
 

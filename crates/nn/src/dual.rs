@@ -2,7 +2,7 @@
 
 use candle_core::{Result as CResult, Tensor};
 
-use crate::cpu_gemm::worth_splitting;
+use crate::cpu_ops::gemm::worth_splitting;
 use crate::error::Result;
 use crate::ops;
 use crate::value::Value;

@@ -6,8 +6,8 @@ use candle_core::DType;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A tensor operation failed inside candle.
-    #[error("candle: {0}")]
+    /// A tensor operation failed inside candle (its message, unchanged).
+    #[error(transparent)]
     Candle(#[from] candle_core::Error),
     /// A model specification string did not parse.
     #[error("bad model spec {spec:?}: {reason} (expected mlp[-tanh][:H1,H2,...], cnn[-tanh][:W1,W2,...], resnet<6n+2>[-normed])")]

@@ -41,8 +41,7 @@
 #![deny(missing_docs)]
 
 mod class_stats;
-mod conv_cpu;
-mod cpu_gemm;
+mod cpu_ops;
 mod direction_block;
 mod dual;
 mod error;
@@ -52,11 +51,9 @@ mod layers;
 mod linear_op;
 pub mod linearized;
 mod loss;
-mod matmul_cpu;
 mod model;
 mod models;
 mod ops;
-mod relu_cpu;
 mod selection;
 mod store;
 mod value;

@@ -11,6 +11,7 @@
 use candle_core::{Result as CResult, Tensor};
 
 use crate::linearized::pool;
+use crate::ops;
 
 /// A named linear map.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +41,7 @@ impl LinearOp {
             LinearOp::Reshape(shape) => x.reshape(shape.as_slice()),
             LinearOp::SumKeepdim(dims) => x.sum_keepdim(dims.as_slice()),
             LinearOp::MeanKeepdim(dims) => x.mean_keepdim(dims.as_slice()),
-            LinearOp::AvgPool2 => x.avg_pool2d(2),
+            LinearOp::AvgPool2 => ops::avg_pool2(x),
             LinearOp::SpatialMean => x.mean((2, 3)),
             LinearOp::ShortcutA { pad } => subsample_pad(x, *pad),
         }
@@ -55,15 +56,7 @@ impl LinearOp {
             LinearOp::SumKeepdim(dims) => t.sum_keepdim(shifted(dims)),
             LinearOp::MeanKeepdim(dims) => t.mean_keepdim(shifted(dims)),
             LinearOp::AvgPool2 | LinearOp::SpatialMean | LinearOp::ShortcutA { .. } => {
-                let merged = merge_leading(t)?;
-                let fast = match self {
-                    LinearOp::AvgPool2 => pool::avg_pool2(&merged, None)?,
-                    _ => None,
-                };
-                let y = match fast {
-                    Some(y) => y,
-                    None => self.apply(&merged)?,
-                };
+                let y = self.apply(&merge_leading(t)?)?;
                 let mut dims = vec![k, t.dim(1)?];
                 dims.extend_from_slice(&y.dims()[1..]);
                 y.reshape(dims)

@@ -2,18 +2,16 @@
 //!
 //! A convolution appears in an HVP as the primal and the two tangent terms of the bilinear
 //! rule, and its backward dominates the CPU cost, so all of them are routed here, with
-//! ReLU. On the CPU, f32 and f64 tensors run saddlescope's custom ops (`conv_cpu`:
-//! im2col/col2im + GEMM, the two tangent terms as one stacked convolution; `matmul_cpu`: a
-//! GEMM whose backward skips constant operands; `relu_cpu`: ReLU with a one-pass
-//! derivative), each differentiable as often as an HVP needs (the plain ops to every
-//! order); other devices and dtypes, or a process that chose [`CpuOps::Candle`], use
-//! candle's own operations.
+//! ReLU. On the CPU, f32 and f64 tensors run saddlescope's custom ops (`cpu_ops`:
+//! im2col/col2im + GEMM convolutions, the two tangent terms as one stacked convolution; a
+//! GEMM whose backward skips constant operands; ReLU with a one-pass derivative), each
+//! differentiable as often as an HVP needs (the plain ops to every order); other devices
+//! and dtypes, or a process that chose [`CpuOps::Candle`], use candle's own operations.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Result, Tensor};
-
-use crate::{conv_cpu, matmul_cpu, relu_cpu};
 
 /// Which implementation runs CPU convolutions and matrix products (and their gradients)
 /// in this process.
@@ -58,7 +56,7 @@ fn custom(t: &Tensor) -> bool {
 /// `(N, C_out, (H + 2p − kh)/s + 1, (W + 2p − kw)/s + 1)`. Bilinear in `(x, k)`.
 pub(crate) fn conv2d(x: &Tensor, kernel: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
     if custom(x) {
-        conv_cpu::conv2d(x, kernel, padding, stride)
+        crate::cpu_ops::conv::conv2d(x, kernel, padding, stride)
     } else {
         x.conv2d(kernel, padding, stride, 1, 1)
     }
@@ -75,7 +73,7 @@ pub(crate) fn conv2d_add(
     stride: usize,
 ) -> Result<Tensor> {
     if custom(x) {
-        return conv_cpu::conv2d_add(x, kernel, z, padding, stride);
+        return crate::cpu_ops::conv::conv2d_add(x, kernel, z, padding, stride);
     }
     conv2d(x, kernel, padding, stride)?.broadcast_add(&z.reshape((1, z.elem_count(), 1, 1))?)
 }
@@ -94,7 +92,9 @@ pub(crate) fn conv2d_tangent(
     stride: usize,
 ) -> Result<Tensor> {
     if custom(x) {
-        return conv_cpu::conv2d_tangent(x, x_dot, kernel, kernel_dot, shift_dot, padding, stride);
+        return crate::cpu_ops::conv::conv2d_tangent(
+            x, x_dot, kernel, kernel_dot, shift_dot, padding, stride,
+        );
     }
     let sum =
         conv2d(x_dot, kernel, padding, stride)?.add(&conv2d(x, kernel_dot, padding, stride)?)?;
@@ -108,7 +108,7 @@ pub(crate) fn conv2d_tangent(
 /// which returns `w`'s gradient in `w`'s layout.
 pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if custom(x) && x.rank() == 2 && w.rank() == 2 {
-        matmul_cpu::matmul_t(x, w)
+        crate::cpu_ops::matmul::matmul_t(x, w)
     } else {
         x.matmul(&w.t()?)
     }
@@ -119,7 +119,7 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// addend is the GEMM's starting value.
 pub(crate) fn matmul_t_add(x: &Tensor, w: &Tensor, z: &Tensor) -> Result<Tensor> {
     if custom(x) && x.rank() == 2 && w.rank() == 2 {
-        matmul_cpu::matmul_t_add(x, w, z)
+        crate::cpu_ops::matmul::matmul_t_add(x, w, z)
     } else {
         x.matmul(&w.t()?)?.broadcast_add(z)
     }
@@ -128,7 +128,7 @@ pub(crate) fn matmul_t_add(x: &Tensor, w: &Tensor, z: &Tensor) -> Result<Tensor>
 /// `max(x, 0)`.
 pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
     if custom(x) {
-        relu_cpu::relu(x)
+        crate::cpu_ops::relu::relu(x)
     } else {
         x.relu()
     }
@@ -138,7 +138,7 @@ pub(crate) fn relu(x: &Tensor) -> Result<Tensor> {
 /// when `a`, `b` and `x` share a shape.
 pub(crate) fn relu_tangent_sum(a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor> {
     if custom(a) && a.shape() == b.shape() && a.shape() == x.shape() {
-        relu_cpu::mask_mul_sum(a, b, x)
+        crate::cpu_ops::relu::mask_mul_sum(a, b, x)
     } else {
         relu_tangent(&a.broadcast_add(b)?, x)
     }
@@ -148,16 +148,68 @@ pub(crate) fn relu_tangent_sum(a: &Tensor, b: &Tensor, x: &Tensor) -> Result<Ten
 /// gradient convention).
 pub(crate) fn relu_tangent(t: &Tensor, x: &Tensor) -> Result<Tensor> {
     if custom(t) {
-        relu_cpu::mask_mul(t, x)
+        crate::cpu_ops::relu::mask_mul(t, x)
     } else {
         t.mul(&x.detach().ge(0.0)?.to_dtype(t.dtype())?)
     }
 }
 
+/// 2×2 average pooling with stride 2 of `(N, C, H, W)` (odd last rows and columns
+/// dropped); on the CPU the custom op, whose backward is one pass.
+pub(crate) fn avg_pool2(x: &Tensor) -> Result<Tensor> {
+    if custom(x) {
+        crate::cpu_ops::pool::avg_pool2(x)
+    } else {
+        x.avg_pool2d(2)
+    }
+}
+
+/// `avg_pool2(relu(x))`, one pass on the CPU (exact derivatives of every order).
+pub(crate) fn relu_avg_pool2(x: &Tensor) -> Result<Tensor> {
+    if custom(x) {
+        crate::cpu_ops::pool::relu_avg_pool2(x)
+    } else {
+        relu(x)?.avg_pool2d(2)
+    }
+}
+
+pub(crate) use crate::cpu_ops::conv::Epilogue;
+
+/// `epilogue(BN(conv(x, k)))` with batch statistics (convolution padding and stride as
+/// given; `BN(y) = (y − μ)·(σ² + eps)^(−1/2)·γ + β` per channel), with those statistics
+/// `(μ, σ²)` as `(C_out,)` tensors (biased variance, no gradient). On the CPU one fused
+/// op; `None` where it does not run, and the caller composes the layer instead: other
+/// devices and dtypes, [`CpuOps::Candle`], and processes that keep gradient graphs for
+/// second derivatives (`CANDLE_GRAD_DO_NOT_DETACH`), since the fused backward is
+/// first-order.
+pub(crate) fn conv_batch_norm_train(
+    (x, kernel): (&Tensor, &Tensor),
+    conv: (usize, usize),
+    affine: (&Tensor, &Tensor),
+    eps: f64,
+    epilogue: Epilogue,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    if custom(x) && !keeps_gradient_graphs() {
+        crate::cpu_ops::conv::conv_batch_norm_train((x, kernel), conv, affine, eps, epilogue)
+            .map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Whether candle keeps the graphs of gradients (`CANDLE_GRAD_DO_NOT_DETACH` set, not
+/// empty or "0", as candle reads it), so that a gradient may be differentiated again.
+fn keeps_gradient_graphs() -> bool {
+    static KEEPS: OnceLock<bool> = OnceLock::new();
+    *KEEPS.get_or_init(|| {
+        std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0")
+    })
+}
+
 /// `a·b`; 2-d operands on the CPU use the custom product, anything else candle's matmul.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if custom(a) && a.rank() == 2 && b.rank() == 2 {
-        matmul_cpu::matmul(a, b)
+        crate::cpu_ops::matmul::matmul(a, b)
     } else {
         a.matmul(b)
     }

@@ -49,6 +49,13 @@ pub trait Value: Clone + Send + Sync + Sized {
     /// A value whose tangent is zero.
     fn constant(primal: Tensor) -> Self;
 
+    /// The tensor itself for a plain [`Tensor`], `None` for a value that may carry a
+    /// tangent: a layer may run a fused op on plain values (train-mode batch norm) and keep
+    /// its composed rule, whose tangent follows from the primitives, for the others.
+    fn as_plain(&self) -> Option<&Tensor> {
+        None
+    }
+
     /// `y = f(x)`, with tangent `jvp(x, y, t)` for a nonzero input tangent `t`.
     fn unary<F, J>(&self, f: F, jvp: J) -> Result<Self>
     where
@@ -222,6 +229,10 @@ impl Value for Tensor {
 
     fn constant(primal: Tensor) -> Self {
         primal
+    }
+
+    fn as_plain(&self) -> Option<&Tensor> {
+        Some(self)
     }
 
     fn unary<F, J>(&self, f: F, _jvp: J) -> Result<Self>

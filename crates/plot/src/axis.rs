@@ -242,13 +242,16 @@ fn decade_ticks(lo: f64, hi: f64, base: f64, max: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Symlog ticks: 0 when inside, then ±c · 10^k for k ≥ 0 on each side, thinned alike on
+/// Symlog ticks: 0 when inside, then ±c · 10^k on each side (k ≥ 1 next to 0: ±c lies only
+/// log10(2) ≈ 0.3 of a decade from 0, where its label would run into 0's), thinned alike on
 /// both sides until at most `max` remain.
 fn symlog_ticks(lo: f64, hi: f64, c: f64, max: usize) -> Vec<f64> {
+    let zero = lo <= 0.0 && hi >= 0.0;
+    let nearest = if zero { 10.0 * c } else { c };
     let mut stride = 1usize;
     loop {
         let side = |from: f64, to: f64| -> Vec<f64> {
-            let all = decade_ticks(from.max(c), to, c, usize::MAX);
+            let all = decade_ticks(from.max(nearest), to, c, usize::MAX);
             let top = all.len().saturating_sub(1);
             all.into_iter()
                 .enumerate()
@@ -259,7 +262,7 @@ fn symlog_ticks(lo: f64, hi: f64, c: f64, max: usize) -> Vec<f64> {
         let positive = side(lo, hi);
         let negative: Vec<f64> = side(-hi, -lo).into_iter().map(|v| -v).collect();
         let mut ticks: Vec<f64> = negative.into_iter().rev().collect();
-        if lo <= 0.0 && hi >= 0.0 {
+        if zero {
             ticks.push(0.0);
         }
         ticks.extend(positive);
@@ -360,8 +363,15 @@ mod tests {
         for v in [-0.3, 0.0, 1e-4, 7.0] {
             assert!((axis.inverse(axis.forward(v)) - v).abs() < 1e-12 * (1.0 + v.abs()));
         }
-        assert_eq!(axis.ticks(20), vec![-0.1, -0.01, 0.0, 0.01, 0.1, 1.0, 10.0]);
-        assert_eq!(axis.ticks(5), vec![-0.1, 0.0, 0.1, 10.0]);
+        // Issue 16: no ±c beside 0 (their labels collided), every decade when there is room.
+        assert_eq!(axis.ticks(20), vec![-0.1, 0.0, 0.1, 1.0, 10.0]);
+        assert_eq!(axis.ticks(5), vec![-0.1, 0.0, 0.1, 1.0, 10.0]);
+        assert_eq!(axis.ticks(4), vec![-0.1, 0.0, 0.1, 10.0]);
+        let grid = Axis::new(-2.0, 25.0, Scale::Symlog(0.01));
+        assert_eq!(grid.ticks(6), vec![-1.0, -0.1, 0.0, 0.1, 1.0, 10.0]);
+        // Off zero, c is a tick like any other decade.
+        let positive = Axis::new(0.005, 5.0, Scale::Symlog(0.01));
+        assert_eq!(positive.ticks(10), vec![0.01, 0.1, 1.0]);
         assert_eq!(auto_linthresh(-0.5, 50.0), 0.01);
         assert!(axis.map(&0.0, (0, 1000)) > 0 && axis.map(&0.0, (0, 1000)) < 500);
     }

@@ -3,7 +3,7 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use saddlescope_data::Group;
+use saddlescope_results::Group;
 
 use crate::axis::{Axis, Scale};
 use crate::output::{DrawError, Figure};

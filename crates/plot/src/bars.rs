@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use saddlescope_analysis::{AnalysisReport, ClassSpectrum};
+use saddlescope_results::{AnalysisReport, ClassSpectrum};
 
 use crate::bar_figure::{Bar, BarFigure, BarPanel};
 use crate::error::Error;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use saddlescope_train::EpochRecord;
+use saddlescope_results::EpochRecord;
 
 use crate::axis::{format_number, Axis, Scale};
 use crate::error::Error;

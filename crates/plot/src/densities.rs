@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use plotters::style::RGBColor;
-use saddlescope_analysis::{AnalysisReport, ClassSpectrum};
-use saddlescope_data::Group;
+use saddlescope_results::{AnalysisReport, ClassSpectrum, Group, VerdictKind};
 use saddlescope_spectral::{density, Density, RitzMeasure};
 
 use crate::axis::{format_number, Axis, Scale, XScale};
@@ -93,9 +92,22 @@ impl Default for GridOptions {
     }
 }
 
+/// A class's verdict as its figures flag it, upper case with its colour: `SADDLE` in the
+/// saddle red, `NOT STATIONARY` and `UNDETERMINED` muted; `None` for minimum-like, the
+/// common case, so that flags stand out.
+fn verdict_flag(class: &ClassSpectrum) -> Option<(String, RGBColor)> {
+    let color = match class.verdict {
+        VerdictKind::MinimumLike => return None,
+        VerdictKind::Saddle => SADDLE,
+        VerdictKind::NotStationary | VerdictKind::Undetermined => MUTED,
+    };
+    Some((class.verdict.label().to_uppercase(), color))
+}
+
 /// Figure 1: the eigen-density of one class's Hessian on a log axis (floored), with dashed
 /// markers at λ_min and λ_max whose values and residual bounds are in the legend. The title
-/// names the class, its train count and group, and SADDLE when flagged.
+/// names the class, its train count and group, and its verdict unless minimum-like
+/// (`SADDLE`, `NOT STATIONARY`, `UNDETERMINED`).
 ///
 /// # Errors
 /// [`Error::InvalidOption`], [`Error::InvalidData`] for non-finite values or an all-zero
@@ -117,7 +129,7 @@ pub fn class_density(
         &x,
         2 * options.width as usize,
     );
-    let saddle = if class.saddle { " · SADDLE" } else { "" };
+    let flag = verdict_flag(class).map_or(String::new(), |(flag, _)| format!(" · {flag}"));
     let mut subtitle: Vec<String> = options.subtitle.iter().cloned().collect();
     subtitle.push(format!(
         "λ_min/λ_max = {} · negative mass {} · {} probes × {} Lanczos steps · dimension {}",
@@ -131,7 +143,7 @@ pub fn class_density(
     ));
     let header = Header {
         title: format!(
-            "Hessian eigen-density of {} ({}){saddle}",
+            "Hessian eigen-density of {} ({}){flag}",
             class_label(class),
             count_and_group(class)
         ),
@@ -162,7 +174,8 @@ pub fn class_density(
 
 /// Figure 2: every class's eigen-density in a grid with shared axes, ordered head → tail
 /// by train count, each panel titled with the class, its count and group, λ_min/λ_max and
-/// SADDLE when flagged. Densities are drawn as stored (each on its own grid, zero beyond).
+/// its verdict unless minimum-like (`SADDLE`, `NOT STATIONARY`, `UNDETERMINED`). Densities
+/// are drawn as stored (each on its own grid, zero beyond).
 ///
 /// # Errors
 /// [`Error::Empty`] without classes, otherwise as [`class_density`].
@@ -187,8 +200,8 @@ pub fn class_grid(
                 (class_label(c), group_color(c.group)),
                 (format!(" · {}", count_and_group(c)), MUTED),
             ];
-            if c.saddle {
-                line1.push((" · SADDLE".into(), SADDLE));
+            if let Some((flag, color)) = verdict_flag(c) {
+                line1.push((format!(" · {flag}"), color));
             }
             let line2: Vec<Span> = vec![
                 (
@@ -348,7 +361,7 @@ pub fn head_tail(
 /// Figure 5, densities: for every class present in both analyses (matched by class index,
 /// ordered head → tail by `a`'s train counts), the two eigen-densities overlaid in one
 /// panel of a grid with shared axes, with dashed λ_min markers in each run's colour. Panel
-/// headings give both λ_min, a `*` marking a saddle.
+/// headings give both λ_min, `*` marking a saddle and `†` a class that is not stationary.
 ///
 /// # Errors
 /// [`Error::Empty`] when no class is in both, otherwise as [`class_density`].
@@ -368,7 +381,11 @@ pub fn compare_densities(
     let (x, y, floor) = axes(&all, options.xscale, options.linthresh, options.floor);
     let columns_px = 2 * options.panel_width as usize;
     let (color_a, color_b) = (run_color(0), run_color(1));
-    let star = |c: &ClassSpectrum| if c.saddle { "*" } else { "" };
+    let star = |c: &ClassSpectrum| match c.verdict {
+        VerdictKind::Saddle => "*",
+        VerdictKind::NotStationary => "†",
+        _ => "",
+    };
     let panels = shown
         .iter()
         .map(|&(ca, cb)| {
@@ -414,7 +431,7 @@ pub fn compare_densities(
         LegendItem::new(Swatch::Line(color_b), b.label),
         LegendItem::new(Swatch::Dashed(color_a), format!("λ_min {}", a.label)),
         LegendItem::new(Swatch::Dashed(color_b), format!("λ_min {}", b.label)),
-        LegendItem::new(Swatch::Note, "* saddle"),
+        LegendItem::new(Swatch::Note, "* saddle · † not stationary"),
     ];
     let subtitle = vec![
         labeled_context(a),

@@ -5,7 +5,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::axis::Axis;
+use crate::axis::{format_number, Axis};
 use crate::output::{DrawError, Figure};
 use crate::style::{
     draw_span_lines, span_lines_height, text, Header, Span, TextSizes, GRID_BOLD, GRID_LIGHT,
@@ -170,8 +170,10 @@ impl DensityFigure {
             .x_label_area_size(x_area as u32)
             .y_label_area_size(y_area as u32)
             .build_cartesian_2d(self.x, self.y)?;
-        // Tick labels about every 75 px across and 35 px up, so they never touch.
-        let x_labels = ((width as f64 - y_area) / 75.0).clamp(2.0, 12.0) as usize;
+        // As many x tick labels as fit with a gap of one character between neighbours
+        // (measured, so every decade of a symlog axis shows when there is room), and labels
+        // about every 35 px up.
+        let x_labels = fitting_x_labels(&plot_area, &self.x, width as f64 - y_area - 20.0, s.tick)?;
         let y_labels = ((height as f64 - x_area) / 35.0).clamp(2.0, 10.0) as usize;
         let mut mesh = chart.configure_mesh();
         mesh.x_labels(x_labels)
@@ -205,6 +207,32 @@ impl DensityFigure {
         }
         Ok(())
     }
+}
+
+/// The largest tick count (2 to 12) whose labels on `axis`, drawn `plot_width` pixels wide in
+/// tick text of `size`, keep at least one character's gap between neighbours.
+fn fitting_x_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    axis: &Axis,
+    plot_width: f64,
+    size: f64,
+) -> Result<usize, DrawError<DB>> {
+    let style = text(size, BLACK);
+    for max in (3..=12).rev() {
+        let ticks = axis.ticks(max);
+        let mut placed = Vec::with_capacity(ticks.len());
+        for v in &ticks {
+            let width = area.estimate_text_size(&format_number(*v, 3), &style)?.0 as f64;
+            placed.push((axis.fraction(*v) * plot_width, width));
+        }
+        let fits = placed
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 >= (w[0].1 + w[1].1) / 2.0 + size);
+        if fits {
+            return Ok(max);
+        }
+    }
+    Ok(2)
 }
 
 #[cfg(test)]

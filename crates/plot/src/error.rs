@@ -41,7 +41,7 @@ pub enum Error {
         detail: String,
     },
     /// Re-smoothing Ritz measures onto a common grid failed.
-    #[error("cannot smooth the density of {what} for {path}: {source}")]
+    #[error("cannot smooth the density of {what} for {path}")]
     Density {
         /// The output path.
         path: PathBuf,
@@ -65,17 +65,17 @@ pub enum Error {
         message: String,
     },
     /// PNG encoding failed.
-    #[error("cannot encode {path} as PNG: {source}")]
+    #[error("cannot encode {path} as PNG")]
     Encode {
         /// The output path.
         path: PathBuf,
         /// The encoder's error.
         source: png::EncodingError,
     },
-    /// Creating the directory, writing the temporary file or renaming it failed.
-    #[error("cannot write {path}: {source}")]
+    /// Creating the directory or writing the figure failed.
+    #[error("cannot write {path}")]
     Io {
-        /// The file that could not be written (the temporary file or its directory).
+        /// The figure that could not be written (or its directory).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use saddlescope_analysis::{DirectionCurve, DirectionKind, LandscapeReport, Plane};
+use saddlescope_results::{DirectionCurve, DirectionKind, LandscapeReport, Plane};
 
 use crate::axis::{format_number, Axis, Scale};
 use crate::error::Error;

@@ -1,14 +1,14 @@
 //! Figures of class-wise Hessian spectra and training runs, drawn with plotters from the
-//! result structs of `saddlescope-analysis` and `saddlescope-train`. Like ripgrep's
-//! printers, this crate computes nothing: figures redraw from `spectrum.json` and
-//! `log.jsonl` without retraining. (Its one smoothing, the head/tail mean density, calls
+//! result structs of `saddlescope-results`. Like ripgrep's printers, this crate computes
+//! nothing and sees neither the models nor candle (it depends on `results` and `spectral`
+//! only): figures redraw from `spectrum.json` and `log.jsonl` without retraining. (Its one smoothing, the head/tail mean density, calls
 //! the spectral crate's own [`saddlescope_spectral::density`] on the stored Ritz measures.)
 //!
 //! # Tour
 //! - [`class_density`]: one class's eigen-density, log density axis floored (as the
 //!   paper's figures are), eigenvalue axis linear or symlog ([`XScale`]), λ_min and λ_max
 //!   marked.
-//! - [`class_grid`]: all classes, shared axes, head → tail, SADDLE flagged.
+//! - [`class_grid`]: all classes, shared axes, head → tail, verdicts flagged.
 //! - [`head_tail`]: the mean density of the head classes against the tail classes.
 //! - [`eigen_bars`]: λ_max and λ_min per class with residual bounds, coloured by group.
 //! - [`compare_densities`], [`compare_lambda_min`]: two analyses ([`Labeled`]) class by
@@ -20,18 +20,18 @@
 //! - [`write_all`]: the four figures of one analysis under fixed file names.
 //!
 //! Every figure has an options struct with `Default` and a fixed pixel size, picks PNG or
-//! SVG by the path's extension ([`Format`]), writes `NAME.tmp.EXT` and renames it into
-//! place, and fails with an [`Error`] naming the file. Text uses Noto Sans compiled into
-//! the binary, so figures render on machines without fonts.
+//! SVG by the path's extension ([`Format`]), is written atomically
+//! (`saddlescope_results::write_atomically`), and fails with an [`Error`] naming the file.
+//! Text uses Noto Sans compiled into the binary, so figures render on machines without
+//! fonts.
 //!
 //! # Example
 //! ```no_run
 //! use std::path::Path;
-//! use saddlescope_analysis::AnalysisReport;
 //! use saddlescope_plot::{write_all, Format, XScale};
+//! use saddlescope_results::read_report;
 //!
-//! let text = std::fs::read_to_string("analysis/spectrum.json")?;
-//! let report: AnalysisReport = serde_json::from_str(&text)?;
+//! let report = read_report(Path::new("analysis/spectrum.json"))?;
 //! for path in write_all(&report, Path::new("analysis/figures"), Format::Png, XScale::Symlog)? {
 //!     println!("{}", path.display());
 //! }
@@ -59,8 +59,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use saddlescope_analysis::AnalysisReport;
-use saddlescope_data::Group;
+use saddlescope_results::{AnalysisReport, Group};
 
 pub use axis::XScale;
 pub use bars::{compare_lambda_min, eigen_bars, BarOptions};
@@ -117,8 +116,7 @@ pub fn write_all(
         },
     )?;
     written.push(path);
-    let has = |g: Group| report.classes.iter().any(|c| c.group == Some(g));
-    if has(Group::Head) && has(Group::Tail) {
+    if report.has_group(Group::Head) && report.has_group(Group::Tail) {
         let path = file("head_tail".into());
         head_tail(
             report,

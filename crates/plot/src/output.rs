@@ -1,15 +1,16 @@
 //! Rendering a figure to a PNG or SVG file: the embedded font, the backends, and an atomic
-//! write (a temporary file in the same directory, then a rename), so that a reader never
-//! sees half a figure.
+//! write (`saddlescope_results::write_atomically`), so that a reader never sees half a
+//! figure.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
+use saddlescope_results::write_atomically;
 
 use crate::error::Error;
 use crate::raster::{self, Bitmap};
@@ -115,7 +116,7 @@ pub(crate) fn render(figure: &impl Figure, path: &Path) -> Result<(), Error> {
             svg.into_bytes()
         }
     };
-    write_atomic(path, &bytes)
+    write_figure(path, &bytes)
 }
 
 /// White background, the figure, then flush.
@@ -158,8 +159,8 @@ fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::Encod
     Ok(bytes)
 }
 
-/// Writes `NAME.tmp.EXT` beside `path` (creating the directory), then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+/// Writes `bytes` to `path` atomically, creating its directory.
+fn write_figure(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         move |source| Error::Io {
             path: path.to_path_buf(),
@@ -169,28 +170,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    let tmp = temporary_path(path);
-    let written = std::fs::write(&tmp, bytes)
-        .map_err(io(&tmp))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
-    if written.is_err() {
-        // Best effort: the first error is what matters.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-/// `dir/NAME.tmp.EXT` for `dir/NAME.EXT`.
-fn temporary_path(path: &Path) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!("{stem}.tmp.{ext}"))
+    write_atomically(path, bytes).map_err(io(path))
 }
 
 #[cfg(test)]
@@ -210,9 +190,5 @@ mod tests {
             "cannot tell the figure format of out/b.pdf: expected a .png or .svg extension"
         );
         assert!(Format::from_path(Path::new("noext")).is_err());
-        assert_eq!(
-            temporary_path(Path::new("d/fig.png")),
-            Path::new("d/fig.tmp.png")
-        );
     }
 }

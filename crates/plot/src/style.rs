@@ -4,8 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use saddlescope_analysis::ClassSpectrum;
-use saddlescope_data::Group;
+use saddlescope_results::{ClassSpectrum, Group};
 
 use crate::output::DrawError;
 
@@ -334,6 +333,10 @@ fn draw_swatch<DB: DrawingBackend>(
 }
 
 /// Lines of coloured spans, each line centred in `area`, starting at height `y`.
+///
+/// Each span is centred on its place and spans keep a quarter em apart: an SVG viewer draws
+/// them in its own sans-serif font, wider or narrower than the Noto Sans they were measured
+/// with, and a span anchored at its left end would then run into the next one.
 pub(crate) fn draw_span_lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     lines: &[Vec<Span>],
@@ -341,19 +344,21 @@ pub(crate) fn draw_span_lines<DB: DrawingBackend>(
     mut y: i32,
 ) -> Result<(), DrawError<DB>> {
     let (width, _) = area.dim_in_pixel();
+    let gap = (size * 0.25).round() as i32;
     for line in lines {
         let mut widths = Vec::with_capacity(line.len());
         for (part, color) in line {
             widths.push(area.estimate_text_size(part, &text(size, *color))?.0 as i32);
         }
-        let mut x = (width as i32 - widths.iter().sum::<i32>()) / 2;
+        let total = widths.iter().sum::<i32>() + gap * (widths.len() as i32 - 1).max(0);
+        let mut x = (width as i32 - total) / 2;
         for ((part, color), w) in line.iter().zip(widths) {
             let style = text(size, *color).pos(Pos {
-                h_pos: HPos::Left,
+                h_pos: HPos::Center,
                 v_pos: VPos::Top,
             });
-            area.draw(&Text::new(part.clone(), (x, y), style))?;
-            x += w;
+            area.draw(&Text::new(part.clone(), (x + w / 2, y), style))?;
+            x += w + gap;
         }
         y += (size * LINE_SPACING) as i32;
     }

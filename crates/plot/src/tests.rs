@@ -7,15 +7,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use nalgebra::{DMatrix, DVector};
-use saddlescope_analysis::{
-    AnalysisParams, AnalysisReport, CheckpointInfo, ClassSpectrum, DirectionCurve, DirectionKind,
-    LandscapeReport, Plane,
+use saddlescope_results::{
+    AnalysisParams, AnalysisReport, CheckpointInfo, CheckpointOrigin, ClassSpectrum,
+    DirectionCurve, DirectionKind, EpochRecord, EvalMetrics, ForeignCheckpoint, Group,
+    GroupAccuracy, LandscapeReport, Plane, VerdictKind,
 };
-use saddlescope_data::GroupRule;
 use saddlescope_spectral::{
     estimate_spectrum, DenseSymmetric, DensityParams, SlqParams, SpectrumParams,
 };
-use saddlescope_train::{EpochRecord, EvalMetrics, GroupAccuracy};
 
 use crate::*;
 
@@ -27,7 +26,7 @@ const DIM: usize = 60;
 fn class_spectrum(
     class: usize,
     train_count: usize,
-    group: saddlescope_data::Group,
+    group: Group,
     top: f64,
     negative: f64,
 ) -> ClassSpectrum {
@@ -66,8 +65,30 @@ fn class_spectrum(
         train_count,
         ratio_min_max: Some(ratio),
         saddle: ratio < -0.01,
+        verdict: if ratio < -0.01 {
+            VerdictKind::Saddle
+        } else {
+            VerdictKind::MinimumLike
+        },
+        verdict_reason: "synthetic".into(),
+        first_order: None,
         estimate,
     }
+}
+
+/// The groups of `classes` classes listed head to tail: thirds, the extra classes to the head
+/// and then the medium group (as `saddlescope_data::GroupRule::Thirds` cuts them).
+fn thirds(classes: usize) -> Vec<Group> {
+    let (base, extra) = (classes / 3, classes % 3);
+    let head = base + usize::from(extra > 0);
+    let medium = base + usize::from(extra > 1);
+    (0..classes)
+        .map(|rank| match rank {
+            r if r < head => Group::Head,
+            r if r < head + medium => Group::Medium,
+            _ => Group::Tail,
+        })
+        .collect()
 }
 
 /// `classes` classes with a long-tailed count profile (ratio 100) listed in a shuffled
@@ -82,7 +103,7 @@ fn synthetic_report_with(classes: usize, seed: usize, depth: f64, top: f64) -> A
     let counts: Vec<usize> = (0..classes)
         .map(|k| (5000.0 * 0.01f64.powf(k as f64 / (classes - 1) as f64)).round() as usize)
         .collect();
-    let groups = GroupRule::Thirds.assign(&counts);
+    let groups = thirds(classes);
     // Listed in class-index order, with class indices a permutation of the count ranks.
     let mut spectra: Vec<ClassSpectrum> = (0..classes)
         .map(|rank| {
@@ -109,7 +130,10 @@ fn synthetic_report_with(classes: usize, seed: usize, depth: f64, top: f64) -> A
         checkpoint: CheckpointInfo {
             path: "runs/ce-drw/final.safetensors".into(),
             sha256: "00".repeat(32),
-            metadata: serde_json::json!({}),
+            metadata: CheckpointOrigin::Foreign(ForeignCheckpoint {
+                arch: None,
+                classes,
+            }),
         },
         dataset: "synthetic".into(),
         split: "test".into(),
@@ -125,11 +149,13 @@ fn synthetic_report_with(classes: usize, seed: usize, depth: f64, top: f64) -> A
             tol: 1e-6,
             top_k: 3,
             basis: Default::default(),
+            verdict: None,
         },
         classes: spectra,
         skipped: Vec::new(),
         all: Some(all),
         trace_identity: None,
+        health: None,
         version: "0.1.0".into(),
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use saddlescope_analysis::{AnalysisReport, ClassSpectrum};
+use saddlescope_results::{AnalysisReport, ClassSpectrum};
 
 use crate::axis::{Axis, Scale};
 use crate::error::Error;

@@ -168,6 +168,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this error is a parameter out of its range (a caller's usage error) rather
+    /// than a failure of the operator or the numerics.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::InvalidParam { .. })
+    }
+
     /// Shorthand for [`Error::InvalidParam`].
     pub(crate) fn param(
         name: &'static str,

@@ -167,6 +167,11 @@ pub struct SpectrumEstimate {
     pub lambda_min_bound: f64,
     /// The `top_k` largest eigenvalues, descending, each `{value, bound}`.
     pub top_k: Vec<RitzValue>,
+    /// The rounding allowance included in every bound above ([`crate::Extremes::rounding`]): a
+    /// bound about this size is set by the arithmetic (HVP dtype, basis precision), not by
+    /// the Lanczos residual. Absent from files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding_allowance: Option<f64>,
     /// Trace estimate ([`TraceMethod`]).
     pub trace: f64,
     /// Its standard error (`null` with one probe).
@@ -305,6 +310,7 @@ pub fn estimate_spectrum_with_progress<O: LinearOperator + ?Sized>(
         lambda_min: extremes.min.value,
         lambda_min_bound: extremes.min.bound,
         top_k: extremes.top_k,
+        rounding_allowance: Some(extremes.rounding),
         trace,
         trace_stderr,
         trace_slq: slq_trace(n, &ritz).mean,

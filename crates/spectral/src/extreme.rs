@@ -146,6 +146,9 @@ pub struct Extremes {
     pub top_k: Vec<RitzValue>,
     /// Whether λ_max, λ_min and the top k all met `tol` (or Lanczos broke down: exact).
     pub converged: bool,
+    /// The rounding allowance `j u max(|α|, β)` included in every bound above: when a
+    /// bound is about this, the arithmetic, not the Lanczos residual, limits it.
+    pub rounding: f64,
     /// Unit Ritz vector of `max`, if asked.
     pub max_vector: Option<Vec<f64>>,
     /// Unit Ritz vector of `min`, if asked.
@@ -348,6 +351,7 @@ fn finish(
         min: pair(0),
         top_k: (0..params.top_k.min(j)).map(|r| pair(j - 1 - r)).collect(),
         converged,
+        rounding: kr.rounding(),
         max_vector,
         min_vector,
         info,
@@ -367,6 +371,49 @@ mod tests {
         );
         // Small basis: the top wins, one vector stays at the bottom, two slots stay free.
         assert_eq!(keep(9, 9, 5), vec![0, 3, 4, 5, 6, 7, 8]);
+    }
+
+    /// Issue 16: the rounding allowance is reported, is part of every bound, and with an
+    /// f32 basis it is what the converged bounds are made of (so a report can say so).
+    #[test]
+    fn the_rounding_allowance_is_reported_and_inside_every_bound() {
+        let n = 200;
+        let lambdas: Vec<f64> = (0..n).map(|i| i as f64 / 20.0 - 3.0).collect();
+        let (op, _) = dense(&orthogonal(n, 4), &lambdas);
+        let norm = 7.0; // max |λ|: -3 .. 6.95
+        for (basis, unit) in [
+            (BasisPrecision::F64, f64::EPSILON / 2.0),
+            (BasisPrecision::F32, f32::EPSILON as f64 / 2.0),
+        ] {
+            let params = ExtremeParams {
+                basis,
+                top_k: 3,
+                tol: 1e-12,
+                max_applications: 2000,
+                basis_size: 60,
+                ..ExtremeParams::default()
+            };
+            let e = extreme_eigenvalues(&op, &params).unwrap();
+            assert!(e.rounding > 0.0, "{basis:?}");
+            // j u max(|α|, β) with j ≤ 60 and max(|α|, β) ≤ ‖A‖.
+            assert!(
+                e.rounding <= 60.0 * unit * norm,
+                "{basis:?}: {}",
+                e.rounding
+            );
+            for r in [e.max, e.min].iter().chain(&e.top_k) {
+                assert!(r.bound >= e.rounding, "{basis:?}: {r:?} vs {}", e.rounding);
+            }
+            if basis == BasisPrecision::F32 {
+                assert!(e.converged);
+                assert!(
+                    e.min.bound <= 2.0 * e.rounding,
+                    "{:?} vs {}",
+                    e.min,
+                    e.rounding
+                );
+            }
+        }
     }
 
     #[test]

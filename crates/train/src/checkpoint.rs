@@ -9,44 +9,16 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use saddlescope_data::LongTailed;
 use saddlescope_nn::{Model, ModelSpec};
-use serde::{Deserialize, Serialize};
+use saddlescope_results::{write_atomically, METADATA_KEY};
 
 use crate::config::TrainConfig;
-use crate::io::write_atomic;
-use crate::log::EvalMetrics;
 use crate::Error;
 
-/// Header key under which [`CheckpointMeta`] is stored.
-pub const METADATA_KEY: &str = "saddlescope";
-
-/// Version of the checkpoint layout; bumped when a field changes meaning.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// What a checkpoint says about itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CheckpointMeta {
-    /// Layout version ([`FORMAT_VERSION`]).
-    pub format: u32,
-    /// saddlescope version that wrote the file.
-    pub version: String,
-    /// Architecture and its options.
-    pub model: ModelSpec,
-    /// Number of classes.
-    pub classes: usize,
-    /// Input shape `[C, H, W]`.
-    pub input_shape: [usize; 3],
-    /// Element type of the stored weights (`"f32"` or `"f64"`).
-    pub dtype: String,
-    /// The long-tailed training set: data-set spec, imbalance, ratio, n_max, seed, per-class
-    /// counts and groups (enough to rebuild the exact subset).
-    pub data: LongTailed,
-    /// The full training recipe (loss, DRW, SAM, optimizer, schedule).
-    pub config: TrainConfig,
-    /// Epochs completed when the file was written.
-    pub epoch: usize,
-    /// Test metrics after that epoch.
-    pub test: Option<EvalMetrics>,
-}
+/// What a checkpoint says about itself, with the typed recipe this crate trains from: the
+/// architecture ([`ModelSpec`]), the long-tailed training set ([`LongTailed`]) and the
+/// settings ([`TrainConfig`]). Stored as JSON under
+/// [`METADATA_KEY`](saddlescope_results::METADATA_KEY) of the safetensors header.
+pub type CheckpointMeta = saddlescope_results::CheckpointMeta<ModelSpec, LongTailed, TrainConfig>;
 
 /// The tensors and (if present) the metadata of a safetensors file.
 pub struct SafetensorsFile {
@@ -67,7 +39,7 @@ pub fn write_safetensors(
         Some(metadata),
     )
     .map_err(|e| Error::Bug(format!("serializing {}: {e}", path.display())))?;
-    write_atomic(path, &bytes).map_err(|e| Error::io(path, e))
+    write_atomically(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Reads every tensor and the metadata of a safetensors file, naming the file in errors.
@@ -85,34 +57,10 @@ pub fn read_safetensors(path: &Path, device: &Device) -> Result<SafetensorsFile,
     Ok(SafetensorsFile { tensors, metadata })
 }
 
-impl CheckpointMeta {
-    /// The metadata map stored in a safetensors header.
-    pub fn to_header(&self) -> Result<HashMap<String, String>, Error> {
-        let json = serde_json::to_string(self).map_err(|e| Error::Bug(e.to_string()))?;
-        Ok(HashMap::from([(METADATA_KEY.to_string(), json)]))
-    }
-
-    /// Parses the metadata of a safetensors header; `None` when it has no saddlescope key
-    /// (e.g. a file written by PyTorch).
-    pub fn from_header(
-        path: &Path,
-        header: &HashMap<String, String>,
-    ) -> Result<Option<Self>, Error> {
-        let Some(json) = header.get(METADATA_KEY) else {
-            return Ok(None);
-        };
-        serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| Error::Corrupt {
-                path: path.to_path_buf(),
-                detail: format!("bad saddlescope metadata ({e})"),
-            })
-    }
-}
-
 /// Saves `model`'s parameters and buffers with `meta` to `path`, atomically.
 pub fn save_checkpoint(path: &Path, model: &Model, meta: &CheckpointMeta) -> Result<(), Error> {
-    write_safetensors(path, &model.state()?, meta.to_header()?)
+    let header = meta.to_header().map_err(|e| Error::Bug(e.to_string()))?;
+    write_safetensors(path, &model.state()?, header)
 }
 
 /// A checkpoint read back: metadata and a model holding its weights.
@@ -150,4 +98,87 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<LoadedCheckpoint,
     model.load_state(file.tensors).map_err(in_file)?;
     model.check_finite().map_err(in_file)?;
     Ok(LoadedCheckpoint { meta, model })
+}
+
+#[cfg(test)]
+mod tests {
+    use saddlescope_data::Dataset;
+    use saddlescope_results::EvalMetrics;
+
+    use super::*;
+    use crate::presets::preset;
+
+    /// The metadata of a checkpoint written by `saddlescope train` (the results crate's
+    /// fixture, byte for byte).
+    const COMMITTED: &str = include_str!("../../results/tests/fixtures/checkpoint_meta.json");
+
+    #[test]
+    fn committed_metadata_reads_into_the_typed_recipe_and_writes_back_unchanged() {
+        let header = HashMap::from([(METADATA_KEY.to_string(), COMMITTED.trim_end().to_string())]);
+        let meta = CheckpointMeta::from_header(Path::new("last.safetensors"), &header)
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta.model, "mlp:8".parse::<ModelSpec>().unwrap());
+        assert_eq!(meta.data.train_counts, [40, 12, 4]);
+        assert_eq!(meta.config.sam.as_ref().unwrap().rho, 0.05);
+        assert_eq!(meta.to_header().unwrap(), header);
+    }
+
+    #[test]
+    fn a_fresh_checkpoint_keeps_its_metadata_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last.safetensors");
+        let mut config = preset("mnist-lt-ce-drw").unwrap();
+        config.dataset = "synthetic:classes=3,dim=6,n=40,test=10,seed=1"
+            .parse()
+            .unwrap();
+        config.model = "mlp:8".parse().unwrap();
+        config.ratio = 10.0;
+        let full = Dataset::load(&config.dataset).unwrap();
+        let data = LongTailed::new(&full, &config.long_tail()).unwrap();
+        let model = Model::new(
+            &config.model,
+            3,
+            [1, 1, 6],
+            candle_core::DType::F32,
+            &Device::Cpu,
+            0,
+        )
+        .unwrap();
+        let meta = CheckpointMeta {
+            format: saddlescope_results::FORMAT_VERSION,
+            version: "0.1.0".into(),
+            model: config.model.clone(),
+            classes: 3,
+            input_shape: [1, 1, 6],
+            dtype: "f32".into(),
+            data,
+            config,
+            epoch: 2,
+            test: Some(EvalMetrics {
+                loss: 0.5,
+                accuracy: 0.75,
+                class_accuracy: vec![1.0, 0.75, 0.5],
+                group_accuracy: saddlescope_results::GroupAccuracy {
+                    head: Some(1.0),
+                    medium: Some(0.75),
+                    tail: Some(0.5),
+                },
+            }),
+        };
+        save_checkpoint(&path, &model, &meta).unwrap();
+        let file = read_safetensors(&path, &Device::Cpu).unwrap();
+        assert_eq!(file.metadata, meta.to_header().unwrap());
+        let typed = CheckpointMeta::from_header(&path, &file.metadata)
+            .unwrap()
+            .unwrap();
+        assert_eq!(typed, meta);
+        let recorded =
+            saddlescope_results::CheckpointMeta::<String>::from_header(&path, &file.metadata)
+                .unwrap()
+                .unwrap();
+        assert_eq!(recorded, meta.recorded().unwrap());
+        assert_eq!(recorded.model, "mlp:8");
+        assert_eq!(load_checkpoint(&path, &Device::Cpu).unwrap().meta, meta);
+    }
 }

@@ -6,6 +6,7 @@ use saddlescope_data::{DatasetSpec, GroupRule, Imbalance, LongTailConfig};
 use saddlescope_nn::{LossSpec, ModelSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Param;
 use crate::schedule::{scaled_epoch, LrSchedule};
 use crate::sgd::SgdParams;
 use crate::Error;
@@ -20,6 +21,17 @@ pub enum Reweighting {
     FromEpoch(usize),
     /// From the first epoch (plain re-weighting).
     Always,
+}
+
+impl std::fmt::Display for Reweighting {
+    /// `off`, `DRW from epoch 25`, `from the first epoch`: as a report says it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reweighting::Off => f.write_str("off"),
+            Reweighting::FromEpoch(start) => write!(f, "DRW from epoch {start}"),
+            Reweighting::Always => f.write_str("from the first epoch"),
+        }
+    }
 }
 
 /// Sharpness-Aware Minimization settings.
@@ -76,6 +88,12 @@ pub struct TrainConfig {
     pub sam: Option<SamConfig>,
     /// Number of epochs.
     pub epochs: usize,
+    /// The run length the learning-rate schedule is laid out for (its warm-up and decay
+    /// epochs scale with it), when it differs from `epochs`: a resumed run whose number of
+    /// epochs changed keeps the schedule it started with ([`TrainConfig::replanned`]).
+    /// `None` (and absent from the JSON): `epochs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_epochs: Option<usize>,
     /// Mini-batch size.
     pub batch_size: usize,
     /// Base learning rate.
@@ -103,8 +121,8 @@ pub fn parse_dtype(text: &str) -> Result<DType, String> {
     }
 }
 
-fn invalid(flag: &'static str, reason: String) -> Error {
-    Error::Invalid { flag, reason }
+fn invalid(param: Param, reason: String) -> Error {
+    Error::Invalid { param, reason }
 }
 
 impl TrainConfig {
@@ -141,59 +159,117 @@ impl TrainConfig {
         self.sam.as_ref().map_or(0.0, |sam| sam.rho_at(epoch))
     }
 
-    /// The DRW start epoch of the reference recipe (160 of 200) scaled to `epochs`.
+    /// The DRW start epoch of the reference recipe (160 of 200, +1: the first epoch after
+    /// the learning rate's first decay) scaled to `epochs`, and at most `epochs`, so that a
+    /// DRW recipe re-weights in at least its last epoch however short the run.
     pub fn default_drw_epoch(epochs: usize) -> usize {
-        scaled_epoch(160, epochs) + 1
+        (scaled_epoch(160, epochs) + 1).min(epochs.max(1))
     }
 
-    /// Checks every setting, naming the offending flag.
+    /// The run length the learning-rate schedule is laid out for.
+    pub fn schedule_span(&self) -> usize {
+        self.schedule_epochs.unwrap_or(self.epochs)
+    }
+
+    /// The learning rate of 1-based `epoch`.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.schedule.lr_at(self.lr, epoch, self.schedule_span())
+    }
+
+    /// This run with `epochs` epochs instead, `done` of them complete: what `train --resume
+    /// --epochs N` continues. The plan the run started with stays: the learning-rate
+    /// schedule keeps its epochs (a step schedule goes on at its final rate after them), and
+    /// so do the DRW start and SAM's epochs.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming [`Param::Epochs`] when `epochs` is below `done`, would
+    /// extend a cosine schedule past its end (its rate is 0 there), or would end the run
+    /// before its recorded DRW or SAM start.
+    pub fn replanned(&self, epochs: usize, done: usize) -> Result<Self, Error> {
+        let refuse = |reason: String| Err(invalid(Param::Epochs, format!("{epochs}: {reason}")));
+        let span = self.schedule_span();
+        if epochs < done {
+            return refuse(format!("fewer than the {done} epochs already done"));
+        }
+        if epochs > span && self.schedule == LrSchedule::Cosine {
+            return refuse(format!(
+                "this run's cosine schedule anneals the learning rate to 0 at epoch {span}, so more epochs would not train; start a new run with --epochs {epochs}"
+            ));
+        }
+        if let Reweighting::FromEpoch(start) = self.reweighting {
+            if start > epochs {
+                return refuse(format!(
+                    "this run's plan turns DRW on at epoch {start}; keep at least {start} epochs"
+                ));
+            }
+        }
+        if let Some(sam) = self.sam.as_ref().filter(|sam| sam.from_epoch > epochs) {
+            return refuse(format!(
+                "this run's plan starts SAM at epoch {}; keep at least {} epochs",
+                sam.from_epoch, sam.from_epoch
+            ));
+        }
+        let mut config = self.clone();
+        config.epochs = epochs;
+        config.schedule_epochs = (epochs != span).then_some(span);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every setting, naming the offending one ([`Error::Invalid`]).
     pub fn validate(&self) -> Result<(), Error> {
-        if self.epochs == 0 {
-            return Err(invalid("--epochs", "must be at least 1".into()));
+        if self.epochs == 0 || self.schedule_epochs == Some(0) {
+            return Err(invalid(Param::Epochs, "must be at least 1".into()));
         }
         if self.batch_size == 0 {
-            return Err(invalid("--batch-size", "must be at least 1".into()));
+            return Err(invalid(Param::BatchSize, "must be at least 1".into()));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid(
-                "--lr",
+                Param::Lr,
                 format!("{} is not a positive number", self.lr),
             ));
         }
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
             return Err(invalid(
-                "--momentum",
+                Param::Momentum,
                 format!("{} is not in [0, 1)", self.momentum),
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(invalid(
-                "--weight-decay",
+                Param::WeightDecay,
                 format!("{} is negative or not finite", self.weight_decay),
             ));
         }
         if !(self.ratio.is_finite() && self.ratio >= 1.0) {
-            return Err(invalid("--ratio", format!("{} is below 1", self.ratio)));
+            return Err(invalid(Param::Ratio, format!("{} is below 1", self.ratio)));
         }
         if let Reweighting::FromEpoch(start) = self.reweighting {
             if start == 0 || start > self.epochs {
                 return Err(invalid(
-                    "--drw-epoch",
+                    Param::DrwEpoch,
                     format!("{start} is outside the run's epochs 1..={}", self.epochs),
                 ));
             }
         }
         if let Some(sam) = &self.sam {
-            let rhos = std::iter::once(sam.rho).chain(sam.schedule.iter().map(|(_, r)| *r));
-            if let Some(bad) = rhos.into_iter().find(|r| !(r.is_finite() && *r >= 0.0)) {
+            let bad_rho = |r: f64| !(r.is_finite() && r >= 0.0);
+            if bad_rho(sam.rho) {
                 return Err(invalid(
-                    "--sam",
+                    Param::SamRho,
+                    format!("rho {} is negative or not finite", sam.rho),
+                ));
+            }
+            if let Some((_, bad)) = sam.schedule.iter().find(|(_, r)| bad_rho(*r)) {
+                return Err(invalid(
+                    Param::SamSchedule,
                     format!("rho {bad} is negative or not finite"),
                 ));
             }
             if sam.from_epoch == 0 || sam.from_epoch > self.epochs {
                 return Err(invalid(
-                    "--sam-from",
+                    Param::SamFrom,
                     format!(
                         "{} is outside the run's epochs 1..={}",
                         sam.from_epoch, self.epochs
@@ -201,10 +277,10 @@ impl TrainConfig {
                 ));
             }
             if sam.schedule.windows(2).any(|w| w[0].0 >= w[1].0) {
-                return Err(invalid("--sam-schedule", "epochs must increase".into()));
+                return Err(invalid(Param::SamSchedule, "epochs must increase".into()));
             }
         }
-        parse_dtype(&self.dtype).map_err(|reason| invalid("--dtype", reason))?;
+        parse_dtype(&self.dtype).map_err(|reason| invalid(Param::Dtype, reason))?;
         Ok(())
     }
 }
@@ -212,6 +288,58 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::preset;
+
+    /// Issue 16: every run length gets a DRW start inside the run.
+    #[test]
+    fn the_default_drw_epoch_is_inside_every_run() {
+        assert_eq!(TrainConfig::default_drw_epoch(200), 161);
+        assert_eq!(TrainConfig::default_drw_epoch(30), 25);
+        assert_eq!(TrainConfig::default_drw_epoch(10), 9);
+        assert_eq!(TrainConfig::default_drw_epoch(2), 2);
+        assert_eq!(TrainConfig::default_drw_epoch(1), 1);
+        for epochs in 1..=400 {
+            let drw = TrainConfig::default_drw_epoch(epochs);
+            assert!(
+                (1..=epochs).contains(&drw),
+                "{epochs} epochs: DRW from {drw}"
+            );
+        }
+    }
+
+    /// Issue 16: a resumed run with more epochs keeps its learning rates and DRW start.
+    #[test]
+    fn a_replanned_run_keeps_its_schedule() {
+        let mut quick = preset("mnist-lt-ce-drw").unwrap();
+        quick.epochs = 10;
+        quick.reweighting = Reweighting::FromEpoch(TrainConfig::default_drw_epoch(10));
+        let longer = quick.replanned(35, 10).unwrap();
+        assert_eq!((longer.epochs, longer.schedule_epochs), (35, Some(10)));
+        assert_eq!(longer.reweighting, Reweighting::FromEpoch(9));
+        for epoch in 1..=10 {
+            assert_eq!(longer.lr_at(epoch), quick.lr_at(epoch), "epoch {epoch}");
+        }
+        // After the plan, the step schedule's final rate (lr 0.05 x 1e-4).
+        for epoch in 11..=35 {
+            assert_eq!(longer.lr_at(epoch), quick.lr_at(10), "epoch {epoch}");
+        }
+        // Back to the recorded length: the plan as it started.
+        assert_eq!(longer.replanned(10, 10).unwrap(), quick);
+        let shorter = quick.replanned(9, 3).unwrap();
+        assert_eq!(shorter.schedule_epochs, Some(10));
+        let message = |err: Error| err.to_string();
+        assert_eq!(
+            message(quick.replanned(8, 3).unwrap_err()),
+            "epochs: 8: this run's plan turns DRW on at epoch 9; keep at least 9 epochs"
+        );
+        assert_eq!(
+            message(quick.replanned(5, 6).unwrap_err()),
+            "epochs: 5: fewer than the 6 epochs already done"
+        );
+        quick.schedule = LrSchedule::Cosine;
+        assert!(message(quick.replanned(11, 10).unwrap_err())
+            .contains("cosine schedule anneals the learning rate to 0 at epoch 10"));
+    }
 
     #[test]
     fn sam_schedule_switches_rho_at_listed_epochs() {

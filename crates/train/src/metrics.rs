@@ -2,10 +2,10 @@
 //! group accuracies the long-tail literature reports.
 
 use candle_core::DType;
-use saddlescope_data::{BatchSpec, Group, Split};
+use saddlescope_data::{BatchSpec, Split};
 use saddlescope_nn::{BnMode, LossSpec, Model};
+use saddlescope_results::{EvalMetrics, Group, GroupAccuracy};
 
-use crate::log::{EvalMetrics, GroupAccuracy};
 use crate::Error;
 
 /// Batch size of evaluation passes (memory, not results, depends on it).

@@ -32,6 +32,16 @@ impl std::str::FromStr for LrSchedule {
     }
 }
 
+impl std::fmt::Display for LrSchedule {
+    /// `step` or `cosine`, as the flag spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Step => "step",
+            Self::Cosine => "cosine",
+        })
+    }
+}
+
 /// Epoch `boundary` of the 200-epoch recipe mapped onto a run of `epochs` epochs.
 pub fn scaled_epoch(boundary: usize, epochs: usize) -> usize {
     ((boundary * epochs) as f64 / 200.0).round() as usize
@@ -55,8 +65,9 @@ impl LrSchedule {
                 }
             }
             Self::Cosine => {
-                let span = (epochs - warmup).max(1) as f64;
-                let progress = (epoch - warmup) as f64 / span;
+                let span = (epochs.saturating_sub(warmup)).max(1) as f64;
+                // Past the last epoch the rate stays at its end value, 0.
+                let progress = ((epoch - warmup) as f64 / span).min(1.0);
                 0.5 * lr * (1.0 + (std::f64::consts::PI * progress).cos())
             }
         }

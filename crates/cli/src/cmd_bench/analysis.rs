@@ -8,16 +8,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use candle_core::DType;
 use clap::Args;
 use saddlescope_analysis::{analyze, AnalysisOutcome, AnalyzeParams, HvpSettings, Quiet};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::setup::parse_dtype;
-use super::{loadavg, measured_rounds, parse_engine, peak_rss_mb};
-use crate::checkpoint_args::{analysis_error, CheckpointArgs, SolverArgs};
-use crate::usage::usage;
+use super::{loadavg, measured_rounds, peak_rss_mb, value_name};
+use crate::checkpoint_args::{CheckpointArgs, SolverArgs};
+use crate::error::{usage, ResultExt};
+use crate::values::{EngineArg, FloatArg};
 
 /// Flags of `saddlescope bench analysis`.
 #[derive(Debug, Args)]
@@ -45,11 +44,11 @@ pub struct AnalysisBenchArgs {
     #[arg(long)]
     all: bool,
     /// Element type of the HVPs
-    #[arg(long, value_name = "f32|f64", default_value = "f32")]
-    dtype: String,
-    /// HVP engine: linearized or plain
-    #[arg(long, value_name = "linearized|plain", default_value = "linearized")]
-    engine: String,
+    #[arg(long, value_enum, default_value_t = FloatArg::F32)]
+    dtype: FloatArg,
+    /// HVP engine: linearized (the pass recorded once per Hessian) or plain
+    #[arg(long, value_enum, default_value_t = EngineArg::Linearized)]
+    engine: EngineArg,
     /// Samples per HVP batch
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch_size: usize,
@@ -82,10 +81,8 @@ pub fn run(args: AnalysisBenchArgs) -> anyhow::Result<ExitCode> {
     if args.rounds == 0 {
         return Err(usage("--rounds 0: need at least 1"));
     }
-    let dtype = parse_dtype(&args.dtype)?;
-    parse_engine(&args.engine)?;
     if args.measure {
-        println!("{}", serde_json::to_string(&round(&args, dtype)?)?);
+        println!("{}", serde_json::to_string(&round(&args)?)?);
         return Ok(ExitCode::SUCCESS);
     }
     let loadavg_before = loadavg();
@@ -97,8 +94,8 @@ pub fn run(args: AnalysisBenchArgs) -> anyhow::Result<ExitCode> {
     let report = json!({
         "bench": "analysis",
         "checkpoint": args.source.checkpoint.display().to_string(),
-        "dtype": args.dtype,
-        "engine": args.engine,
+        "dtype": args.dtype.as_str(),
+        "engine": value_name(args.engine),
         "probes": args.probes,
         "lanczos_steps": args.solver.lanczos_steps,
         "hessians": fastest.hessians,
@@ -118,8 +115,8 @@ pub fn run(args: AnalysisBenchArgs) -> anyhow::Result<ExitCode> {
             args.source.checkpoint.display(),
             fastest.hessians,
             fastest.applications,
-            args.dtype,
-            args.engine,
+            args.dtype.as_str(),
+            value_name(args.engine),
             rounds.len(),
             fastest.wall_s,
             fastest.in_operator_s * 1e3 / fastest.applications.max(1) as f64,
@@ -130,11 +127,11 @@ pub fn run(args: AnalysisBenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One analysis in this process, into a scratch directory that is removed afterwards.
-fn round(args: &AnalysisBenchArgs, dtype: DType) -> anyhow::Result<Round> {
-    let mut spectrum = args.solver.spectrum()?;
+fn round(args: &AnalysisBenchArgs) -> anyhow::Result<Round> {
+    let mut spectrum = args.solver.spectrum();
     spectrum.slq.probes = args.probes;
     spectrum.top_k = args.top_k;
-    let loaded = args.source.load()?;
+    let loaded = args.source.validate()?.load()?;
     let subject = loaded.subject();
     let params = AnalyzeParams {
         spectrum,
@@ -142,9 +139,9 @@ fn round(args: &AnalysisBenchArgs, dtype: DType) -> anyhow::Result<Round> {
         class_ids: args.class_ids.clone(),
         include_all: args.all,
         batch_size: args.batch_size,
-        dtype,
+        dtype: args.dtype.dtype(),
         hvp: HvpSettings {
-            engine: parse_engine(&args.engine)?,
+            engine: args.engine.into(),
             memory_budget: None,
         },
         ..AnalyzeParams::default()
@@ -156,7 +153,7 @@ fn round(args: &AnalysisBenchArgs, dtype: DType) -> anyhow::Result<Round> {
     let wall_s = start.elapsed().as_secs_f64();
     // The outputs are scratch; failing to remove them does not affect the measurement.
     let _ = std::fs::remove_dir_all(&out);
-    let AnalysisOutcome::Finished(report) = outcome.map_err(analysis_error)? else {
+    let AnalysisOutcome::Finished(report) = outcome.cli()? else {
         bail!("the analysis was interrupted");
     };
     let hessians: Vec<_> = report.classes.iter().chain(&report.all).collect();

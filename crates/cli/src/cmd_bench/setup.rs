@@ -3,12 +3,11 @@
 //! with batch-norm running statistics calibrated on the batch, eval mode, cross-entropy.
 
 use candle_core::{DType, Device, Tensor};
+use clap::ValueEnum;
 use saddlescope_nn::{Batch, Model, ModelSpec};
 
-use crate::usage::usage;
-
-/// A benchmark model: the architecture, its input shape and default batch size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A benchmark model (`--model`): the architecture, its input shape and default batch size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BenchModel {
     /// `mlp:256` on 1x28x28 (203,530 parameters).
     Mlp,
@@ -19,18 +18,6 @@ pub enum BenchModel {
 }
 
 impl BenchModel {
-    /// Parses `--model`.
-    pub fn parse(name: &str) -> anyhow::Result<Self> {
-        match name {
-            "mlp" => Ok(Self::Mlp),
-            "cnn" => Ok(Self::Cnn),
-            "resnet32" => Ok(Self::Resnet32),
-            other => Err(usage(format!(
-                "--model {other:?}: expected mlp, cnn or resnet32"
-            ))),
-        }
-    }
-
     /// The name used in `--model` and in the JSON.
     pub fn name(self) -> &'static str {
         match self {
@@ -58,7 +45,7 @@ impl BenchModel {
     }
 
     /// The model spec (`saddlescope train --model`).
-    fn spec(self) -> &'static str {
+    pub fn spec(self) -> &'static str {
         match self {
             Self::Mlp => "mlp:256",
             Self::Cnn => "cnn",
@@ -72,15 +59,6 @@ impl BenchModel {
         let model = Model::new(&spec, 10, self.input(), dtype, &Device::Cpu, 0)?;
         model.calibrate_bn(x)?;
         Ok(model)
-    }
-}
-
-/// Parses `--dtype`.
-pub fn parse_dtype(name: &str) -> anyhow::Result<DType> {
-    match name {
-        "f32" => Ok(DType::F32),
-        "f64" => Ok(DType::F64),
-        other => Err(usage(format!("--dtype {other:?}: expected f32 or f64"))),
     }
 }
 

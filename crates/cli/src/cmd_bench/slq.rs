@@ -10,13 +10,13 @@ use clap::Args;
 use saddlescope_analysis::ClassHessian;
 use saddlescope_data::{BatchSpec, Dataset, DatasetSpec};
 use saddlescope_nn::{Batch, BnMode, HessianOperator, LossSpec, ParamSelection};
-use saddlescope_spectral::{estimate_spectrum, SlqParams, SpectrumParams};
+use saddlescope_spectral::{estimate_spectrum, BasisPrecision, SlqParams, SpectrumParams};
 use serde_json::json;
 
 use super::loadavg;
-use super::setup::{parse_dtype, random_batch, BenchModel};
-use crate::basis_arg::BasisArg;
-use crate::usage::usage;
+use super::setup::{random_batch, BenchModel};
+use crate::error::{usage, ResultExt};
+use crate::values::{BasisArg, FloatArg};
 
 /// Flags of `saddlescope bench slq`.
 #[derive(Debug, Args)]
@@ -28,8 +28,8 @@ loadavg_after."
 pub struct SlqBenchArgs {
     /// Model: mlp or cnn (on the embedded MNIST, the first --samples of --class), resnet32
     /// (seeded random 3x32x32 inputs labelled --class)
-    #[arg(long, value_name = "mlp|cnn|resnet32", default_value = "cnn")]
-    model: String,
+    #[arg(long, value_enum, default_value_t = BenchModel::Cnn)]
+    model: BenchModel,
     /// The class whose Hessian is estimated
     #[arg(long, value_name = "C", default_value_t = 0)]
     class: u32,
@@ -49,17 +49,17 @@ pub struct SlqBenchArgs {
     #[arg(long, value_name = "N", default_value_t = 200)]
     max_applications: usize,
     /// Element type of the HVPs
-    #[arg(long, value_name = "f32|f64", default_value = "f32")]
-    dtype: String,
-    #[command(flatten)]
+    #[arg(long, value_enum, default_value_t = FloatArg::F32)]
+    dtype: FloatArg,
+    /// Storage of the Lanczos basis vectors
+    #[arg(long, value_enum, default_value_t = BasisArg::F64)]
     basis: BasisArg,
 }
 
 /// Runs `saddlescope bench slq`.
 pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
-    let model = BenchModel::parse(&args.model)?;
-    let dtype = parse_dtype(&args.dtype)?;
-    let basis = args.basis.precision()?;
+    let (model, dtype) = (args.model, args.dtype.dtype());
+    let basis = BasisPrecision::from(args.basis);
     if args.samples == 0 || args.batch == 0 {
         return Err(usage("--samples and --batch: need at least 1"));
     }
@@ -69,12 +69,6 @@ pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
             args.class
         )));
     }
-    let batches = class_batches(model, &args, dtype)?;
-    let samples: usize = batches.iter().map(Batch::len).sum();
-    let net = model.build(dtype, batches[0].x())?;
-    let loss = LossSpec::Ce.build(&[1; 10], None)?;
-    let op = HessianOperator::new(&net, batches, loss, ParamSelection::all(&net), BnMode::Eval)?;
-    let hessian = ClassHessian::new(op);
     let params = SpectrumParams {
         slq: SlqParams {
             steps: args.lanczos_steps,
@@ -87,18 +81,20 @@ pub fn run(args: SlqBenchArgs) -> anyhow::Result<ExitCode> {
         max_applications: args.max_applications,
         ..SpectrumParams::default()
     };
-    params.validate().map_err(|e| {
-        usage(format!(
-            "bad --lanczos-steps/--probes/--max-applications: {e}"
-        ))
-    })?;
+    params.validate().cli()?;
+    let batches = class_batches(model, &args, dtype)?;
+    let samples: usize = batches.iter().map(Batch::len).sum();
+    let net = model.build(dtype, batches[0].x())?;
+    let loss = LossSpec::Ce.build(&[1; 10], None)?;
+    let op = HessianOperator::new(&net, batches, loss, ParamSelection::all(&net), BnMode::Eval)?;
+    let hessian = ClassHessian::new(op);
     let loadavg_before = loadavg();
     let estimate = estimate_spectrum(&hessian, &params)?;
     let timing = estimate.timing;
     let report = json!({
         "bench": "slq",
         "model": model.name(),
-        "dtype": args.dtype,
+        "dtype": args.dtype.as_str(),
         "basis": basis,
         "class": args.class,
         "samples": samples,

@@ -96,6 +96,7 @@ impl Document {
              body {{ font-family: sans-serif; max-width: 72em; margin: 2em auto; padding: 0 1em; color: #222; }}\n\
              table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\n\
              th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}\n\
+             td {{ white-space: nowrap; }} .wide {{ overflow-x: auto; }}\n\
              th {{ background: #f3f3f3; }}\n\
              figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}\n\
              </style>\n</head>\n<body>\n<h1>{}</h1>\n",
@@ -117,7 +118,9 @@ impl Document {
                     html.push_str("</ul>\n");
                 }
                 Block::Table(header, rows) => {
-                    html.push_str("<table>\n<tr>");
+                    // Numbers never break inside (a minus or an exponent is no place to
+                    // wrap); a table wider than the page scrolls instead.
+                    html.push_str("<div class=\"wide\"><table>\n<tr>");
                     for h in header {
                         html.push_str(&format!("<th>{}</th>", inline_html(h)));
                     }
@@ -129,7 +132,7 @@ impl Document {
                         }
                         html.push_str("</tr>\n");
                     }
-                    html.push_str("</table>\n");
+                    html.push_str("</table></div>\n");
                 }
                 Block::Figure(path, caption) => {
                     let bytes = std::fs::read(dir.join(path))?;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use saddlescope_analysis::{read_report, AnalysisReport};
-use saddlescope_train::{read_log, read_safetensors, CheckpointMeta, EpochRecord};
+use saddlescope_results::{read_log, read_report, AnalysisReport, EpochRecord};
+use saddlescope_train::{read_safetensors, CheckpointMeta};
 
 /// A labelled input.
 pub struct Named<T> {

@@ -2,7 +2,14 @@
 
 mod build;
 mod doc;
+mod figures;
 mod inputs;
+mod text;
 
 pub use build::{write_report, ReportOptions};
 pub use inputs::load_inputs;
+
+/// The command line of this process, for a report's reproducibility section.
+pub fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}

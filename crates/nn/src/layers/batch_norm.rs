@@ -16,18 +16,54 @@
 //!   `n = N·H·W`, from the detached primal, exactly as PyTorch; the Hessian passes use
 //!   batch statistics without touching the buffers.
 //!
+//! What follows the layer in the models (ReLU; ReLU and 2×2 average pooling; a residual
+//! sum and ReLU: [`Then`]) is part of its forward pass, so that with batch statistics on
+//! plain tensors (training, gradients) the convolution, the layer and the epilogue run as
+//! one fused op (`ops::conv_batch_norm_train`); dual values, and eval mode, compose them.
+//!
 //! Init as PyTorch: `γ = 1`, `β = 0`, running mean 0, running variance 1. PyTorch's
 //! `num_batches_tracked` is not kept (it only matters for `momentum=None`).
 
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
-use crate::layers::Conv2d;
+use crate::layers::{avg_pool2, Conv2d};
+use crate::ops;
 use crate::store::{BnRun, BufferId, Builder, Ctx, ParamId};
 use crate::value::Value;
 
 /// `eps` of PyTorch's `BatchNorm2d`.
 const EPS: f64 = 1e-5;
+
+/// What a model applies to a batch norm's output, part of the layer's forward pass so that
+/// training can fuse it ([`BatchNorm2d::forward_conv`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Then<'a, V> {
+    /// The normalized values themselves.
+    Nothing,
+    /// `relu(·)`.
+    Relu,
+    /// `avg_pool2(relu(·))`, a CNN stage's end.
+    ReluPool2,
+    /// `relu(· + skip)`, a residual block's end.
+    AddRelu(&'a V),
+}
+
+impl<V: Value> Then<'_, V> {
+    /// Applies the epilogue to `z` (composed from the layers' primitives; pooling a plain
+    /// tensor's ReLU in the same pass).
+    fn apply(&self, z: &V) -> Result<V> {
+        match self {
+            Then::Nothing => Ok(z.clone()),
+            Then::Relu => z.relu(),
+            Then::ReluPool2 => match z.as_plain() {
+                Some(z) => Ok(V::constant(ops::relu_avg_pool2(z)?)),
+                None => avg_pool2(&z.relu()?),
+            },
+            Then::AddRelu(skip) => z.add_relu(skip),
+        }
+    }
+}
 
 /// `nn.BatchNorm2d`; parameters `{name}.weight`, `{name}.bias`, buffers
 /// `{name}.running_mean`, `{name}.running_var`.
@@ -54,14 +90,19 @@ impl BatchNorm2d {
         })
     }
 
-    /// `BN(conv(x))` for `x: (N, C_in, H, W)`, as `ctx.bn` says (BN always follows a
+    /// `then(BN(conv(x)))` for `x: (N, C_in, H, W)`, as `ctx.bn` says (BN always follows a
     /// convolution in these models).
     ///
     /// In eval mode BN is the per-channel affine map `y ↦ a·y + b`, so it is folded into
     /// the kernel, `conv(x, a·K) + b` with `b` added inside the convolution: the same
     /// function with no pass over the activation beyond the convolution itself.
-    pub(crate) fn forward_conv<V: Value>(&self, ctx: &Ctx<V>, conv: &Conv2d, x: &V) -> Result<V> {
-        let channel = [1, self.channels, 1, 1];
+    pub(crate) fn forward_conv<V: Value>(
+        &self,
+        ctx: &Ctx<V>,
+        conv: &Conv2d,
+        x: &V,
+        then: Then<V>,
+    ) -> Result<V> {
         match ctx.bn {
             BnRun::Eval => {
                 let mean = ctx.buffer(self.running_mean);
@@ -72,31 +113,81 @@ impl BatchNorm2d {
                     .recip()?;
                 let a = ctx.param(self.weight).mul(&V::constant(inv_std))?;
                 let shift = ctx.param(self.bias).sub(&a.mul(&V::constant(mean))?)?;
-                conv.forward_affine(ctx, x, &a, &shift)
+                then.apply(&conv.forward_affine(ctx, x, &a, &shift)?)
             }
             BnRun::Batch { momentum } => {
-                let y = conv.forward(ctx, x)?;
-                let (n, _, h, w) = y.primal().dims4()?;
-                let count = n * h * w;
+                let (n, _, h, w) = x.primal().dims4()?;
+                let (ho, wo) = conv.output_sides((h, w));
+                let count = n * ho * wo;
                 if count < 2 {
                     return Err(Error::BatchTooSmall {
                         layer: self.name.clone(),
                         values: count,
                     });
                 }
-                let mean = y.mean_keepdim((0, 2, 3))?;
-                let centered = y.sub(&mean)?;
-                let var = centered.square()?.mean_keepdim((0, 2, 3))?;
+                let (gamma, beta) = (ctx.param(self.weight), ctx.param(self.bias));
+                let (out, mean, var) = match Self::fused(ctx, conv, x, (gamma, beta), &then)? {
+                    Some((out, mean, var)) => (V::constant(out), mean, var),
+                    None => {
+                        let y = conv.forward(ctx, x)?;
+                        let (z, mean, var) = self.composed(&y, gamma, beta)?;
+                        (then.apply(&z)?, mean, var)
+                    }
+                };
                 if let Some(m) = momentum {
-                    self.update_running(ctx, m, mean.primal(), var.primal(), count)?;
+                    self.update_running(ctx, m, &mean, &var, count)?;
                 }
-                let gamma = ctx.param(self.weight).reshape(&channel)?;
-                let scale = var.rsqrt(EPS)?.mul(&gamma)?;
-                centered
-                    .mul(&scale)?
-                    .add(&ctx.param(self.bias).reshape(&channel)?)
+                Ok(out)
             }
         }
+    }
+
+    /// `then(BN(conv(x)))` with batch statistics as one fused op, with `(μ, σ²)`, when
+    /// every operand is a plain tensor and the op runs here (`None`: compose it).
+    fn fused<V: Value>(
+        ctx: &Ctx<V>,
+        conv: &Conv2d,
+        x: &V,
+        (gamma, beta): (&V, &V),
+        then: &Then<V>,
+    ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+        let plain = (
+            x.as_plain(),
+            conv.kernel(ctx).as_plain(),
+            gamma.as_plain(),
+            beta.as_plain(),
+        );
+        let (Some(x), Some(kernel), Some(gamma), Some(beta)) = plain else {
+            return Ok(None);
+        };
+        let epilogue = match then {
+            Then::Nothing => ops::Epilogue::Identity,
+            Then::Relu => ops::Epilogue::Relu,
+            Then::ReluPool2 => ops::Epilogue::ReluPool2,
+            Then::AddRelu(skip) => match skip.as_plain() {
+                Some(skip) => ops::Epilogue::AddRelu(skip),
+                None => return Ok(None),
+            },
+        };
+        Ok(ops::conv_batch_norm_train(
+            (x, kernel),
+            conv.padding_stride(),
+            (gamma, beta),
+            EPS,
+            epilogue,
+        )?)
+    }
+
+    /// Batch-statistics BN composed from [`Value`] primitives (tangents included):
+    /// `(BN(y), μ, σ²)`, the statistics as primal tensors.
+    fn composed<V: Value>(&self, y: &V, gamma: &V, beta: &V) -> Result<(V, Tensor, Tensor)> {
+        let channel = [1, self.channels, 1, 1];
+        let mean = y.mean_keepdim((0, 2, 3))?;
+        let centered = y.sub(&mean)?;
+        let var = centered.square()?.mean_keepdim((0, 2, 3))?;
+        let scale = var.rsqrt(EPS)?.mul(&gamma.reshape(&channel)?)?;
+        let out = centered.mul(&scale)?.add(&beta.reshape(&channel)?)?;
+        Ok((out, mean.primal().clone(), var.primal().clone()))
     }
 
     fn update_running<V: Value>(

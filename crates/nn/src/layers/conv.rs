@@ -18,6 +18,7 @@ use crate::value::Value;
 #[derive(Clone, Debug)]
 pub(crate) struct Conv2d {
     weight: ParamId,
+    kernel_side: usize,
     padding: usize,
     stride: usize,
 }
@@ -41,9 +42,27 @@ impl Conv2d {
         )?;
         Ok(Self {
             weight,
+            kernel_side: kernel,
             padding,
             stride,
         })
+    }
+
+    /// The kernel's value in this pass.
+    pub(crate) fn kernel<'a, V: Value>(&self, ctx: &'a Ctx<V>) -> &'a V {
+        ctx.param(self.weight)
+    }
+
+    /// `(padding, stride)`.
+    pub(crate) fn padding_stride(&self) -> (usize, usize) {
+        (self.padding, self.stride)
+    }
+
+    /// The output's side lengths for inputs of side lengths `(h, w)`.
+    pub(crate) fn output_sides(&self, (h, w): (usize, usize)) -> (usize, usize) {
+        let side =
+            |n: usize| (n + 2 * self.padding).saturating_sub(self.kernel_side) / self.stride + 1;
+        (side(h), side(w))
     }
 
     /// The convolution of `x: (N, C_in, H, W)`.

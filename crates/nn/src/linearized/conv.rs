@@ -13,7 +13,7 @@
 //! The primal operands `x`, `ȳ` and the kernel are the [`ConvPlan`]'s, fixed for all HVPs.
 //!
 //! Patch matrices are built per chunk of samples (at least 512 GEMM columns, as
-//! `conv_cpu::kernels`) in a per-thread scratch buffer that stays in cache, rather than
+//! `cpu_ops::conv::kernels`) in a per-thread scratch buffer that stays in cache, rather than
 //! cached whole: rebuilding them from the activations measured faster than streaming
 //! cached ones from memory. Chunks run in parallel on rayon's pool, each GEMM on one
 //! thread, and the kernel adjoint's per-chunk parts are added in chunk order, so results do
@@ -22,11 +22,10 @@
 use candle_core::{bail, DType, Device, Result, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::conv_cpu::dense;
-use crate::conv_cpu::kernels::{
-    channel_sum as sum_channels, col2im, concat_blocks, im2col, interleave, Geometry, Input,
-};
-use crate::cpu_gemm::{matmul, Mat, Threads};
+use crate::cpu_ops::channel_sum::channel_sums;
+use crate::cpu_ops::conv::kernels::{col2im, concat_blocks, im2col, interleave, Geometry, Input};
+use crate::cpu_ops::custom::dense;
+use crate::cpu_ops::gemm::{matmul, Mat, Threads};
 
 /// Runs `$body` with `$t` the element type of `$dtype` (f32 or f64).
 macro_rules! by_dtype {
@@ -224,7 +223,7 @@ impl ConvPlan {
                         &wide[..g.c_out * ld]
                     };
                     // Stored transposed (column-major dk), the orientation gemm writes
-                    // fastest, as `conv_cpu::kernels::weight_grad`.
+                    // fastest, as `cpu_ops::conv::kernels::weight_grad`.
                     let mut dk_t = vec![T::zero(); size];
                     let lhs = Mat::row_major(lhs, g.c_out, ld);
                     let rhs = Mat::row_major(&col[..patch * ld], patch, ld).t();
@@ -432,7 +431,7 @@ fn single(mut outputs: Vec<Tensor>) -> Result<Tensor> {
 pub(crate) fn channel_sum(u: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = u.dims4()?;
     by_dtype!(u.dtype(), T => with_values::<T, _>(&[u], |v| {
-        tensor(sum_channels(v[0], [n, c, h * w])?, &[c])
+        tensor(channel_sums(v[0], [n, c, h * w])?, &[c])
     }))
 }
 

@@ -10,7 +10,7 @@
 use candle_core::{bail, DType, Device, Result, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::conv_cpu::dense;
+use crate::cpu_ops::custom::dense;
 
 /// Planes per parallel piece.
 const PLANES: usize = 64;

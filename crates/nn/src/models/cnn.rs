@@ -7,7 +7,7 @@
 //! tangent.
 
 use crate::error::Result;
-use crate::layers::{avg_pool2, Activation, BatchNorm2d, Conv2d, Linear};
+use crate::layers::{avg_pool2, Activation, BatchNorm2d, Conv2d, Linear, Then};
 use crate::store::{Builder, Ctx};
 use crate::value::Value;
 
@@ -55,7 +55,10 @@ impl Cnn {
     pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
         let mut h = x.clone();
         for (conv, bn) in &self.stages {
-            h = avg_pool2(&self.activation.apply(&bn.forward_conv(ctx, conv, &h)?)?)?;
+            h = match self.activation {
+                Activation::Relu => bn.forward_conv(ctx, conv, &h, Then::ReluPool2)?,
+                act => avg_pool2(&act.apply(&bn.forward_conv(ctx, conv, &h, Then::Nothing)?)?)?,
+            };
         }
         let n = h.primal().dim(0)?;
         self.head.forward(ctx, &h.reshape(&[n, self.head_inputs])?)

@@ -11,7 +11,7 @@
 //! `layer{s}.{b}.bn{1,2}.*`, `linear.weight`, `linear.bias` (Linear head only).
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, shortcut_a, BatchNorm2d, Conv2d, Linear, NormedLinear};
+use crate::layers::{global_avg_pool, shortcut_a, BatchNorm2d, Conv2d, Linear, NormedLinear, Then};
 use crate::store::{Builder, Ctx};
 use crate::value::Value;
 
@@ -47,13 +47,13 @@ impl BasicBlock {
     }
 
     fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
-        let out = self.bn1.forward_conv(ctx, &self.conv1, x)?.relu()?;
-        let out = self.bn2.forward_conv(ctx, &self.conv2, &out)?;
+        let out = self.bn1.forward_conv(ctx, &self.conv1, x, Then::Relu)?;
         let skip = match self.shortcut {
             Some(planes) => shortcut_a(x, planes)?,
             None => x.clone(),
         };
-        out.add_relu(&skip)
+        self.bn2
+            .forward_conv(ctx, &self.conv2, &out, Then::AddRelu(&skip))
     }
 }
 
@@ -113,7 +113,7 @@ impl ResNet {
 
     /// Logits `(N, classes)` of `x: (N, C, H, W)`.
     pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
-        let mut out = self.bn1.forward_conv(ctx, &self.conv1, x)?.relu()?;
+        let mut out = self.bn1.forward_conv(ctx, &self.conv1, x, Then::Relu)?;
         for block in self.stages.iter().flatten() {
             out = block.forward(ctx, &out)?;
         }

@@ -1,0 +1,414 @@
+//! Batch normalization with batch statistics (train mode) and what follows it (ReLU,
+//! ReLU and 2×2 average pooling, or a residual sum and ReLU) on contiguous values: the
+//! kernels of the fused convolution op ([`conv_bn`](super::conv_bn)); forward and
+//! backward are each two passes over the activation.
+//!
+//! For `y: (N, C, H, W)` and per channel `c` over its `n = N·H·W` values:
+//! `μ = mean(y)`, `σ² = mean((y − μ)²)` (biased), `r = (σ² + eps)^(−1/2)`,
+//! `z = (y − μ)·r·γ + β`, then the epilogue: `z`, `relu(z)`, `avg_pool2(relu(z))` or
+//! `relu(z + skip)`. With `h = ∂L/∂z` (the output gradient through the epilogue, ReLU's
+//! mask `1[· ≥ 0]` as candle's) and `x̂ = (y − μ)·r`: `∂β = Σ h`, `∂γ = Σ h·x̂`,
+//! `∂y = γ·r·(h − Σh/n − x̂·Σ(h·x̂)/n)` (the batch statistics' own dependence on `y`
+//! included), and `∂skip = h`.
+//!
+//! The statistics and the channel sums are accumulated in f64 per channel (channels in
+//! parallel, each summed in a fixed order, so results are bit-identical for any thread
+//! count); the elementwise passes run over `(sample, channel)` planes in parallel and
+//! recompute `z` (and ReLU's mask) in the backward pass instead of keeping it.
+
+use candle_core::{bail, Result, WithDType};
+use rayon::prelude::*;
+
+use super::custom::par_collect;
+
+/// What follows the normalization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// `z` itself.
+    Identity,
+    /// `relu(z)`.
+    Relu,
+    /// `avg_pool2(relu(z))`: 2×2 windows, stride 2, odd last rows and columns dropped.
+    ReluPool2,
+    /// `relu(z + skip)`, `skip` of `y`'s shape (the end of a residual block).
+    AddRelu,
+}
+
+/// Per-channel statistics of one batch and the affine parameters they were used with, in
+/// f64.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+    inv_std: Vec<f64>,
+    gamma: Vec<f64>,
+    beta: Vec<f64>,
+}
+
+/// `z = (y − μ)·a + β` of one channel, `a = γ·r`, in the element type: the forward and
+/// backward passes evaluate it alike, so ReLU's mask is the same in both.
+#[derive(Clone, Copy, Debug)]
+struct Normalize<T> {
+    mean: T,
+    scale: T,
+    shift: T,
+}
+
+impl<T: WithDType> Normalize<T> {
+    fn of(stats: &Stats, ch: usize) -> Self {
+        Self {
+            mean: T::from_f64(stats.mean[ch]),
+            scale: T::from_f64(stats.inv_std[ch] * stats.gamma[ch]),
+            shift: T::from_f64(stats.beta[ch]),
+        }
+    }
+
+    fn all(stats: &Stats) -> Vec<Self> {
+        (0..stats.mean.len())
+            .map(|ch| Self::of(stats, ch))
+            .collect()
+    }
+
+    #[inline]
+    fn apply(self, v: T) -> T {
+        (v - self.mean) * self.scale + self.shift
+    }
+}
+
+#[inline]
+fn relu<T: WithDType>(v: T) -> T {
+    let zero = T::from_f64(0.0);
+    if v > zero {
+        v
+    } else {
+        zero
+    }
+}
+
+/// The shape of a normalized activation `(N, C, H, W)` and of its output, checked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dims {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    act: Act,
+}
+
+impl Dims {
+    /// Checks that `(n, c, h, w)` has values in every channel and, for pooling, at least
+    /// 2x2 of them.
+    pub fn new(act: Act, [n, c, h, w]: [usize; 4]) -> Result<Self> {
+        if n * h * w == 0 {
+            bail!(
+                "batch norm: activation of shape {:?} has no values per channel",
+                [n, c, h, w]
+            )
+        }
+        if act == Act::ReluPool2 && (h < 2 || w < 2) {
+            bail!(
+                "batch norm: activation of shape {:?} is too small to pool 2x2",
+                [n, c, h, w]
+            )
+        }
+        Ok(Self { n, c, h, w, act })
+    }
+
+    /// Values of the activation.
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.plane()
+    }
+
+    fn plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    fn pooled(&self) -> (usize, usize) {
+        (self.h / 2, self.w / 2)
+    }
+
+    /// Values per plane of the output.
+    fn out_plane(&self) -> usize {
+        match self.act {
+            Act::ReluPool2 => self.pooled().0 * self.pooled().1,
+            _ => self.plane(),
+        }
+    }
+
+    /// The output's shape.
+    pub fn out_dims(&self) -> Vec<usize> {
+        match self.act {
+            Act::ReluPool2 => vec![self.n, self.c, self.pooled().0, self.pooled().1],
+            _ => vec![self.n, self.c, self.h, self.w],
+        }
+    }
+}
+
+/// `Σ f(a_i)` in f64 over 8 interleaved partial sums (vectorizable, fixed order).
+fn lane_sum<T: WithDType>(a: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = a.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (s, &v) in acc.iter_mut().zip(chunk) {
+            *s += f(v.to_f64());
+        }
+    }
+    let head = acc.iter().fold(0.0, |s, &v| s + v);
+    tail.iter().fold(head, |s, &v| s + f(v.to_f64()))
+}
+
+/// `Σ f(a_i, b_i)` in f64 over 8 interleaved partial sums (vectorizable, fixed order).
+fn lane_sum2<T: WithDType>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for ((s, &u), &v) in acc.iter_mut().zip(xa).zip(xb) {
+            *s += f(u.to_f64(), v.to_f64());
+        }
+    }
+    let head = acc.iter().fold(0.0, |s, &v| s + v);
+    ta.iter()
+        .zip(tb)
+        .fold(head, |s, (&u, &v)| s + f(u.to_f64(), v.to_f64()))
+}
+
+/// Mean and biased variance per channel of `y` (two passes, f64), with `γ`, `β`
+/// (`affine = [γ, β]`).
+fn statistics<T: WithDType>(dims: &Dims, y: &[T], affine: &[T], eps: f64) -> Stats {
+    let (n, c, plane) = (dims.n, dims.c, dims.plane());
+    let count = (n * plane) as f64;
+    let per_channel = |sum: &(dyn Fn(usize, &[T]) -> f64 + Sync)| -> Vec<f64> {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                (0..n).fold(0.0, |s, i| {
+                    let at = (i * c + ch) * plane;
+                    s + sum(ch, &y[at..at + plane])
+                }) / count
+            })
+            .collect()
+    };
+    let mean = per_channel(&|_, values| lane_sum(values, |v| v));
+    let var = per_channel(&|ch, values| {
+        let m = mean[ch];
+        lane_sum(values, |v| (v - m) * (v - m))
+    });
+    let inv_std = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let (gamma, beta) = affine.split_at(c);
+    Stats {
+        mean,
+        var,
+        inv_std,
+        gamma: gamma.iter().map(|v| v.to_f64()).collect(),
+        beta: beta.iter().map(|v| v.to_f64()).collect(),
+    }
+}
+
+/// `epilogue(BN(y; γ, β))` with batch statistics, and the statistics: `y` contiguous of
+/// `dims`, `affine = [γ, β]` (`2C` values), `skip` (of `y`'s shape) exactly for
+/// [`Act::AddRelu`].
+pub(crate) fn forward<T: WithDType>(
+    dims: &Dims,
+    y: &[T],
+    affine: &[T],
+    skip: Option<&[T]>,
+    eps: f64,
+) -> Result<(Vec<T>, Stats)> {
+    if y.len() != dims.len() || affine.len() != 2 * dims.c {
+        bail!(
+            "batch norm: {} values and {} affine parameters for an activation of {dims:?}",
+            y.len(),
+            affine.len()
+        )
+    }
+    let skip = match (dims.act, skip) {
+        (Act::AddRelu, Some(skip)) if skip.len() == y.len() => skip,
+        (Act::AddRelu, _) => bail!("batch norm: a residual epilogue without a matching residual"),
+        (_, None) => &[],
+        (_, Some(_)) => bail!("batch norm: a residual for an epilogue without one"),
+    };
+    let stats = statistics(dims, y, affine, eps);
+    let normalize = Normalize::all(&stats);
+    let (plane, out_plane, c) = (dims.plane(), dims.out_plane(), dims.c);
+    let (w, (ho, _)) = (dims.w, dims.pooled());
+    let quarter = T::from_f64(0.25);
+    let rows = || vec![T::from_f64(0.0); 2 * w];
+    let out = par_collect(
+        (dims.n * c * out_plane, out_plane),
+        &[],
+        rows,
+        |p, out, rows| {
+            let (k, at) = (normalize[p % c], p * plane..(p + 1) * plane);
+            let src = &y[at.clone()];
+            match dims.act {
+                Act::Identity => out.extend(src.iter().map(|&v| k.apply(v))),
+                Act::Relu => out.extend(src.iter().map(|&v| relu(k.apply(v)))),
+                Act::AddRelu => {
+                    let values = src.iter().zip(&skip[at]);
+                    out.extend(values.map(|(&v, &s)| relu(k.apply(v) + s)));
+                }
+                // Two input rows at a time: normalized and rectified (vectorized), then each
+                // window summed in candle's `avg_pool2d` order, so the pooling rounds as the
+                // composed layer's does.
+                Act::ReluPool2 => {
+                    for pair in src.chunks_exact(2 * w).take(ho) {
+                        for (r, &v) in rows.iter_mut().zip(pair) {
+                            *r = relu(k.apply(v));
+                        }
+                        let (top, bottom) = rows.split_at(w);
+                        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                        out.extend(windows.map(|(t, b)| {
+                            let mut sum = T::from_f64(0.0);
+                            sum += t[0];
+                            sum += t[1];
+                            sum += b[0];
+                            sum += b[1];
+                            sum * quarter
+                        }));
+                    }
+                }
+            }
+        },
+    )?;
+    Ok((out, stats))
+}
+
+/// `h = g ⊙ 1[BN(y) + skip ≥ 0]`, the output gradient `g` through a residual epilogue
+/// (the residual's own gradient), with the forward pass's statistics.
+pub(crate) fn residual_mask<T: WithDType>(
+    dims: &Dims,
+    stats: &Stats,
+    (g, y, skip): (&[T], &[T], &[T]),
+) -> Result<Vec<T>> {
+    if [g.len(), skip.len()] != [y.len(); 2] || y.len() != dims.len() {
+        bail!("batch norm: residual gradient of mismatched lengths for {dims:?}")
+    }
+    let normalize = Normalize::all(stats);
+    let (zero, plane, c) = (T::from_f64(0.0), dims.plane(), dims.c);
+    par_collect(
+        (y.len(), plane),
+        &[],
+        || (),
+        |p, out, _| {
+            let k = normalize[p % c];
+            let at = p * plane..(p + 1) * plane;
+            let values = y[at.clone()].iter().zip(&skip[at.clone()]).zip(&g[at]);
+            out.extend(values.map(|((&v, &s), &g)| if k.apply(v) + s >= zero { g } else { zero }));
+        },
+    )
+}
+
+/// `h = ∂L/∂z` of plane `p` into `h`, from the output gradient `g` through the epilogue
+/// (none for [`Act::AddRelu`], whose `g` is [`residual_mask`]'s `h`); `spread` is scratch
+/// of one row (`w` values).
+fn plane_grad<T: WithDType>(
+    dims: &Dims,
+    (k, p): (Normalize<T>, usize),
+    (g, y): (&[T], &[T]),
+    (h, spread): (&mut [T], &mut [T]),
+) {
+    let zero = T::from_f64(0.0);
+    let (plane, out_plane) = (dims.plane(), dims.out_plane());
+    let y = &y[p * plane..(p + 1) * plane];
+    let g = &g[p * out_plane..(p + 1) * out_plane];
+    let masked = |z: T, g: T| if z >= zero { g } else { zero };
+    match dims.act {
+        Act::Relu => {
+            for ((h, &v), &g) in h.iter_mut().zip(y).zip(g) {
+                *h = masked(k.apply(v), g);
+            }
+        }
+        Act::ReluPool2 => {
+            // Row pair by row pair: the pooled gradient spread over its windows (one row
+            // of `w` values, zero past the last whole window), then masked.
+            let (w, (ho, wo)) = (dims.w, dims.pooled());
+            let quarter = T::from_f64(0.25);
+            let (pairs, rest) = h.split_at_mut(2 * ho * w);
+            rest.fill(zero);
+            let rows = pairs.chunks_exact_mut(2 * w).zip(y.chunks_exact(2 * w));
+            for ((h_pair, y_pair), g_row) in rows.zip(g.chunks_exact(wo)) {
+                for (two, &g) in spread.chunks_exact_mut(2).zip(g_row) {
+                    two.fill(g * quarter);
+                }
+                spread[2 * wo..].fill(zero);
+                for (h_row, y_row) in h_pair.chunks_exact_mut(w).zip(y_pair.chunks_exact(w)) {
+                    for ((h, &v), &g) in h_row.iter_mut().zip(y_row).zip(&*spread) {
+                        *h = masked(k.apply(v), g);
+                    }
+                }
+            }
+        }
+        Act::Identity | Act::AddRelu => h.copy_from_slice(g),
+    }
+}
+
+/// `(∂y, [∂γ, ∂β])` of `⟨g, epilogue(BN(y))⟩` with the forward pass's statistics (for
+/// [`Act::AddRelu`], `g` is [`residual_mask`]'s `h`).
+pub(crate) fn backward<T: WithDType>(
+    dims: &Dims,
+    stats: &Stats,
+    g: &[T],
+    y: &[T],
+) -> Result<(Vec<T>, Vec<T>)> {
+    let (n, c, plane) = (dims.n, dims.c, dims.plane());
+    if y.len() != dims.len() || g.len() != n * c * dims.out_plane() || stats.mean.len() != c {
+        bail!(
+            "batch norm: gradient of {} values for an activation of {dims:?} with {} values",
+            g.len(),
+            y.len()
+        )
+    }
+    let count = (n * plane) as f64;
+    let zero = T::from_f64(0.0);
+    let normalize = Normalize::all(stats);
+    let scratch = || (vec![zero; plane], vec![zero; dims.w]);
+    // Σ h and Σ h·(y − μ) per channel.
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map_init(scratch, |(h, spread), ch| {
+            let m = stats.mean[ch];
+            (0..n).fold((0.0, 0.0), |(sh, shd), i| {
+                let p = i * c + ch;
+                plane_grad(dims, (normalize[ch], p), (g, y), (h, spread));
+                let values = &y[p * plane..(p + 1) * plane];
+                (
+                    sh + lane_sum(h, |v| v),
+                    shd + lane_sum2(h, values, |u, v| u * (v - m)),
+                )
+            })
+        })
+        .collect();
+    // ∂y = k·h − (y − μ)·k·r²·Σ(h(y − μ))/n − k·Σh/n with k = γ·r.
+    let coefficients: Vec<[T; 3]> = (0..c)
+        .map(|ch| {
+            let r = stats.inv_std[ch];
+            let k = stats.gamma[ch] * r;
+            let (sh, shd) = sums[ch];
+            [
+                T::from_f64(k),
+                T::from_f64(k * r * r * shd / count),
+                T::from_f64(k * sh / count),
+            ]
+        })
+        .collect();
+    let dy = par_collect((y.len(), plane), &[], scratch, |p, out, (h, spread)| {
+        let ch = p % c;
+        let (k, [scale, slope, shift]) = (normalize[ch], coefficients[ch]);
+        plane_grad(dims, (k, p), (g, y), (h, spread));
+        let values = &y[p * plane..(p + 1) * plane];
+        out.extend(
+            h.iter()
+                .zip(values)
+                .map(|(&h, &v)| h * scale - (v - k.mean) * slope - shift),
+        );
+    })?;
+    let daffine = (0..2 * c)
+        .map(|i| match i.checked_sub(c) {
+            None => T::from_f64(sums[i].1 * stats.inv_std[i]),
+            Some(ch) => T::from_f64(sums[ch].0),
+        })
+        .collect();
+    Ok((dy, daffine))
+}
