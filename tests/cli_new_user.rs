@@ -106,7 +106,7 @@ fn divergence_before_any_epoch_keeps_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("diverged");
     let o = saddlescope_std()
-        .args(TinyRun::default().set("--lr", "1e6").args(&out))
+        .args(TinyRun::default().set("--lr", "1e20").args(&out))
         .output()
         .unwrap();
     assert_one_line_error(&o, 1, "no epoch was complete, so there is nothing to keep");
