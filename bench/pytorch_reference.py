@@ -52,10 +52,9 @@ same checkpoint and images (`--lanczos-steps 100 --probes 1`, f32 and f64), the 
 interleaved, and the table shows the fastest of `--rounds` for each with the ratios.
 `--mode all --compare BINARY` (what `just bench-vs-torch` runs) does both: the HVP table for
 `--models` at `--batch` (default `cnn,resnet32` at 200, the issue's setting), then the
-analysis, then one summary of the ratios saddlescope/PyTorch side by side. A training-epoch
-row belongs in that summary once both sides exist: `saddlescope bench train --preset P
---json` (key `epoch_s`) against a PyTorch epoch of the same recipe, to be added here as a
-function returning its seconds and called from `compare_all`.
+analysis, then one summary of the ratios saddlescope/PyTorch side by side. The training
+ratios come from `bench/pytorch_train_reference.py --compare BINARY`, which `just
+bench-vs-torch` runs next.
 """
 
 import argparse
