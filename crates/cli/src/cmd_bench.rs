@@ -53,7 +53,7 @@ enum BenchCommand {
     /// Share of a class-wise spectrum estimate spent outside the HVPs (SLQ bookkeeping)
     Slq(slq::SlqBenchArgs),
     /// Wall time, HVPs and peak memory of a whole class-wise analysis of a checkpoint
-    Analysis(analysis::AnalysisBenchArgs),
+    Analysis(Box<analysis::AnalysisBenchArgs>),
     /// Training cost: whole epochs of a preset, or one SGD step (train-mode BN)
     Train(train::TrainBenchArgs),
 }
@@ -151,7 +151,7 @@ const KINDS: [Kind; 3] = [Kind::Forward, Kind::Grad, Kind::Hvp];
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(BenchCommand::Slq(slq)) => slq::run(slq),
-        Some(BenchCommand::Analysis(analysis)) => analysis::run(analysis),
+        Some(BenchCommand::Analysis(analysis)) => analysis::run(*analysis),
         Some(BenchCommand::Train(train)) => train::run(train),
         None => run_hvp(args.hvp),
     }

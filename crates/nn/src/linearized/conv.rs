@@ -192,7 +192,7 @@ impl ConvPlan {
                     let ld = terms * cols;
                     let mut sums = vec![T::zero(); if shift { g.c_out } else { 0 }];
                     for (i, (a, b)) in pairs.iter().enumerate() {
-                        let input = Input::single(*a);
+                        let input = Input::single(a);
                         for j in 0..m {
                             let at = i * cols + j * pixels;
                             im2col(&g, &input, c * self.nb() + j, &mut col[at..], ld);
@@ -347,7 +347,7 @@ impl Forward<'_> {
                     let m = y_c.len() / g.y_len();
                     let cols = m * pixels;
                     for (i, x) in inputs.iter().enumerate() {
-                        let input = Input::single(*x);
+                        let input = Input::single(x);
                         let block = &mut col[i * patch * cols..];
                         for j in 0..m {
                             im2col(g, &input, c * nb + j, &mut block[j * pixels..], cols);

@@ -11,14 +11,14 @@
 //! the weights and the batch, so all of that is the same every time.
 //!
 //! # How
-//! [`Linearization::new`] runs the model once over [`Traced`](tape::Traced) values, which
-//! record the named operations that depend on the selected parameters ([`tape`]), computes
-//! the loss's gradient and per-sample Hessian blocks in logit space ([`logits`]), and runs
+//! `Linearization::new` runs the model once over `Traced` values, which
+//! record the named operations that depend on the selected parameters (`tape`), computes
+//! the loss's gradient and per-sample Hessian blocks in logit space (`logits`), and runs
 //! one reverse sweep for the primal adjoints `ȳ` of every recorded value. It keeps what the
 //! rules below read: activations, ReLU inputs (their masks), batch statistics, the primal
 //! adjoints of bilinear operations, `g'` and `g''·ȳ` of the smooth nonlinearities.
 //!
-//! An HVP of `k` directions then makes two sweeps ([`rules`]):
+//! An HVP of `k` directions then makes two sweeps (`rules`):
 //! - forward: every recorded value's tangent `ẏ` (for `y = B(a, b)` bilinear,
 //!   `ẏ = B(ȧ, b) + B(a, ḃ)`; `ẏ = g'(x)·ẋ`; `ẏ = M ẋ` for linear maps);
 //! - reverse, from `ż̄ = ∇²_z L · ż`: the tangent of every adjoint, `ẋ̄`
@@ -27,7 +27,7 @@
 //!
 //! Convolutions, the dominant cost, take six products per HVP (two forward, two for the
 //! input adjoint, two for the kernel adjoint), each pair as one GEMM where the geometry
-//! allows ([`kernels`]); the plain path takes eight and recomputes the primal.
+//! allows (`conv`); the plain path takes eight and recomputes the primal.
 //!
 //! The results equal the plain path's up to rounding (tests: 1e-12 in f64 on every model,
 //! loss and batch-norm mode) and are bit-identical for any thread count. Directions are
