@@ -167,7 +167,7 @@ impl DirLock {
                 Err(TryLockError::WouldBlock) => {
                     return Err(LockError::Busy {
                         dir: dir.to_path_buf(),
-                        holder: read_holder(&mut file),
+                        holder: await_holder(&mut file),
                     })
                 }
                 Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => false,
@@ -232,6 +232,18 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// What a locked file says about its holder, waiting up to a second for a holder that has
+/// taken the `flock` but not yet written itself into the file (it does so at once).
+fn await_holder(file: &mut File) -> Option<Holder> {
+    for _ in 0..100 {
+        if let Some(holder) = read_holder(file) {
+            return Some(holder);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
 }
 
 /// Whether `file` is the file now at `path`.
