@@ -153,44 +153,10 @@ fn subsample_pad(t: &Tensor, pad: usize) -> CResult<Tensor> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use candle_core::{DType, Device};
-
-    /// A seeded f64 tensor of shape `dims` with values in [-1, 1].
-    pub(crate) fn seeded(dims: &[usize], seed: u64) -> Tensor {
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n as u64)
-            .map(|i| ((i * 7919 + seed * 104_729) % 1013) as f64 / 506.0 - 1.0)
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
-
-    /// `⟨a, b⟩` in f64.
-    pub(crate) fn dot(a: &Tensor, b: &Tensor) -> f64 {
-        a.mul(b)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
-
-    /// `max |a − b|` in f64.
-    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::cpu_ops::test_util::{bits, dot, seeded};
+    use candle_core::DType;
 
     /// For every map: the batched application equals the single one per direction, and
     /// `⟨M x, u⟩ = ⟨x, Mᵀ u⟩` to f64 rounding, odd sides included.
@@ -208,17 +174,17 @@ pub(crate) mod tests {
         ];
         for (op, shape) in cases {
             let k = 3;
-            let x = seeded(&with_leading(k, &shape), 1);
+            let x = seeded(&with_leading(k, &shape), 1, DType::F64);
             let y = op.apply_directions(&x).unwrap();
             for j in 0..k {
                 let single = op.apply(&x.get(j).unwrap()).unwrap();
                 assert_eq!(
-                    max_diff(&y.get(j).unwrap(), &single),
-                    0.0,
+                    bits(&y.get(j).unwrap()),
+                    bits(&single),
                     "{op:?} direction {j}"
                 );
             }
-            let u = seeded(y.dims(), 2);
+            let u = seeded(y.dims(), 2, DType::F64);
             let back = op.transpose_directions(&u, &shape).unwrap();
             assert_eq!(back.dims(), x.dims(), "{op:?}");
             let (lhs, rhs) = (dot(&y, &u), dot(&x, &back));
