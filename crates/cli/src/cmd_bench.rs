@@ -35,10 +35,12 @@ use setup::{random_batch, BenchModel};
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "Prints a short table, then one JSON object on the last line (only the JSON \
-with --json). Keys: model, batch, dtype, params, threads, ops, forward_ms, grad_ms, hvp_ms \
-(medians), *_min_ms, *_cpu_ms (user+system CPU per repetition), forward_peak_rss_mb, \
-grad_peak_rss_mb, hvp_peak_rss_mb, hvp_over_grad, hvp_over_grad_peak_rss, loadavg_before, \
-loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
+with --json). Keys: model, batch, dtype, params, threads, ops, engine, forward_ms, grad_ms, \
+hvp_ms (medians; hvp_ms is one sweep of --directions products), *_min_ms, *_cpu_ms \
+(user+system CPU per repetition), forward_peak_rss_mb, grad_peak_rss_mb, hvp_peak_rss_mb, \
+directions, hvp_ms_per_direction, hvp_over_grad, linearize_ms and linearized_mb (the one-off \
+recording of a linearized HVP and what it keeps; null for --engine plain), \
+hvp_over_grad_peak_rss, loadavg_before, loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
 `just bench-vs-torch`."
 )]
 pub struct BenchArgs {
