@@ -6,5 +6,6 @@ mod util;
 mod double_backward;
 mod hvp_exact;
 mod hvp_resnet;
+mod linearized;
 mod model_api;
 mod sample_sets;
