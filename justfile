@@ -18,13 +18,14 @@ ci:
 dup:
     duplicates --change
 
-# saddlescope vs PyTorch (double-backward HVPs) on MLP, CNN and ResNet-32: times, peak
-# memory and their ratios; then training (CNN + SAM epoch on MNIST-LT, CNN epoch without
-# SAM, ResNet-32 train step at batch 128), 2 threads each. Needs `pip install torch`
-# (several GB); never run by CI.
-bench-vs-torch repeats="5":
+# saddlescope vs PyTorch side by side: HVPs of the CNN and ResNet-32 at batch 200 against
+# PyHessian's graph-reuse HVP and a double backward, then the class-wise analysis of a
+# PyTorch-trained CNN against PyHessian (f32 and f64), then every ratio in one summary; then
+# training (CNN + SAM epoch on MNIST-LT, CNN epoch without SAM, ResNet-32 train step at batch
+# 128), 2 threads each. Needs `pip install torch pyhessian` (several GB); never run by CI.
+bench-vs-torch repeats="5" rounds="3":
     cargo build --release --bin saddlescope
-    python3 bench/pytorch_reference.py --compare target/release/saddlescope --repeats {{repeats}}
+    python3 bench/pytorch_reference.py --mode all --compare target/release/saddlescope --models cnn,resnet32 --batch 200 --repeats {{repeats}} --rounds {{rounds}}
     python3 bench/pytorch_train_reference.py --compare target/release/saddlescope --repeats {{repeats}}
 
 # A sharded analysis through a real Slurm on this machine: installs slurm-wlm and munge

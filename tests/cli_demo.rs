@@ -1,4 +1,5 @@
-//! `demo --quick` end to end, then `plot` and `compare` on the analyses it wrote.
+//! `demo --quick` end to end (with the MLP, the fastest), then `plot` and `compare` on the
+//! analyses it wrote.
 
 use std::path::Path;
 
@@ -21,13 +22,30 @@ pub fn png_size(path: &Path) -> (u32, u32) {
 fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let o = run(&["demo", "--quick", "--quiet", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "demo",
+        "--quick",
+        "--model",
+        "mlp",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.starts_with("# saddlescope demo: MNIST-LT (ratio 100), CE+DRW vs CE+DRW+SAM, mlp:64, seed 0\n\n## Conclusions\n\n**Claim (a)**"),
+        "the report opens with the conclusions: {md}"
+    );
+    assert!(
+        md.contains("Not reproduced: the data do not settle it.")
+            && md.contains("one seed gives no interval"),
+        "one seed settles no claim, and the report says so plainly"
+    );
     for needle in [
         "## Verdict",
-        "CE+DRW vs CE+DRW+SAM",
+        "ce-drw vs ce-drw-sam",
         "## Reproducibility",
         "sha256",
         "![",
@@ -65,7 +83,11 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     );
 
     for arm in ["ce-drw", "ce-drw-sam"] {
-        let json = read_json(&out.join("analysis").join(arm).join("spectrum.json"));
+        let json = read_json(
+            &out.join("cells")
+                .join(arm)
+                .join("seed-0/analysis/spectrum.json"),
+        );
         assert_eq!(json["classes"].as_array().unwrap().len(), 10);
         for key in [
             "lambda_min",
@@ -83,11 +105,15 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
             );
         }
         assert_eq!(json["classes"][9]["group"], "tail");
-        assert!(out.join("runs").join(arm).join("log.jsonl").exists());
+        assert!(out
+            .join("cells")
+            .join(arm)
+            .join("seed-0/run/log.jsonl")
+            .exists());
     }
 
     // plot: redraw one analysis as SVG.
-    let analysis = out.join("analysis/ce-drw");
+    let analysis = out.join("cells/ce-drw/seed-0/analysis");
     let figs = dir.path().join("figs");
     let o = run(&[
         "plot",
@@ -102,8 +128,8 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     assert!(grid.contains("<svg") && grid.contains("class 9"));
     assert_eq!(
         stdout(&o).lines().count(),
-        10 + 1 + 3,
-        "10 class densities, all, grid, head/tail, bars"
+        10 + 3,
+        "10 class densities (the quick demo has no all-classes Hessian), grid, head/tail, bars"
     );
 
     // compare: deltas table for the two analyses.
@@ -111,7 +137,9 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     let o = run(&[
         "compare",
         analysis.to_str().unwrap(),
-        out.join("analysis/ce-drw-sam").to_str().unwrap(),
+        out.join("cells/ce-drw-sam/seed-0/analysis")
+            .to_str()
+            .unwrap(),
         "--out",
         cmp.to_str().unwrap(),
         "--labels",
@@ -128,7 +156,9 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     let quiet = run(&[
         "compare",
         analysis.to_str().unwrap(),
-        out.join("analysis/ce-drw-sam").to_str().unwrap(),
+        out.join("cells/ce-drw-sam/seed-0/analysis")
+            .to_str()
+            .unwrap(),
         "--out",
         dir.path().join("cmp-quiet").to_str().unwrap(),
         "--quiet",
@@ -152,23 +182,24 @@ fn quick_demo_writes_report_figures_and_json_then_plot_and_compare_work() {
     let o = run(&["demo", "--quick", "--model", "cnn", "--out", out_arg]);
     assert_one_line_error(&o, 2, "holds a demo made with other settings");
     assert!(
-        stderr(&o).contains("model: mlp:64 there, cnn asked"),
+        stderr(&o).contains("recipes.ce-drw.model: mlp:64 there, cnn asked"),
         "{}",
         stderr(&o)
     );
 
     // Issue 16, item 3: the full demo into a quick demo's directory resumed the 10-epoch
     // runs up to 30 epochs; now it is refused before any training, the runs untouched.
-    let log = std::fs::read(out.join("runs/ce-drw/log.jsonl")).unwrap();
-    let o = run(&["demo", "--out", out_arg]);
+    let log = std::fs::read(out.join("cells/ce-drw/seed-0/run/log.jsonl")).unwrap();
+    let o = run(&["demo", "--model", "mlp", "--out", out_arg]);
     assert_one_line_error(&o, 2, "holds a demo made with other settings");
     assert!(
-        stderr(&o).contains("quick: true there, false asked") && stderr(&o).contains("--force"),
+        stderr(&o).contains("analysis.lanczos_steps: 30 there, 60 asked")
+            && stderr(&o).contains("--force"),
         "{}",
         stderr(&o)
     );
     assert_eq!(
-        std::fs::read(out.join("runs/ce-drw/log.jsonl")).unwrap(),
+        std::fs::read(out.join("cells/ce-drw/seed-0/run/log.jsonl")).unwrap(),
         log
     );
 }

@@ -216,5 +216,5 @@ fn writes_spectrum_json_atomically() {
     assert!((json["lambda_max"].as_f64().unwrap() - 16.0).abs() < 1e-12);
     assert!((json["lambda_min"].as_f64().unwrap() + 3.0).abs() < 1e-12);
     assert_eq!(json["converged"], serde_json::Value::Bool(true));
-    assert_eq!(json["params"]["m"], 100);
+    assert_eq!(json["params"]["steps"], 100);
 }

@@ -44,6 +44,9 @@ fn analyze_writes_the_documented_keys_and_is_deterministic_across_threads() {
             "2",
             "--threads",
             threads,
+            // f64: byte-identical across thread counts, trace identity to 1e-10.
+            "--dtype",
+            "f64",
             "--quiet",
         ]);
         assert!(out.status.success(), "{}", stderr(&out));

@@ -452,7 +452,7 @@ fn spectral_errors_repeat_nothing() {
                 got: 9,
             },
             Error::InvalidParam {
-                name: "m",
+                name: "steps",
                 value: "0".into(),
                 expected: "at least 1".into(),
             },

@@ -12,6 +12,7 @@ mod cli_new_user;
 mod cli_out_dir;
 mod cli_shard;
 mod cli_spectrum;
+mod cli_study;
 mod cli_train_analyze;
 mod cli_verdicts;
 mod error_chains;

@@ -49,7 +49,7 @@ pub use landscape::{
     DEFAULT_PLANE_POINTS, DEFAULT_POINTS, RANDOM_DIRECTION_STREAM, RANGE_FRACTION, RANGE_LIMITS,
     RANGE_LOSS_FLOOR,
 };
-pub use operator::ClassHessian;
+pub use operator::{ClassHessian, HvpSettings};
 pub use saddlescope_results::{
     VerdictKind, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO, DEFAULT_MAX_GRADIENT_RATIO,
     DEFAULT_MIN_SKILL,

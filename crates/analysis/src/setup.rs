@@ -7,7 +7,7 @@ use saddlescope_data::{BatchSpec, Split};
 use saddlescope_nn::{Batch, BnMode, HessianOperator, Loss, LossSpec, Model, ParamSelection};
 
 use crate::analyze::{AnalyzeParams, HessianLoss, Subject};
-use crate::operator::ClassHessian;
+use crate::operator::{ClassHessian, HvpSettings};
 use crate::{Error, Param};
 
 /// The shared pieces, checked against the subject.
@@ -20,6 +20,7 @@ pub(crate) struct HessianSetup<'a> {
     selection: ParamSelection,
     loss: Loss,
     spec: BatchSpec,
+    hvp: HvpSettings,
 }
 
 impl<'a> HessianSetup<'a> {
@@ -70,6 +71,7 @@ impl<'a> HessianSetup<'a> {
             selection,
             loss,
             spec,
+            hvp: params.hvp,
         })
     }
 
@@ -118,12 +120,12 @@ impl<'a> HessianSetup<'a> {
     /// The Hessian of the mean loss over `batches` on the parameter block, eval-mode BN (the
     /// running statistics, as PyHessian and the paper's code).
     pub(crate) fn operator(&self, batches: Vec<Batch>) -> Result<ClassHessian<'_>, Error> {
-        Ok(ClassHessian::new(HessianOperator::new(
+        Ok(ClassHessian::new(self.hvp.apply(HessianOperator::new(
             self.model(),
             batches,
             self.loss.clone(),
             self.selection.clone(),
             BnMode::Eval,
-        )?))
+        )?)))
     }
 }

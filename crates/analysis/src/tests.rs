@@ -86,6 +86,8 @@ pub(crate) fn params(trace: TraceMethod) -> AnalyzeParams {
     p.spectrum.tol = 1e-10;
     p.spectrum.trace_method = trace;
     p.batch_size = 5;
+    // The checks against dense f64 Hessians are to f64 rounding.
+    p.dtype = DType::F64;
     p
 }
 

@@ -29,11 +29,13 @@ pub enum Command {
     Report(crate::cmd_report::ReportArgs),
     /// Train CE+DRW and CE+DRW+SAM on the embedded MNIST-LT, analyze both, write the report
     Demo(crate::cmd_demo::DemoArgs),
+    /// The paper's experiment over recipes x seeds: train and analyze every cell, aggregate with bootstrap intervals, judge its claims
+    Study(crate::cmd_study::StudyArgs),
     /// SLQ density, extreme eigenvalues and trace of a dense symmetric matrix (.npy), as JSON
     Spectrum(crate::cmd_spectrum::SpectrumArgs),
     /// Time and peak memory of a forward pass, a gradient and an HVP (bench slq: SLQ bookkeeping share)
     Bench(crate::cmd_bench::BenchArgs),
-    /// Merge the shards of a sharded analysis (analyze --shard I/N) into its report
+    /// Merge the shards of a sharded analysis or study (--shard I/N) into its results
     Merge(crate::cmd_merge::MergeArgs),
     /// Write Slurm scripts: a job array of shards and the merge as a dependent job
     Slurm(crate::cmd_slurm::SlurmArgs),

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Parser};
 use saddlescope_analysis::{
-    AnalyzeParams, SaddleRule, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO,
+    AnalyzeParams, HvpSettings, SaddleRule, VerdictRule, DEFAULT_DIVERGED_LOSS_RATIO,
     DEFAULT_MAX_GRADIENT_RATIO, DEFAULT_MIN_SKILL, DEFAULT_SADDLE_RATIO,
 };
 use saddlescope_results::Shard;
@@ -76,12 +76,19 @@ pub struct AnalyzeArgs {
     /// Restrict the Hessian to parameters whose names start with these prefixes (e.g. linear.)
     #[arg(long, value_name = "PREFIX,...", value_delimiter = ',')]
     param_filter: Vec<String>,
-    /// Element type of the HVPs: f64 (certified bounds) or f32 (faster)
-    #[arg(long, value_enum, default_value_t = FloatArg::F64)]
+    /// Element type of the HVPs: f32 (1.7x faster; Ritz values within ~1e-6 relative of
+    /// f64's, bounds widened to f32's rounding, ~1e-5 of the spectral radius) or f64
+    /// (certified bounds, ~1e-13 of it). The Lanczos basis stays f64 (see --basis)
+    #[arg(long, value_enum, default_value_t = FloatArg::F32)]
     dtype: FloatArg,
     /// Samples per HVP batch (memory only)
     #[arg(long, value_name = "N", default_value_t = 256)]
     batch_size: usize,
+    /// Memory, in MB, the HVPs of one Hessian may keep between products (its pass recorded
+    /// once; beyond this, batches are recomputed per HVP: same results, slower) [default:
+    /// half the available memory]
+    #[arg(long, value_name = "MB")]
+    hvp_memory: Option<usize>,
     /// Accepted for scripts written before an analysis resumed by itself: the same command
     /// again always reuses the Hessians already done
     #[arg(long = "resume", hide = true)]
@@ -157,6 +164,10 @@ impl AnalyzeArgs {
             param_filter: self.param_filter.clone(),
             batch_size: self.batch_size,
             dtype: self.dtype.dtype(),
+            hvp: HvpSettings {
+                memory_budget: self.hvp_memory.map(|mb| mb.saturating_mul(1_000_000)),
+                ..HvpSettings::default()
+            },
             shard: self.shard,
         };
         params.validate().cli()?;
@@ -167,6 +178,16 @@ impl AnalyzeArgs {
     pub fn uses_gpu(&self) -> bool {
         self.source.device == DeviceArg::Cuda
     }
+}
+
+/// The analyze arguments as a command line of their own (what `slurm analyze` and a study's
+/// `--analyze-args` hold).
+#[derive(Debug, Parser)]
+#[command(name = "analyze", no_binary_name = true)]
+pub struct AnalyzeCommandLine {
+    /// The flags.
+    #[command(flatten)]
+    pub args: AnalyzeArgs,
 }
 
 /// Runs `saddlescope analyze`.

@@ -1,27 +1,33 @@
 //! `saddlescope bench`: wall time, CPU time and peak memory of a forward pass, a gradient
 //! and an exact Hessian-vector product on a standard model, as one JSON object (the keys of
 //! `bench/pytorch_reference.py`, so `just bench-vs-torch` can print ratios); `bench slq`:
-//! the share of a class-wise spectrum estimate spent outside the HVPs.
+//! the share of a class-wise spectrum estimate spent outside the HVPs; `bench analysis`: a
+//! whole class-wise analysis of a checkpoint; `bench train`: training epochs or one step.
 //!
 //! Every measurement runs in a fresh child process (this executable, re-run with a hidden
 //! `--measure` flag), so that its peak resident set (`VmHWM`) is its own and the three peaks
 //! do not mask each other. Times are the median over `--repeats` after one warm-up.
 
+mod analysis;
 mod setup;
 mod slq;
 mod train;
 
+use std::ffi::{OsStr, OsString};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use saddlescope_nn::{set_cpu_ops, BnMode, CpuOps, HessianOperator, LossSpec, ParamSelection};
+use saddlescope_nn::{
+    set_cpu_ops, BnMode, CpuOps, HessianOperator, HvpEngine, LossSpec, ParamSelection,
+};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::usage;
-use crate::values::{DeviceArg, FloatArg};
+use crate::values::{DeviceArg, EngineArg, FloatArg};
 use setup::{random_batch, BenchModel};
 
 /// Flags of `saddlescope bench`.
@@ -29,10 +35,12 @@ use setup::{random_batch, BenchModel};
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "Prints a short table, then one JSON object on the last line (only the JSON \
-with --json). Keys: model, batch, dtype, params, threads, ops, forward_ms, grad_ms, hvp_ms \
-(medians), *_min_ms, *_cpu_ms (user+system CPU per repetition), forward_peak_rss_mb, \
-grad_peak_rss_mb, hvp_peak_rss_mb, hvp_over_grad, hvp_over_grad_peak_rss, loadavg_before, \
-loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
+with --json). Keys: model, batch, dtype, device, params, threads, ops, engine, forward_ms, grad_ms, \
+hvp_ms (medians; hvp_ms is one sweep of --directions products), *_min_ms, *_cpu_ms \
+(user+system CPU per repetition), forward_peak_rss_mb, grad_peak_rss_mb, hvp_peak_rss_mb, \
+directions, hvp_ms_per_direction, hvp_over_grad, linearize_ms and linearized_mb (the one-off \
+recording of a linearized HVP and what it keeps; null for --engine plain), \
+hvp_over_grad_peak_rss, loadavg_before, loadavg_after. Compare with `python3 bench/pytorch_reference.py` (same keys) or run \
 `just bench-vs-torch`."
 )]
 pub struct BenchArgs {
@@ -46,6 +54,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Share of a class-wise spectrum estimate spent outside the HVPs (SLQ bookkeeping)
     Slq(slq::SlqBenchArgs),
+    /// Wall time, HVPs and peak memory of a whole class-wise analysis of a checkpoint
+    Analysis(Box<analysis::AnalysisBenchArgs>),
     /// Training cost: whole epochs of a preset, or one SGD step (train-mode BN)
     Train(train::TrainBenchArgs),
 }
@@ -76,6 +86,15 @@ struct HvpBenchArgs {
     /// (candle's own, for before/after comparisons)
     #[arg(long, value_enum, default_value_t = OpsArg::Saddlescope)]
     ops: OpsArg,
+    /// HVP engine: linearized (the pass recorded once, tangent passes per product; the
+    /// one-off recording is reported as linearize_ms) or plain (reverse-over-forward from
+    /// scratch every product)
+    #[arg(long, value_enum, default_value_t = EngineArg::Linearized)]
+    engine: EngineArg,
+    /// Directions per HVP sweep: hvp_ms then times one block of K products
+    /// (`HessianOperator::hvp_block_flat`), reported per direction as hvp_ms_per_direction
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    directions: usize,
     /// Internal: run one measurement in this process and print it
     #[arg(long, hide = true, value_enum)]
     measure: Option<Kind>,
@@ -106,7 +125,8 @@ enum Kind {
     Forward,
     /// Loss and gradient.
     Grad,
-    /// One H·v, all parameters.
+    /// One H·v (or one block of `--directions` of them), all parameters, after the
+    /// one-off linearization, which is timed apart.
     Hvp,
 }
 
@@ -125,6 +145,10 @@ struct Sample {
     cpu_ms: Option<f64>,
     peak_rss_mb: Option<f64>,
     params: usize,
+    /// Time to linearize before the first product (linearized HVPs only).
+    linearize_ms: Option<f64>,
+    /// Bytes the linearization keeps, in MB (linearized HVPs only).
+    linearized_mb: Option<f64>,
 }
 
 const KINDS: [Kind; 3] = [Kind::Forward, Kind::Grad, Kind::Hvp];
@@ -133,6 +157,7 @@ const KINDS: [Kind; 3] = [Kind::Forward, Kind::Grad, Kind::Hvp];
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(BenchCommand::Slq(slq)) => slq::run(slq),
+        Some(BenchCommand::Analysis(analysis)) => analysis::run(*analysis),
         Some(BenchCommand::Train(train)) => train::run(train),
         None => run_hvp(args.hvp),
     }
@@ -148,10 +173,19 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     if args.repeats == 0 {
         return Err(usage("--repeats 0: need at least 1"));
     }
+    if args.directions == 0 {
+        return Err(usage("--directions 0: need at least 1"));
+    }
     let device = args.device.open()?;
     if let Some(kind) = args.measure {
         set_cpu_ops(args.ops.cpu_ops());
-        let sample = measure(model, (batch, dtype, &device), args.repeats, kind)?;
+        let sample = measure(
+            model,
+            (batch, dtype, &device),
+            (args.repeats, args.directions),
+            kind,
+            args.engine.into(),
+        )?;
         println!("{}", serde_json::to_string(&sample)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -171,6 +205,7 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         "params": hvp.params,
         "threads": rayon::current_num_threads(),
         "ops": value_name(args.ops),
+        "engine": value_name(args.engine),
         "repeats": args.repeats,
         "forward_ms": fwd.median_ms,
         "grad_ms": grad.median_ms,
@@ -184,20 +219,25 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         "forward_peak_rss_mb": fwd.peak_rss_mb,
         "grad_peak_rss_mb": grad.peak_rss_mb,
         "hvp_peak_rss_mb": hvp.peak_rss_mb,
+        "directions": args.directions,
+        "hvp_ms_per_direction": hvp.median_ms / args.directions as f64,
         "hvp_over_grad": hvp.median_ms / grad.median_ms,
+        "linearize_ms": hvp.linearize_ms,
+        "linearized_mb": hvp.linearized_mb,
         "hvp_over_grad_peak_rss": hvp.peak_rss_mb.zip(grad.peak_rss_mb).map(|(h, g)| h / g),
         "loadavg_before": loadavg_before,
         "loadavg_after": loadavg(),
     });
     if !args.json {
         println!(
-            "{} batch {batch} {} on {}, {} parameters, {} threads, ops {}",
+            "{} batch {batch} {} on {}, {} parameters, {} threads, ops {}, engine {}",
             model.name(),
             args.dtype.as_str(),
             value_name(args.device),
             hvp.params,
             rayon::current_num_threads(),
-            value_name(args.ops)
+            value_name(args.ops),
+            value_name(args.engine)
         );
         for (kind, s) in KINDS.iter().zip(&samples) {
             println!(
@@ -210,6 +250,9 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!("hvp/grad {:.2}", hvp.median_ms / grad.median_ms);
+        if let (Some(ms), Some(mb)) = (hvp.linearize_ms, hvp.linearized_mb) {
+            println!("linearize {ms:.2} ms once per Hessian, keeps {mb:.1} MB");
+        }
     }
     println!("{report}");
     Ok(ExitCode::SUCCESS)
@@ -217,35 +260,74 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Re-runs this executable for one measurement and reads its JSON line.
 fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: Kind) -> anyhow::Result<Sample> {
-    let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
     let kind = value_name(kind);
+    let flags = [
+        "bench".to_string(),
+        "--model".into(),
+        args.model.name().into(),
+        "--dtype".into(),
+        args.dtype.as_str().into(),
+        "--device".into(),
+        value_name(args.device),
+        "--batch".into(),
+        batch.to_string(),
+        "--repeats".into(),
+        args.repeats.to_string(),
+        "--ops".into(),
+        value_name(args.ops),
+        "--engine".into(),
+        value_name(args.engine),
+        "--directions".into(),
+        args.directions.to_string(),
+        "--measure".into(),
+        kind.clone(),
+    ];
+    run_child(flags, &format!("the {kind} measurement"))
+}
+
+/// Runs this executable with `args` and reads the JSON object its last output line holds
+/// (`what` names the run in errors).
+pub(crate) fn run_child<R: DeserializeOwned>(
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    what: &str,
+) -> anyhow::Result<R> {
+    let exe = std::env::current_exe().context("cannot find this executable to re-run it")?;
     let out = Command::new(&exe)
-        .args(["bench", "--model", args.model.name(), "--dtype"])
-        .arg(args.dtype.as_str())
-        .args(["--device", &value_name(args.device)])
-        .args(["--batch", &batch.to_string()])
-        .args(["--repeats", &args.repeats.to_string()])
-        .args(["--ops", &value_name(args.ops), "--measure", &kind])
+        .args(args)
         .output()
         .with_context(|| format!("running {}", exe.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!(
-            "the {kind} measurement failed ({}): {}",
+            "{what} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).with_context(|| format!("the {kind} measurement printed {line:?}"))
+    serde_json::from_str(line).with_context(|| format!("{what} printed {line:?}"))
+}
+
+/// `count` runs of this executable with its own arguments plus `--measure` (one round each
+/// of a `bench` mode with rounds), their JSON lines read.
+pub(crate) fn measured_rounds<R: DeserializeOwned>(
+    count: usize,
+    what: &str,
+) -> anyhow::Result<Vec<R>> {
+    let args: Vec<OsString> = std::env::args_os()
+        .skip(1)
+        .chain([OsString::from("--measure")])
+        .collect();
+    (0..count).map(|_| run_child(&args, what)).collect()
 }
 
 /// Times `kind` in this process.
 fn measure(
     model: BenchModel,
     (batch, dtype, device): (usize, candle_core::DType, &candle_core::Device),
-    repeats: usize,
+    (repeats, directions): (usize, usize),
     kind: Kind,
+    engine: HvpEngine,
 ) -> anyhow::Result<Sample> {
     let data = random_batch(model, batch, dtype, device)?;
     let net = model.build(dtype, data.x())?;
@@ -256,17 +338,34 @@ fn measure(
         loss,
         ParamSelection::all(&net),
         BnMode::Eval,
-    )?;
-    let v: Vec<f64> = (0..op.dim())
-        .map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5)
+    )?
+    .with_engine(engine);
+    let (linearize_ms, linearized_mb) = if kind == Kind::Hvp && engine == HvpEngine::Linearized {
+        let start = Instant::now();
+        let info = op.linearization()?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        (Some(ms), Some(info.bytes as f64 / 1e6))
+    } else {
+        (None, None)
+    };
+    let vs: Vec<Vec<f64>> = (0..directions)
+        .map(|j| {
+            (0..op.dim())
+                .map(|i| ((i * 7919 + j * 104_729) % 1000) as f64 / 1000.0 - 0.5)
+                .collect()
+        })
         .collect();
-    let mut out = vec![0.0; op.dim()];
+    let vs: Vec<&[f64]> = vs.iter().map(Vec::as_slice).collect();
+    let mut outs = vec![vec![0.0; op.dim()]; directions];
     let mut once = || -> anyhow::Result<f64> {
         let start = Instant::now();
         match kind {
             Kind::Forward => drop(op.loss()?),
             Kind::Grad => drop(op.loss_and_grad_flat()?),
-            Kind::Hvp => op.hvp_flat(&v, &mut out)?,
+            Kind::Hvp => {
+                let mut refs: Vec<&mut [f64]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+                op.hvp_block_flat(&vs, &mut refs)?
+            }
         }
         Ok(start.elapsed().as_secs_f64() * 1e3)
     };
@@ -291,6 +390,8 @@ fn measure(
         cpu_ms,
         peak_rss_mb: peak_rss_mb(),
         params: net.param_count(),
+        linearize_ms,
+        linearized_mb,
     })
 }
 

@@ -1,29 +1,24 @@
 //! `saddlescope demo`: the paper's experiment in miniature, on the embedded MNIST-LT (exp,
-//! ratio 100): trains CE+DRW and the same recipe with SAM, analyzes both class by class and
-//! writes the comparison report. It runs the jobs of the tool's own commands (`train`,
-//! `analyze`, `report`) with the settings their flags would give, so what it shows is what
-//! a user would get by hand; the same command again resumes, and a demo of other settings
-//! (`--quick` or not, another `--model`) never continues another's runs.
+//! ratio 100): a small study ([`crate::jobs::study`]) of CE+DRW against the same recipe
+//! with SAM, on the conv net with batch norm by default, one seed unless `--seeds` asks for
+//! more. Its report opens with the study's conclusions on the paper's two claims, then shows
+//! the first seed's runs and analyses in full. It runs the jobs of the tool's own commands
+//! with the settings their flags would give, so what it shows is what `saddlescope study`
+//! would; the same command again resumes, and a demo of other settings (`--quick` or not,
+//! another `--model` or `--seeds`) never continues another's cells.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::str::FromStr;
 
-use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
-use saddlescope_analysis::AnalyzeParams;
 use saddlescope_nn::ModelSpec;
-use saddlescope_spectral::{SlqParams, SpectrumParams};
-use saddlescope_train::preset;
+use saddlescope_results::StudyDesign;
 use serde_json::json;
 
-use crate::checkpoint_args::CheckpointSource;
-use crate::error::ResultExt;
-use crate::jobs::analyze::{analyze, AnalyzeJob};
-use crate::jobs::train::{set_epochs, train, TrainJob, TrainStart};
-use crate::out_dir::{outputs, OutDir, Prior};
-use crate::report::{command_line, load_inputs, write_report, ReportOptions};
+use crate::cmd_study::{analysis_params, arm_recipes, default_arms, SeedList};
+use crate::jobs::study::{study, StudyJob, StudyKind};
 
 /// Flags of `saddlescope demo`.
 #[derive(Debug, Args)]
@@ -31,204 +26,100 @@ pub struct DemoArgs {
     /// Output directory [default: reports/demo, or reports/demo-quick with --quick]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// A small version (fewer epochs, Lanczos steps and probes) that finishes in seconds:
-    /// for smoke tests, not for conclusions
+    /// A small version (fewer epochs, samples and Lanczos steps) that finishes in under a
+    /// minute: for smoke tests, not for conclusions
     #[arg(long)]
     quick: bool,
     /// No progress output
     #[arg(long)]
     quiet: bool,
-    /// Architecture of both runs, as `train --model` [default: the presets' MLP 784-64-10].
-    /// `cnn` shows SAM pulling the tail classes' λ_min towards 0, but its f64 class-wise
-    /// analyses are slow on a CPU: 9 minutes with --quick on 2 cores, an estimated 45 in full
-    #[arg(long, value_name = "SPEC")]
-    model: Option<ModelSpec>,
+    /// Architecture of both arms: cnn (the conv net with batch norm, as the paper's
+    /// networks), mlp (the presets' MLP 784-64-10), or any `train --model` spec
+    #[arg(long, value_name = "SPEC", default_value = "cnn")]
+    model: DemoModel,
+    /// Seeds: one by default (no interval, so no claim can be settled); 0-4 for the paper's
+    /// five
+    #[arg(long, value_name = "LIST", default_value = "0")]
+    seeds: SeedList,
     /// Start over in --out when it holds a demo of other settings (a --quick one, another
-    /// --model): its runs, analyses and report are removed first
+    /// --model or --seeds): its cells and report are removed first
     #[arg(long)]
     force: bool,
 }
 
-/// One arm of the experiment.
-struct Arm {
-    slug: &'static str,
-    label: &'static str,
-    preset: &'static str,
-}
+/// `demo --model`: `mlp` means the presets' MLP (not a linear model, as `train --model mlp`).
+#[derive(Debug, Clone)]
+struct DemoModel(ModelSpec);
 
-const ARMS: [Arm; 2] = [
-    Arm {
-        slug: "ce-drw",
-        label: "CE+DRW",
-        preset: "mnist-lt-ce-drw",
-    },
-    Arm {
-        slug: "ce-drw-sam",
-        label: "CE+DRW+SAM",
-        preset: "mnist-lt-ce-drw-sam",
-    },
-];
+impl FromStr for DemoModel {
+    type Err = saddlescope_nn::Error;
 
-/// How much work: the epochs of both runs and the analysis's solver settings.
-struct Budget {
-    epochs: usize,
-    lanczos_steps: usize,
-    probes: usize,
-    tol: f64,
-    max_applications: usize,
-}
-
-impl Budget {
-    /// The analysis settings `analyze` would use with this budget's flags.
-    fn analysis(&self) -> AnalyzeParams {
-        AnalyzeParams {
-            spectrum: SpectrumParams {
-                slq: SlqParams {
-                    steps: self.lanczos_steps,
-                    probes: self.probes,
-                    ..SlqParams::default()
-                },
-                tol: self.tol,
-                max_applications: self.max_applications,
-                ..SpectrumParams::default()
-            },
-            ..AnalyzeParams::default()
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "mlp" {
+            return Ok(Self(
+                saddlescope_train::preset("mnist-lt-ce-drw")
+                    .map_or_else(|| "mlp:64".parse(), |c| Ok(c.model))?,
+            ));
         }
+        text.parse().map(Self)
     }
 }
+
+/// How much work: the epochs of every run and the analysis's flags.
+struct Budget {
+    epochs: usize,
+    analyze_args: &'static str,
+}
+
+/// Quick: 4 epochs; 64 samples per class, 30 Lanczos steps x 2 probes in f32, no
+/// all-classes Hessian, a loose tolerance (under a minute on 2 cores).
+const QUICK: Budget = Budget {
+    epochs: 4,
+    analyze_args: "--dtype f32 --samples-per-class 64 --lanczos-steps 30 --probes 2 --tol 1e-3 --max-applications 90 --no-all",
+};
+
+/// Full: 12 epochs; 128 samples per class, 60 Lanczos steps x 2 probes in f32, with the
+/// all-classes Hessian (under 5 minutes on 2 cores).
+const FULL: Budget = Budget {
+    epochs: 12,
+    analyze_args: "--dtype f32 --samples-per-class 128 --lanczos-steps 60 --probes 2 --tol 1e-4 --max-applications 200",
+};
 
 /// Runs `saddlescope demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
+    let budget = if args.quick { QUICK } else { FULL };
+    let model = args.model.0.clone();
+    let (arms, recipes) = arm_recipes(&default_arms(), &model, Some(budget.epochs))?;
+    let analysis = analysis_params(budget.analyze_args)?;
     let out = args.out.clone().unwrap_or_else(|| {
-        let mut name = "reports/demo".to_string();
-        if let Some(m) = &args.model {
-            name.push('-');
-            name.extend(m.to_string().chars().filter(|c| c.is_ascii_alphanumeric()));
-        }
-        if args.quick {
-            name.push_str("-quick");
-        }
-        PathBuf::from(name)
-    });
-    // Quick: 10 epochs, 30 Lanczos steps x 2 probes with a looser tolerance (seconds).
-    // Full: the presets' 30 epochs and the analysis defaults (100 steps x 4 probes).
-    let budget = if args.quick {
-        Budget {
-            epochs: 10,
-            lanczos_steps: 30,
-            probes: 2,
-            tol: 1e-4,
-            max_applications: 120,
-        }
-    } else {
-        Budget {
-            epochs: 30,
-            lanczos_steps: 100,
-            probes: 4,
-            tol: 1e-6,
-            max_applications: 500,
-        }
-    };
-    let params = budget.analysis();
-    params.validate().cli()?;
-    let recipes = ARMS
-        .iter()
-        .map(|arm| recipe(arm, budget.epochs, args.model.as_ref()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let model = recipes[0].model.clone();
-    let say = |msg: String| {
-        if !args.quiet {
-            eprintln!("demo: {msg}");
-        }
-    };
-    // A quick and a full demo (or two architectures) never share runs: the same settings
-    // resume, other ones need --force (which starts over).
-    let mut out_dir = OutDir::lock(&out, args.force, args.quiet)?;
-    let settings = json!({ "quick": args.quick, "model": model.to_string() });
-    if out_dir.claim(&outputs::DEMO, &settings, args.force)? == Prior::Same {
-        say(format!("continuing the demo in {}", out.display()));
-    }
-    let mut dirs = Vec::new();
-    let mut labels = Vec::new();
-    for (arm, config) in ARMS.iter().zip(recipes) {
-        let run_dir = out.join("runs").join(arm.slug);
-        let analysis_dir = out.join("analysis").join(arm.slug);
-        say(format!(
-            "{}: training ({} preset, {} epochs) into {}",
-            arm.label,
-            arm.preset,
-            budget.epochs,
-            run_dir.display()
-        ));
-        let code = train(&TrainJob {
-            start: TrainStart::Fresh {
-                config: Box::new(config),
-                out: run_dir.clone(),
-            },
-            device: Device::Cpu,
-            quiet: args.quiet,
-            force: false,
-        })?;
-        if code != ExitCode::SUCCESS {
-            return Ok(code);
-        }
-        say(format!(
-            "{}: class-wise Hessian analysis into {}",
-            arm.label,
-            analysis_dir.display()
-        ));
-        let code = analyze(&AnalyzeJob {
-            source: CheckpointSource::ours(run_dir.join("last.safetensors")),
-            params: params.clone(),
-            out: analysis_dir.clone(),
-            landscape: true,
-            quiet: args.quiet,
-            label: Some(format!("{} ({})", arm.label, analysis_dir.display())),
-            force: false,
-        })?;
-        if code != ExitCode::SUCCESS {
-            return Ok(code);
-        }
-        dirs.extend([analysis_dir, run_dir]);
-        labels.extend([arm.label.to_string(), arm.label.to_string()]);
-    }
-    let inputs = load_inputs(&dirs, &labels)?;
-    let title = format!(
-        "saddlescope demo: MNIST-LT (ratio 100), CE+DRW vs CE+DRW+SAM, {}",
-        if args.model.is_some() {
-            model.to_string()
+        PathBuf::from(if args.quick {
+            "reports/demo-quick"
         } else {
-            "MLP 784-64-10".to_string()
-        }
+            "reports/demo"
+        })
+    });
+    let seeds = args.seeds.0.clone();
+    let title = format!(
+        "saddlescope demo: MNIST-LT (ratio 100), CE+DRW vs CE+DRW+SAM, {model}, {} {}",
+        if seeds.len() == 1 { "seed" } else { "seeds" },
+        seeds
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let options = ReportOptions {
-        title,
-        xscale: saddlescope_plot::XScale::Symlog,
-        command_line: command_line(),
-    };
-    write_report(&inputs, &out, &options)?;
-    say(format!(
-        "report: {} ({:.0} s in all)",
-        out.join("report.html").display(),
-        started.elapsed().as_secs_f64()
-    ));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The arm's preset with `epochs` epochs (its DRW start moved with them) and, when given,
-/// another architecture: what `train --preset P --epochs N [--model M]` runs.
-fn recipe(
-    arm: &Arm,
-    epochs: usize,
-    model: Option<&ModelSpec>,
-) -> anyhow::Result<saddlescope_train::TrainConfig> {
-    let mut config = preset(arm.preset)
-        .with_context(|| format!("the demo's preset {} is missing", arm.preset))?;
-    set_epochs(&mut config, epochs);
-    if let Some(m) = model {
-        config.model = m.clone();
-    }
-    config.validate().cli()?;
-    Ok(config)
+    study(&StudyJob {
+        design: StudyDesign { arms, seeds },
+        recipes,
+        analysis,
+        out,
+        shard: None,
+        device: Device::Cpu,
+        quiet: args.quiet,
+        force: args.force,
+        kind: StudyKind::Demo {
+            title,
+            settings: json!({ "quick": args.quick }),
+        },
+    })
 }

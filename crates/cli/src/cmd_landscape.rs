@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use candle_core::DType;
 use clap::Args;
 use saddlescope_analysis::{AnalyzeParams, LandscapeParams, DEFAULT_PLANE_POINTS, DEFAULT_POINTS};
 
@@ -93,6 +94,8 @@ impl LandscapeArgs {
         let analysis = AnalyzeParams {
             spectrum,
             samples_per_class: self.source.samples_per_class,
+            // A landscape checks the loss against its quadratic model to 1e-12: f64 HVPs.
+            dtype: DType::F64,
             ..AnalyzeParams::default()
         };
         analysis.validate().cli()?;

@@ -1,6 +1,7 @@
 //! `saddlescope merge`: the shards of a sharded analysis (`analyze --shard I/N`) into the
 //! report an unsharded run writes, byte for byte, after checking that they are one analysis
-//! split once and completely (`saddlescope_results::merge_shards`).
+//! split once and completely (`saddlescope_results::merge_shards`); the shards of a study
+//! (`study --shard I/N`) into its aggregates ([`crate::jobs::study::merge_study`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use serde_json::json;
 
 use crate::error::usage;
 use crate::jobs::analyze::table;
+use crate::jobs::study::{merge_study, SHARD_FILE};
 use crate::out_dir::{outputs, OutDir};
 
 /// Flags of `saddlescope merge`.
@@ -23,7 +25,8 @@ OUT/summary.csv and OUT/classes/*.json, as `analyze` without --shard writes them
 another analysis in OUT is refused unless --force; one process at a time writes OUT."
 )]
 pub struct MergeArgs {
-    /// The shards' output directories (each with the shard.json of `analyze --shard`)
+    /// The shards' output directories (each with the shard.json of `analyze --shard`, or
+    /// the study-shard.json of `study --shard`)
     #[arg(value_name = "SHARD_DIR", required = true)]
     shards: Vec<PathBuf>,
     /// Output directory of the merged analysis
@@ -40,12 +43,16 @@ pub struct MergeArgs {
 
 /// Runs `saddlescope merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let study = args.shards.iter().any(|d| d.join(SHARD_FILE).exists());
     if let Some(shard) = args.shards.iter().find(|dir| same_dir(dir, &args.out)) {
         return Err(usage(format!(
             "--out {}: that is the shard directory {}; merge into a directory of its own",
             args.out.display(),
             shard.display()
         )));
+    }
+    if study {
+        return merge_study(&args.shards, &args.out, args.force, args.quiet);
     }
     let merged = merge_shards(&args.shards)?;
     let mut out = OutDir::lock(&args.out, args.force, args.quiet)?;

@@ -243,7 +243,7 @@ mod tests {
         );
         assert_eq!(
             usage_message(&["--top-k", "97"]),
-            "--top-k 97: expected at most m - 4 = 96"
+            "--top-k 97: expected at most steps - 4 = 96"
         );
         assert_eq!(
             usage_message(&["--max-applications", "0"]),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::builder::PossibleValuesParser;
-use clap::Args;
+use clap::{Args, Parser};
 use saddlescope_data::{DatasetSpec, GroupRule};
 use saddlescope_nn::{LossSpec, ModelSpec};
 use saddlescope_train::{preset, LrSchedule, Reweighting, SamConfig, TrainConfig, PRESET_NAMES};
@@ -293,6 +293,35 @@ impl TrainArgs {
             quiet: self.quiet,
             force: self.force,
         })
+    }
+}
+
+/// The `train` flags as a command line of their own: what a study's `--arm` holds.
+#[derive(Debug, Parser)]
+#[command(name = "train", no_binary_name = true)]
+pub struct TrainCommandLine {
+    /// The flags.
+    #[command(flatten)]
+    pub args: TrainArgs,
+}
+
+impl TrainArgs {
+    /// The recipe these flags ask for, for a run placed by a study: `model` and `epochs`
+    /// apply where the flags set none. Reads nothing.
+    ///
+    /// # Errors
+    /// Usage errors naming the flag.
+    pub fn study_recipe(
+        &self,
+        model: &ModelSpec,
+        epochs: Option<usize>,
+    ) -> anyhow::Result<TrainConfig> {
+        let mut config = self.recipe.config(self.epochs.or(epochs))?;
+        if self.recipe.model.is_none() {
+            config.model = model.clone();
+            config.validate().cli()?;
+        }
+        Ok(config)
     }
 }
 

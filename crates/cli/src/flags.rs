@@ -64,11 +64,11 @@ fn analysis_flag(param: AnalysisParam) -> &'static str {
 }
 
 /// The flag of a spectral-crate parameter (`SpectrumParams` and its parts, by the names
-/// its errors use), if a flag sets it: `m` and the extreme solver's `basis_size` are
+/// its errors use), if a flag sets it: `steps` and the extreme solver's `basis_size` are
 /// `--lanczos-steps`.
 fn spectral_flag(name: &str) -> Option<&'static str> {
     Some(match name {
-        "m" | "basis_size" => "--lanczos-steps",
+        "steps" | "basis_size" => "--lanczos-steps",
         "probes" => "--probes",
         "top_k" => "--top-k",
         "tol" => "--tol",
@@ -260,8 +260,8 @@ mod tests {
             expected: expected.into(),
         };
         assert_eq!(
-            flagged(param("top_k", "97", "at most m - 4 = 96")),
-            "--top-k 97: expected at most m - 4 = 96"
+            flagged(param("top_k", "97", "at most steps - 4 = 96")),
+            "--top-k 97: expected at most steps - 4 = 96"
         );
         assert_eq!(
             flagged(param("basis_size", "5", "at least top_k + 4 = 9")),

@@ -17,6 +17,7 @@ mod cmd_plot;
 mod cmd_report;
 mod cmd_slurm;
 mod cmd_spectrum;
+mod cmd_study;
 mod cmd_train;
 mod dataset_args;
 mod error;
@@ -80,5 +81,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Landscape(args) => cmd_landscape::run(args),
         Command::Merge(args) => cmd_merge::run(args),
         Command::Slurm(args) => cmd_slurm::run(args),
+        Command::Study(args) => cmd_study::run(args),
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! Any command that follows the sharding convention fits: it takes `--shard I/N`, `--out DIR`
 //! and `--resume` (so a requeued or rerun task continues where it stopped), and
-//! `saddlescope merge SHARD_DIR... --out DIR` merges its shards. `analyze` does; a study's
-//! cells will.
+//! `saddlescope merge SHARD_DIR... --out DIR` merges its shards. `analyze` does (the merge
+//! assembles the report), and so does `study` (the merge aggregates the cells).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ pub struct Resources {
 /// merge writes into `out` itself.
 #[derive(Debug, Clone)]
 pub struct ShardedJobs {
-    /// The subcommand, which names the jobs and scripts (`analyze`).
+    /// The subcommand, which names the jobs and scripts (`analyze`, `study`).
     pub name: String,
     /// The number of shards N, one array task each.
     pub shards: usize,

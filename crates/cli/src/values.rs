@@ -6,6 +6,7 @@ use candle_core::DType;
 use clap::ValueEnum;
 use saddlescope_analysis::HessianLoss;
 use saddlescope_data::Imbalance;
+use saddlescope_nn::HvpEngine;
 use saddlescope_plot::{Format, XScale};
 use saddlescope_spectral::BasisPrecision;
 
@@ -92,6 +93,24 @@ impl FloatArg {
         match self {
             FloatArg::F32 => "f32",
             FloatArg::F64 => "f64",
+        }
+    }
+}
+
+/// `bench --engine`: how Hessian-vector products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The pass recorded once per Hessian, tangent passes per product.
+    Linearized,
+    /// Reverse-over-forward from scratch every product.
+    Plain,
+}
+
+impl From<EngineArg> for HvpEngine {
+    fn from(engine: EngineArg) -> Self {
+        match engine {
+            EngineArg::Linearized => HvpEngine::Linearized,
+            EngineArg::Plain => HvpEngine::Plain,
         }
     }
 }

@@ -14,15 +14,60 @@
 //! Over a sample set given as batches `b` the loss is the batch losses' weighted mean,
 //! `L = Σ_b W_b L_b / Σ_b W_b` with `W_b` = [`Loss::batch_weight`] (`n_b` for unweighted
 //! losses), which equals the loss of the union batch; likewise `H·v = Σ_b (W_b/W) H_b·v`.
+//!
+//! That is the plain path ([`HvpEngine::Plain`]). By default ([`HvpEngine::Linearized`])
+//! the operator records each batch's pass once, at its first HVP, and every HVP then pays
+//! only the tangent passes ([`linearized`](crate::linearized)); the same numbers up to
+//! rounding, about twice as fast. What it keeps is bounded by a memory budget: batches
+//! beyond it are linearized anew for every HVP (identical numbers, no speed-up).
+
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Tensor, Var};
 
+use crate::direction_block::{join_block, split_block};
 use crate::dual::Dual;
 use crate::error::{Error, Result};
+use crate::linearized::{default_memory_budget, Linearization};
 use crate::loss::Loss;
 use crate::model::{BnMode, Model};
 use crate::selection::ParamSelection;
 use crate::value::Value;
+
+/// How a [`HessianOperator`] computes its products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HvpEngine {
+    /// Record each batch's pass once and replay only its tangents ([`linearized`](crate::linearized));
+    /// falls back to [`Plain`](HvpEngine::Plain) for a batch whose pass cannot be recorded
+    /// (a device other than the CPU).
+    #[default]
+    Linearized,
+    /// Reverse-over-forward from scratch for every product: the model on dual numbers, then
+    /// candle's backward of the tangent.
+    Plain,
+}
+
+/// What an operator's linearized path holds ([`HessianOperator::linearization`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinearizationInfo {
+    /// Batches whose linearization is kept.
+    pub kept: usize,
+    /// Batches linearized anew for every product (over the memory budget).
+    pub recomputed: usize,
+    /// Batches on the plain path (their pass cannot be linearized).
+    pub plain: usize,
+    /// Bytes the kept linearizations hold.
+    pub bytes: usize,
+    /// The memory budget they were kept under.
+    pub budget: usize,
+}
+
+/// One batch's state on the linearized path.
+enum Prepared {
+    Kept(Linearization),
+    Recompute,
+    Plain,
+}
 
 /// Inputs `x: (N, C, H, W)` in the model's dtype and labels `y: (N,)` u32, `N ≥ 1`.
 #[derive(Clone, Debug)]
@@ -92,6 +137,10 @@ pub struct HessianOperator<'a> {
     loss: Loss,
     selection: ParamSelection,
     bn: BnMode,
+    engine: HvpEngine,
+    memory_budget: Option<usize>,
+    /// The batches' linearizations, built at the first product.
+    prepared: Mutex<Option<Arc<Vec<Prepared>>>>,
 }
 
 impl<'a> HessianOperator<'a> {
@@ -134,7 +183,30 @@ impl<'a> HessianOperator<'a> {
             loss,
             selection,
             bn,
+            engine: HvpEngine::default(),
+            memory_budget: None,
+            prepared: Mutex::new(None),
         })
+    }
+
+    /// The same operator computing its products with `engine`.
+    pub fn with_engine(self, engine: HvpEngine) -> Self {
+        Self { engine, ..self }
+    }
+
+    /// The same operator keeping at most `bytes` of linearizations (default: half the
+    /// memory available when the first product runs, [`default_memory_budget`]); batches
+    /// beyond it are linearized anew for every product, with identical results.
+    pub fn with_memory_budget(self, bytes: usize) -> Self {
+        Self {
+            memory_budget: Some(bytes),
+            ..self
+        }
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> HvpEngine {
+        self.engine
     }
 
     /// The dimension `n` of the Hessian block (number of selected scalars).
@@ -178,14 +250,77 @@ impl<'a> HessianOperator<'a> {
     }
 
     /// `out = H·v`, the Hessian of the sample-set loss at the model's weights on the
-    /// selected block, exact up to floating-point rounding (one forward with tangents and
-    /// one backward per batch).
+    /// selected block, exact up to floating-point rounding.
+    ///
+    /// The linearized engine records each batch at the first product and keeps the record:
+    /// later changes to the model's variables are not seen by this operator.
     pub fn hvp_flat(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
-        self.check_out(out.len())?;
-        on_pool(|| self.hvp_into(v, out))
+        self.hvp_block_flat(&[v], &mut [out])
     }
 
-    fn hvp_into(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
+    /// `outs[j] = H·vs[j]` for `k` directions in one sweep: the linearized engine runs every
+    /// operation on activations once for all `k` (products with a per-direction operand run
+    /// once per direction); each result equals [`hvp_flat`](Self::hvp_flat) of its
+    /// direction up to rounding.
+    pub fn hvp_block_flat(&self, vs: &[&[f64]], outs: &mut [&mut [f64]]) -> Result<()> {
+        if vs.len() != outs.len() {
+            return Err(Error::Shape {
+                what: "HVP outputs",
+                expected: format!("{} outputs, one per direction", vs.len()),
+                got: vec![outs.len()],
+            });
+        }
+        for (v, out) in vs.iter().zip(outs.iter()) {
+            self.check_out(v.len())?;
+            self.check_out(out.len())?;
+        }
+        if vs.is_empty() {
+            return Ok(());
+        }
+        on_pool(|| self.hvp_block_into(vs, outs))
+    }
+
+    fn hvp_block_into(&self, vs: &[&[f64]], outs: &mut [&mut [f64]]) -> Result<()> {
+        for out in outs.iter_mut() {
+            out.fill(0.0);
+        }
+        let prepared = match self.engine {
+            HvpEngine::Plain => None,
+            HvpEngine::Linearized => Some(self.prepared()?),
+        };
+        let directions = split_block(&self.selection, vs, self.model.dtype(), self.model.device())?;
+        for (b, (batch, share)) in self.batches.iter().zip(&self.shares).enumerate() {
+            let state = prepared.as_ref().map(|p| &p[b]);
+            let blocks = match state {
+                Some(Prepared::Kept(lin)) => lin.hvp(&directions)?,
+                Some(Prepared::Recompute) => match self.linearize(batch)? {
+                    Some(lin) => lin.hvp(&directions)?,
+                    None => self.plain_block(batch, vs)?,
+                },
+                Some(Prepared::Plain) | None => self.plain_block(batch, vs)?,
+            };
+            join_block(&self.selection, &blocks, *share, outs)?;
+        }
+        Ok(())
+    }
+
+    /// The plain path's `H_b·v` for each direction, stacked as the linearized path's blocks.
+    fn plain_block(&self, batch: &Batch, vs: &[&[f64]]) -> Result<Vec<Tensor>> {
+        let per_direction = vs
+            .iter()
+            .map(|v| self.plain_batch(batch, v))
+            .collect::<Result<Vec<Vec<Tensor>>>>()?;
+        (0..self.selection.entries().len())
+            .map(|i| {
+                let parts: Vec<&Tensor> = per_direction.iter().map(|p| &p[i]).collect();
+                Ok(Tensor::stack(&parts, 0)?)
+            })
+            .collect()
+    }
+
+    /// One batch's `H_b·v` by reverse-over-forward from scratch, one tensor per selected
+    /// parameter.
+    fn plain_batch(&self, batch: &Batch, v: &[f64]) -> Result<Vec<Tensor>> {
         let directions = self
             .selection
             .split(v, self.model.dtype(), self.model.device())?;
@@ -202,19 +337,80 @@ impl<'a> HessianOperator<'a> {
             );
         }
         let tracked: Vec<Tensor> = self.selected(&params, |d| d.primal.clone());
-        out.fill(0.0);
-        for (batch, share) in self.batches.iter().zip(&self.shares) {
-            let x = Dual::constant(batch.x.clone());
-            let logits = self.model.forward_with(&params, &x, self.bn)?;
-            let loss = self.loss.compute(&logits, &batch.labels)?;
-            if let Some(s) = loss.tangent {
-                let hv = self.flat_grad(&s, &tracked)?;
-                for (o, h) in out.iter_mut().zip(hv) {
-                    *o += share * h;
+        let x = Dual::constant(batch.x.clone());
+        let logits = self.model.forward_with(&params, &x, self.bn)?;
+        let loss = self.loss.compute(&logits, &batch.labels)?;
+        match loss.tangent {
+            Some(s) => self.grads(&s, &tracked),
+            None => tracked.iter().map(|t| Ok(t.zeros_like()?)).collect(),
+        }
+    }
+
+    /// The linearization of `batch` at the model's weights (`None`: not linearizable).
+    fn linearize(&self, batch: &Batch) -> Result<Option<Linearization>> {
+        Linearization::new(self.model, &self.selection, batch, &self.loss, self.bn)
+    }
+
+    /// Every batch's linearized state, built at the first call: linearizations are kept in
+    /// batch order while their bytes fit the memory budget; from the first that does not,
+    /// the remaining batches are recomputed at every product.
+    fn prepared(&self) -> Result<Arc<Vec<Prepared>>> {
+        let mut slot = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(prepared) = slot.as_ref() {
+            return Ok(prepared.clone());
+        }
+        let budget = self.budget();
+        let mut used = 0usize;
+        let mut full = false;
+        let mut states = Vec::with_capacity(self.batches.len());
+        for batch in &self.batches {
+            if full {
+                states.push(Prepared::Recompute);
+                continue;
+            }
+            states.push(match self.linearize(batch)? {
+                None => Prepared::Plain,
+                Some(lin) if used + lin.bytes() <= budget => {
+                    used += lin.bytes();
+                    Prepared::Kept(lin)
                 }
+                Some(_) => {
+                    full = true;
+                    Prepared::Recompute
+                }
+            });
+        }
+        let prepared = Arc::new(states);
+        *slot = Some(prepared.clone());
+        Ok(prepared)
+    }
+
+    fn budget(&self) -> usize {
+        self.memory_budget.unwrap_or_else(default_memory_budget)
+    }
+
+    /// What the linearized engine holds, linearizing the batches if no product has yet
+    /// (zero batches kept with the plain engine).
+    pub fn linearization(&self) -> Result<LinearizationInfo> {
+        let mut info = LinearizationInfo {
+            budget: self.budget(),
+            ..LinearizationInfo::default()
+        };
+        if self.engine == HvpEngine::Plain {
+            info.plain = self.batches.len();
+            return Ok(info);
+        }
+        for state in self.prepared()?.iter() {
+            match state {
+                Prepared::Kept(lin) => {
+                    info.kept += 1;
+                    info.bytes += lin.bytes();
+                }
+                Prepared::Recompute => info.recomputed += 1,
+                Prepared::Plain => info.plain += 1,
             }
         }
-        Ok(())
+        Ok(info)
     }
 
     /// The sample-set loss at the model's weights.
@@ -311,17 +507,22 @@ impl<'a> HessianOperator<'a> {
             .collect()
     }
 
-    /// `∂ scalar / ∂ tracked` flattened in selection order (zero where it does not depend).
-    fn flat_grad(&self, scalar: &Tensor, tracked: &[Tensor]) -> Result<Vec<f64>> {
+    /// `∂ scalar / ∂ tracked`, one tensor per tracked parameter (zero where it does not
+    /// depend).
+    fn grads(&self, scalar: &Tensor, tracked: &[Tensor]) -> Result<Vec<Tensor>> {
         let grads = scalar.backward()?;
-        let pieces = tracked
+        tracked
             .iter()
             .map(|t| match grads.get(t) {
                 Some(g) => Ok(g.clone()),
                 None => Ok(t.zeros_like()?),
             })
-            .collect::<Result<Vec<Tensor>>>()?;
-        self.selection.join(&pieces)
+            .collect()
+    }
+
+    /// [`grads`](Self::grads) flattened in selection order.
+    fn flat_grad(&self, scalar: &Tensor, tracked: &[Tensor]) -> Result<Vec<f64>> {
+        self.selection.join(&self.grads(scalar, tracked)?)
     }
 }
 

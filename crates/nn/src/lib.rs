@@ -42,11 +42,14 @@
 
 mod class_stats;
 mod cpu_ops;
+mod direction_block;
 mod dual;
 mod error;
 pub mod hessian;
 mod init;
 mod layers;
+mod linear_op;
+pub mod linearized;
 mod loss;
 mod model;
 mod models;
@@ -58,8 +61,9 @@ mod value;
 pub use class_stats::{drw_weights, ldam_margins, vs_adjustments, DRW_BETA};
 pub use dual::Dual;
 pub use error::{Error, Result};
-pub use hessian::{Batch, HessianOperator};
+pub use hessian::{Batch, HessianOperator, HvpEngine, LinearizationInfo};
 pub use layers::Activation;
+pub use linear_op::LinearOp;
 pub use loss::{Loss, LossSpec, FOCAL_GAMMA, LDAM_MAX_M, LDAM_S, VS_GAMMA, VS_TAU};
 pub use model::{BnMode, Model};
 pub use models::ModelSpec;

@@ -45,14 +45,17 @@ pub fn cpu_ops() -> CpuOps {
     }
 }
 
-/// Whether an op on tensors of this device and dtype runs saddlescope's custom CPU ops
-/// rather than candle's: only on the CPU, in f32 or f64, and not switched off by
-/// [`CpuOps::Candle`]. Everything on a GPU runs candle's kernels (the custom ops have no
-/// GPU code), as do other dtypes.
+/// Whether saddlescope's CPU kernels (the custom ops, the linearized HVP engine) can run on
+/// tensors of this device and dtype: on the CPU, in f32 or f64. Everything on a GPU runs
+/// candle's kernels (ours have no GPU code), as do other dtypes.
+pub(crate) fn cpu_kernels_apply(device: DeviceLocation, dtype: DType) -> bool {
+    device == DeviceLocation::Cpu && matches!(dtype, DType::F32 | DType::F64)
+}
+
+/// Whether an op on tensors of this device and dtype runs the custom CPU ops rather than
+/// candle's: where [`cpu_kernels_apply`], unless switched off by [`CpuOps::Candle`].
 fn uses_cpu_ops(device: DeviceLocation, dtype: DType, choice: CpuOps) -> bool {
-    device == DeviceLocation::Cpu
-        && matches!(dtype, DType::F32 | DType::F64)
-        && choice == CpuOps::Saddlescope
+    cpu_kernels_apply(device, dtype) && choice == CpuOps::Saddlescope
 }
 
 /// Whether `t` goes to the custom ops ([`uses_cpu_ops`] with the process's choice).
@@ -236,6 +239,15 @@ mod tests {
     use super::*;
 
     const GPU: DeviceLocation = DeviceLocation::Cuda { gpu_id: 0 };
+
+    #[test]
+    fn cpu_kernels_apply_on_the_cpu_in_f32_and_f64_only() {
+        assert!(cpu_kernels_apply(DeviceLocation::Cpu, DType::F32));
+        assert!(cpu_kernels_apply(DeviceLocation::Cpu, DType::F64));
+        assert!(!cpu_kernels_apply(DeviceLocation::Cpu, DType::BF16));
+        assert!(!cpu_kernels_apply(GPU, DType::F32));
+        assert!(!cpu_kernels_apply(GPU, DType::F64));
+    }
 
     #[test]
     fn custom_ops_run_on_the_cpu_in_f32_and_f64() {

@@ -21,6 +21,10 @@
 //! Everything else (linear maps, `tanh`, `log_softmax`, normalization, pooling, batch
 //! statistics) is composed from them in provided methods below; `conv2d_bias` and
 //! `linear_layer` are also overridden by both implementations, which fuse them for speed.
+//! Linear maps of activations are named ([`Value::map`] with a [`LinearOp`]) rather than
+//! passed as closures, so the linearized HVP ([`linearized`](crate::linearized)), a third
+//! implementation that records the pass once and replays only its tangents, knows their
+//! transposes; it overrides every provided method the models use.
 //!
 //! Tangent rules put the tangent first in every op that mixes it with primal values
 //! (`t.mul(y)`, not `y.mul(t)`): candle's backward visits an op's arguments in order, and
@@ -30,6 +34,7 @@
 use candle_core::{shape::Dims, Result as CResult, Tensor};
 
 use crate::error::Result;
+use crate::linear_op::LinearOp;
 use crate::ops;
 
 /// A tensor-like value that may carry a forward-mode tangent.
@@ -85,6 +90,11 @@ pub trait Value: Clone + Send + Sync + Sized {
         F: Fn(&Tensor) -> CResult<Tensor>,
     {
         self.unary(&f, |_, _, t| f(t))
+    }
+
+    /// A named linear map ([`LinearOp`]) applied to primal and tangent alike.
+    fn map(&self, op: &LinearOp) -> Result<Self> {
+        self.linear(|t| op.apply(t))
     }
 
     /// `k·x`.
@@ -156,18 +166,20 @@ pub trait Value: Clone + Send + Sync + Sized {
     }
 
     /// Sum over `dims`, keeping them as size 1.
-    fn sum_keepdim<D: Dims + Copy>(&self, dims: D) -> Result<Self> {
-        self.linear(|t| t.sum_keepdim(dims))
+    fn sum_keepdim<D: Dims>(&self, dims: D) -> Result<Self> {
+        let dims = dims.to_indexes(self.primal().shape(), "sum_keepdim")?;
+        self.map(&LinearOp::SumKeepdim(dims))
     }
 
     /// Mean over `dims`, keeping them as size 1.
-    fn mean_keepdim<D: Dims + Copy>(&self, dims: D) -> Result<Self> {
-        self.linear(|t| t.mean_keepdim(dims))
+    fn mean_keepdim<D: Dims>(&self, dims: D) -> Result<Self> {
+        let dims = dims.to_indexes(self.primal().shape(), "mean_keepdim")?;
+        self.map(&LinearOp::MeanKeepdim(dims))
     }
 
     /// Reshape (a linear map).
     fn reshape(&self, shape: &[usize]) -> Result<Self> {
-        self.linear(|t| t.reshape(shape))
+        self.map(&LinearOp::Reshape(shape.to_vec()))
     }
 
     /// `log_softmax` along `dim`: `y = x − logΣexp(x)`, tangent `t − Σ softmax(x)·t`.
@@ -188,19 +200,24 @@ pub trait Value: Clone + Send + Sync + Sized {
         )
     }
 
-    /// `x / max(‖x‖₂, eps)` along `dim`, as PyTorch's `F.normalize` (`eps = 1e-12`).
-    ///
-    /// Composed as `x ⊙ r(Σ x²)` with `r(u) = max(u, eps²)^(−1/2)`, tangent of `r`:
-    /// `−½ r³·t` where `u > eps²`, else 0.
-    fn normalize(&self, dim: usize, eps: f64) -> Result<Self> {
-        let floor = eps * eps;
-        let inv_norm = self.square()?.sum_keepdim(dim)?.unary(
+    /// `max(x, floor)^(−1/2)`, tangent `−½ y³·t` where `x > floor`, else 0 (the mask a
+    /// constant from the detached primal).
+    fn clamped_rsqrt(&self, floor: f64) -> Result<Self> {
+        self.unary(
             |u| u.maximum(floor)?.sqrt()?.recip(),
             |u, y, t| {
                 let above = u.detach().gt(floor)?.to_dtype(t.dtype())?;
                 t.mul(&y.powf(3.0)?)?.mul(&above)?.affine(-0.5, 0.0)
             },
-        )?;
+        )
+    }
+
+    /// `x / max(‖x‖₂, eps)` along `dim`, as PyTorch's `F.normalize` (`eps = 1e-12`).
+    ///
+    /// Composed as `x ⊙ r(Σ x²)` with `r(u) = max(u, eps²)^(−1/2)`
+    /// ([`clamped_rsqrt`](Value::clamped_rsqrt)).
+    fn normalize(&self, dim: usize, eps: f64) -> Result<Self> {
+        let inv_norm = self.square()?.sum_keepdim(dim)?.clamped_rsqrt(eps * eps)?;
         self.mul(&inv_norm)
     }
 }

@@ -1,7 +1,7 @@
 //! HVPs against analytic Hessians and dense central-difference Hessians (f64).
 
 use candle_core::DType;
-use saddlescope_nn::{drw_weights, BnMode, HessianOperator, LossSpec, ParamSelection, DRW_BETA};
+use saddlescope_nn::{BnMode, HessianOperator, LossSpec, ParamSelection};
 
 use crate::util::*;
 
@@ -152,29 +152,6 @@ fn relu_nets_match_dense_fd_without_sign_changes() {
         let worst = check_dense_against_fd(&op, 1e-5, 1e-7, true);
         eprintln!("relu cnn {bn:?}: worst column error {worst:e}");
     }
-}
-
-/// The losses of the crate, with DRW weights where the training recipes use them.
-fn all_losses(counts: &[usize]) -> Vec<(String, saddlescope_nn::Loss)> {
-    let drw = drw_weights(counts, DRW_BETA).unwrap();
-    [
-        ("ce", None),
-        ("ce", Some(drw.as_slice())),
-        ("ldam", Some(drw.as_slice())),
-        ("vs", None),
-        ("la", Some(drw.as_slice())),
-        ("focal", Some(drw.as_slice())),
-        ("focal:gamma=2", None),
-    ]
-    .into_iter()
-    .map(|(name, w)| {
-        let spec: LossSpec = name.parse().unwrap();
-        (
-            format!("{name} weighted={}", w.is_some()),
-            spec.build(counts, w).unwrap(),
-        )
-    })
-    .collect()
 }
 
 /// Every loss: dense central-difference Hessian of a tanh MLP vs HVP (1e-7 of max|H|).

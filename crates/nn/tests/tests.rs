@@ -9,5 +9,6 @@ mod double_backward;
 mod hvp_cuda;
 mod hvp_exact;
 mod hvp_resnet;
+mod linearized;
 mod model_api;
 mod sample_sets;

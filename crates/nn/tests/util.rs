@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Result as CResult, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
-use saddlescope_nn::{Batch, HessianOperator, Model, Value};
+use saddlescope_nn::{drw_weights, Batch, HessianOperator, LossSpec, Model, Value, DRW_BETA};
 
 /// `len` standard normal draws from `seed`.
 pub fn normals(len: usize, seed: u64) -> Vec<f64> {
@@ -204,4 +204,27 @@ pub fn assert_same_signs(op: &HessianOperator, u: &[f64], h: f64) {
             .sum();
         assert_eq!(flips, 0, "{flips} ReLU units change sign at step {s:e}");
     }
+}
+
+/// The losses of the crate, with DRW weights where the training recipes use them.
+pub fn all_losses(counts: &[usize]) -> Vec<(String, saddlescope_nn::Loss)> {
+    let drw = drw_weights(counts, DRW_BETA).unwrap();
+    [
+        ("ce", None),
+        ("ce", Some(drw.as_slice())),
+        ("ldam", Some(drw.as_slice())),
+        ("vs", None),
+        ("la", Some(drw.as_slice())),
+        ("focal", Some(drw.as_slice())),
+        ("focal:gamma=2", None),
+    ]
+    .into_iter()
+    .map(|(name, w)| {
+        let spec: LossSpec = name.parse().unwrap();
+        (
+            format!("{name} weighted={}", w.is_some()),
+            spec.build(counts, w).unwrap(),
+        )
+    })
+    .collect()
 }

@@ -22,8 +22,9 @@ pub(crate) struct Bar {
     pub width: f64,
     /// Height (may be negative).
     pub value: f64,
-    /// Half-length of the error bar (drawn when at least 2 px long).
-    pub error: f64,
+    /// Ends of the error bar, below and above the value (drawn when at least 2 px long;
+    /// equal to the value for none).
+    pub whisker: (f64, f64),
     /// Fill colour.
     pub color: RGBColor,
 }
@@ -37,12 +38,19 @@ pub(crate) struct BarPanel {
     pub bars: Vec<Bar>,
 }
 
+impl Bar {
+    /// The ends of a symmetric error bar of half-length `error` around `value`.
+    pub fn symmetric(value: f64, error: f64) -> (f64, f64) {
+        (value - error, value + error)
+    }
+}
+
 impl BarPanel {
     /// A linear y axis covering zero, every bar and error bar, with 14% headroom above for
     /// the group names.
     fn y_axis(&self) -> Axis {
         let (lo, hi) = self.bars.iter().fold((0.0f64, 0.0f64), |(lo, hi), b| {
-            (lo.min(b.value - b.error), hi.max(b.value + b.error))
+            (lo.min(b.whisker.0), hi.max(b.whisker.1))
         });
         let span = if hi > lo { hi - lo } else { 1.0 };
         let lo = if lo < 0.0 { lo - 0.04 * span } else { lo };
@@ -171,15 +179,15 @@ impl BarFigure {
         }))?;
         // Error bars shorter than 2 px would only draw a black cap on the bar.
         let pixel_length = |b: &Bar| {
-            (chart.backend_coord(&(0.0, b.value - b.error)).1
-                - chart.backend_coord(&(0.0, b.value + b.error)).1)
+            (chart.backend_coord(&(0.0, b.whisker.0)).1
+                - chart.backend_coord(&(0.0, b.whisker.1)).1)
                 .abs()
         };
         let visible: Vec<&Bar> = panel.bars.iter().filter(|b| pixel_length(b) >= 2).collect();
         for b in visible {
             let centre = b.slot as f64 + b.offset;
             let cap = b.width / 4.0;
-            let (lo, hi) = (b.value - b.error, b.value + b.error);
+            let (lo, hi) = b.whisker;
             let whisker = [
                 vec![(centre, lo), (centre, hi)],
                 vec![(centre - cap, lo), (centre + cap, lo)],
@@ -235,7 +243,7 @@ mod tests {
                 offset: 0.0,
                 width: 0.8,
                 value: -2.0,
-                error: 0.5,
+                whisker: (-2.5, -1.5),
                 color: BLACK,
             }],
         };

@@ -54,7 +54,7 @@ pub fn eigen_bars(report: &AnalysisReport, path: &Path, options: &BarOptions) ->
                     offset: 0.0,
                     width: 0.7,
                     value,
-                    error,
+                    whisker: Bar::symmetric(value, error),
                     color: group_color(c.group),
                 }
             })
@@ -118,7 +118,7 @@ pub fn compare_lambda_min(
                 offset,
                 width: 0.38,
                 value: c.estimate.lambda_min,
-                error: c.estimate.lambda_min_bound,
+                whisker: Bar::symmetric(c.estimate.lambda_min, c.estimate.lambda_min_bound),
                 color: run_color(run),
             })
             .collect()

@@ -17,6 +17,8 @@
 //! - [`timeline`]: λ_min and λ_max of each class across checkpoints of one run.
 //! - [`landscape_curves`], [`landscape_plane`]: a class's loss along u_max, u_min and a
 //!   random direction with the quadratic model, and on the (u_max, u_min) plane.
+//! - [`study_lambda_min`], [`study_group_accuracy`]: a study's λ_min per class and test
+//!   accuracy per group, every arm side by side, bootstrap intervals as error bars.
 //! - [`write_all`]: the four figures of one analysis under fixed file names.
 //!
 //! Every figure has an options struct with `Default` and a fixed pixel size, picks PNG or
@@ -51,6 +53,7 @@ mod landscape;
 mod line_figure;
 mod output;
 mod raster;
+mod study;
 mod style;
 mod timeline;
 
@@ -71,6 +74,7 @@ pub use error::Error;
 pub use input::Labeled;
 pub use landscape::{landscape_curves, landscape_plane, LandscapeOptions, PlaneOptions};
 pub use output::Format;
+pub use study::{study_group_accuracy, study_lambda_min};
 pub use timeline::{timeline, TimelineOptions};
 
 /// Writes the figures of one analysis under `dir` with default options and returns their

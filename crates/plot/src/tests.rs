@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use nalgebra::{DMatrix, DVector};
 use saddlescope_results::{
+    aggregate, BootstrapParams, CellSummary, StudyArm, StudyDesign, StudyReport,
+};
+use saddlescope_results::{
     AnalysisParams, AnalysisReport, CheckpointInfo, CheckpointOrigin, ClassSpectrum,
     DirectionCurve, DirectionKind, EpochRecord, EvalMetrics, ForeignCheckpoint, Group,
     GroupAccuracy, LandscapeReport, Plane, VerdictKind,
@@ -727,6 +730,73 @@ fn bad_inputs_fail_naming_the_file() {
         "{err}"
     );
     assert!(!path.exists());
+}
+
+/// A study of two arms over three seeds from the synthetic analyses (the second arm's
+/// tail saddles scaled by the seed, so its intervals have width).
+fn synthetic_study() -> StudyReport {
+    let design = StudyDesign {
+        arms: ["CE+DRW", "CE+DRW+SAM"]
+            .map(|name| StudyArm {
+                name: name.into(),
+                recipe: name.into(),
+                sam: name.ends_with("SAM"),
+            })
+            .to_vec(),
+        seeds: vec![0, 1, 2],
+    };
+    let mut cells = Vec::new();
+    for seed in 0..3u64 {
+        let base = synthetic_report(10, 3);
+        let mut sam = synthetic_report(10, 3);
+        for c in &mut sam.classes {
+            c.estimate.lambda_min *= 0.2 + 0.2 * seed as f64;
+        }
+        let test = &records(4, 0.5 + 0.05 * seed as f64)[3].test;
+        cells.push(CellSummary::new(
+            "CE+DRW",
+            seed,
+            &base,
+            &records(4, 0.5)[3].test,
+        ));
+        cells.push(CellSummary::new("CE+DRW+SAM", seed, &sam, test));
+    }
+    aggregate(&design, cells, &BootstrapParams::default()).unwrap()
+}
+
+#[test]
+fn study_figures_in_both_formats_with_interval_whiskers() {
+    let study = synthetic_study();
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["png", "svg"] {
+        let lambda = dir.path().join(format!("study_lambda_min.{ext}"));
+        study_lambda_min(&study, &lambda, &BarOptions::default()).unwrap();
+        let accuracy = dir.path().join(format!("study_accuracy.{ext}"));
+        study_group_accuracy(&study, &accuracy, &BarOptions::default()).unwrap();
+        if ext == "png" {
+            check_png(&lambda, (1200, 800));
+            check_png(&accuracy, (1200, 800));
+        } else {
+            let svg = check_svg(
+                &lambda,
+                &[
+                    "λ_min per class over seeds, head → tail",
+                    "CE+DRW+SAM",
+                    "seeds 0, 1, 2",
+                ],
+            );
+            // The reference arm is the same in every seed (no whiskers); the SAM arm's
+            // saddle classes vary: a whisker and two caps each.
+            let saddles = study.arms[1]
+                .classes
+                .iter()
+                .filter(|c| c.metrics.lambda_min.is_some_and(|i| i.high - i.low > 0.05))
+                .count();
+            assert!(saddles > 0);
+            assert!(svg.matches("<polyline").count() >= 3 * saddles);
+            check_svg(&accuracy, &["Test accuracy per group over seeds", "tail"]);
+        }
+    }
 }
 
 /// Writes every figure (PNG, and SVG for the `write_all` set) into `$SADDLESCOPE_PLOT_EXAMPLES` to look at:

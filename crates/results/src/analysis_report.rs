@@ -247,6 +247,16 @@ mod tests {
         std::fs::read_to_string(analysis.spectrum()).unwrap()
     }
 
+    /// A report written before the Lanczos step count was named `steps` (key `m`) reads as
+    /// the same report, and is written back with `steps`.
+    #[test]
+    fn the_old_step_key_m_is_still_read() {
+        let old = SPECTRUM.replace("\"steps\": 20,", "\"m\": 20,");
+        assert_ne!(old, SPECTRUM);
+        let report: AnalysisReport = serde_json::from_str(&old).unwrap();
+        assert_eq!(written(&report), SPECTRUM);
+    }
+
     #[test]
     fn spectrum_json_reads_and_writes_back_byte_for_byte() {
         let report: AnalysisReport = serde_json::from_str(SPECTRUM).unwrap();

@@ -16,6 +16,9 @@
 //!   [`check_coverage`] of a set of shard outputs: reusable by any sharded command;
 //!   [`merge_shards`] checks and merges the [`ShardManifest`]s (`shard.json`) and per-Hessian
 //!   files of a sharded analysis.
+//! - [`StudyReport`] (`study.json`): a grid of recipes × seeds ([`StudyDesign`]), each cell
+//!   a [`CellSummary`], [`aggregate`]d into means with [`bootstrap_mean`] intervals, paired
+//!   [`Comparison`]s and the paper's two [`Claim`]s with their [`Conclusion`]s.
 //! - [`LandscapeReport`] (`landscape.json`): a class's loss along [`DirectionCurve`]s and on
 //!   a [`Plane`].
 //! - [`EpochRecord`] (`log.jsonl`, one per epoch) with the test [`EvalMetrics`].
@@ -52,6 +55,7 @@ mod hessian_part;
 mod landscape;
 mod merge;
 mod shard;
+mod study;
 mod training_log;
 mod verdict;
 
@@ -77,6 +81,12 @@ pub use merge::{
     ShardManifest,
 };
 pub use shard::{check_coverage, partition, CoverageError, Shard, ShardSpecError};
+pub use study::{
+    aggregate, bootstrap_mean, cell_name, claim_a, claim_b, read_study, write_study, ArmSummary,
+    BootstrapParams, CellClass, CellSummary, Claim, ClassMetric, ClassMetrics, ClassRow,
+    Comparison, Conclusion, Evidence, GroupMetric, GroupMetrics, GroupRow, Interval, StudyArm,
+    StudyDesign, StudyError, StudyReport, MIN_VALUES_TO_CONCLUDE,
+};
 pub use training_log::{
     append_record, log_text, read_log, EpochRecord, EvalMetrics, GroupAccuracy,
 };

@@ -1,10 +1,10 @@
 //! Benchmark of the bookkeeping around the operator: reorthogonalization and tridiagonal
-//! eigensolves for n = 500,000 (ResNet-32 has 0.46 M parameters) and m = 100, with a cheap
+//! eigensolves for n = 500,000 (ResNet-32 has 0.46 M parameters) and 100 steps, with a cheap
 //! diagonal operator so nearly all the time is bookkeeping. Prints one JSON object.
 //!
 //! `cargo bench -p saddlescope-spectral --bench lanczos` (set `RAYON_NUM_THREADS` to vary
 //! the thread count). The share of SLQ time outside a real operator is then
-//! `bookkeeping / (bookkeeping + m · t_hvp)`; `hvp_seconds_for_5_percent` is the HVP time
+//! `bookkeeping / (bookkeeping + steps · t_hvp)`; `hvp_seconds_for_5_percent` is the HVP time
 //! above which that share is at most 5%.
 
 use std::time::Instant;
@@ -30,7 +30,7 @@ impl LinearOperator for Diagonal {
 
 fn main() {
     let n = 500_000;
-    let m = 100;
+    let steps = 100;
     let d: Vec<f64> = (0..n)
         .map(|i| match i {
             0 => 250.0,
@@ -47,7 +47,7 @@ fn main() {
     for (name, basis) in [("f64", BasisPrecision::F64), ("f32", BasisPrecision::F32)] {
         let counted = Counted::new(&op);
         let params = LanczosParams {
-            steps: m,
+            steps,
             basis,
             keep_basis: false,
             ..Default::default()
@@ -62,7 +62,7 @@ fn main() {
         let bookkeeping_s = lanczos_s - operator_s + eigensolve_s;
         runs.push(serde_json::json!({
             "basis": name,
-            "basis_bytes": basis.memory(n, m),
+            "basis_bytes": basis.memory(n, steps),
             "steps": run.info.steps,
             "second_passes": run.info.second_passes,
             "lanczos_s": lanczos_s,
@@ -78,7 +78,7 @@ fn main() {
     }
     let report = serde_json::json!({
         "n": n,
-        "m": m,
+        "steps": steps,
         "threads": rayon::current_num_threads(),
         "runs": runs,
     });

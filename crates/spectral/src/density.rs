@@ -97,7 +97,7 @@ pub struct Density {
 ///
 /// One difference from PyHessian: its grid spans the *mean over probes* of each probe's
 /// extreme node, so a probe's outlying node can fall off the grid; here the grid spans all
-/// nodes. With m = 100 the extreme Ritz values agree across probes, so both coincide.
+/// nodes. With 100 steps the extreme Ritz values agree across probes, so both coincide.
 ///
 /// # Errors
 /// [`Error::EmptyMeasures`], [`Error::InvalidParam`], [`Error::DegenerateDensity`] (kernel

@@ -10,8 +10,9 @@ use crate::density::{density, Density, DensityParams};
 use crate::error::Error;
 use crate::extreme::{solve, ExtremeParams, RitzValue};
 use crate::kernels::dot;
+use crate::lanczos::lockstep;
 use crate::operator::{check_operator, Counted, LinearOperator};
-use crate::slq::{run_probes, ProbeRun, RitzMeasure, SlqParams};
+use crate::slq::{finish_runs, run_probes, start_runs, ProbeRun, RitzMeasure, SlqParams};
 use crate::trace::{hutch_plus_plus, negative_mass, slq_trace, HutchPlusPlusParams, Spread};
 
 /// Which trace estimate [`SpectrumEstimate::trace`] holds.
@@ -29,7 +30,7 @@ pub enum TraceMethod {
     },
 }
 
-/// Parameters of [`estimate_spectrum`]. Serialized flat: `m`, `probes`, `seed`, `stream`,
+/// Parameters of [`estimate_spectrum`]. Serialized flat: `steps`, `probes`, `seed`, `stream`,
 /// `distribution`, `basis`, `breakdown_tol`, `top_k`, `tol`, `max_applications`,
 /// `ritz_vectors`, `trace_method`, `density`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +38,8 @@ pub struct SpectrumParams {
     /// SLQ settings (m, probes, seed, stream, distribution, basis, parallel).
     #[serde(flatten)]
     pub slq: SlqParams,
-    /// Number of largest eigenvalues to report and converge. Default 5 (at most m − 4).
+    /// Number of largest eigenvalues to report and converge. Default 5 (at most
+    /// `steps − 4`).
     pub top_k: usize,
     /// Relative tolerance of the extreme eigenvalues (see [`ExtremeParams::tol`]); 1e-6.
     pub tol: f64,
@@ -69,23 +71,23 @@ impl Default for SpectrumParams {
 
 impl SpectrumParams {
     /// Checks every field: as [`SlqParams::validate`], [`ExtremeParams::validate`] and
-    /// [`DensityParams::validate`], with `m ≥ 5` and `top_k ≤ m − 4` (the extreme solver's
-    /// basis is the SLQ basis).
+    /// [`DensityParams::validate`], with `steps ≥ 5` and `top_k ≤ steps − 4` (the extreme
+    /// solver's basis is the SLQ basis).
     ///
     /// # Errors
-    /// [`Error::InvalidParam`] naming the field (`m`, `probes`, `top_k`, `tol`,
+    /// [`Error::InvalidParam`] naming the field (`steps`, `probes`, `top_k`, `tol`,
     /// `max_applications`, `trace_method`, `density.*`).
     pub fn validate(&self) -> Result<(), Error> {
         self.slq.validate()?;
-        let m = self.slq.steps;
-        if m < 5 {
-            return Err(Error::param("m", m, "at least 5"));
+        let steps = self.slq.steps;
+        if steps < 5 {
+            return Err(Error::param("steps", steps, "at least 5"));
         }
-        if self.top_k + 4 > m {
+        if self.top_k + 4 > steps {
             return Err(Error::param(
                 "top_k",
                 self.top_k,
-                format!("at most m - 4 = {}", m - 4),
+                format!("at most steps - 4 = {}", steps - 4),
             ));
         }
         self.extreme().validate()?;
@@ -101,8 +103,9 @@ impl SpectrumParams {
         self.density.validate()
     }
 
-    /// Applications the run makes at least, for a progress bar: probes · min(m, n), plus the
-    /// Hutch++ budget. Restarts of the extreme solver add up to `max_applications − m`.
+    /// Applications the run makes at least, for a progress bar: `probes · min(steps, n)`, plus
+    /// the Hutch++ budget. Restarts of the extreme solver add up to
+    /// `max_applications − steps`.
     pub fn expected_applications(&self, dim: usize) -> usize {
         let hutch = match self.trace_method {
             TraceMethod::Probes => 0,
@@ -113,7 +116,7 @@ impl SpectrumParams {
 
     /// The extreme solver's parameters: SLQ's basis, start vector probe 0. Passed to
     /// [`crate::extreme_eigenvalues`] they rerun the extremes alone (e.g. for Ritz vectors);
-    /// that run may stop before m steps, so its values agree with [`estimate_spectrum`]'s
+    /// that run may stop before `steps` steps, so its values agree with [`estimate_spectrum`]'s
     /// within their bounds.
     pub fn extreme(&self) -> ExtremeParams {
         ExtremeParams {
@@ -231,9 +234,11 @@ pub fn estimate_spectrum<O: LinearOperator + ?Sized>(
 ///
 /// The extreme-eigenvalue solver starts from SLQ's probe 0 and its first Lanczos cycle *is*
 /// that probe's SLQ run (bit-identical to [`crate::slq_probe`] for probe 0), so the
-/// extremes cost only their restarts beyond `probes · m` applications; with m = 100 a
-/// Hessian's outliers have usually converged by then. Probes 1.. run meanwhile (in parallel
-/// with rayon when `slq.parallel`); results are bit-identical for any thread count.
+/// extremes cost only their restarts beyond `probes · steps` applications; with 100 steps a
+/// Hessian's outliers have usually converged by then. Probes 1.. run meanwhile: in lockstep
+/// with that first cycle, one block application ([`LinearOperator::apply_block`]) per step,
+/// or in parallel with rayon when `slq.parallel`; results are bit-identical either way and
+/// for any thread count.
 /// `progress`, if given, is called with the running application count after every
 /// application (from any thread). The library prints nothing.
 ///
@@ -253,12 +258,22 @@ pub fn estimate_spectrum_with_progress<O: LinearOperator + ?Sized>(
     };
     let z0 = params.slq.probe(0, n);
     let extreme = params.extreme();
-    let extremes_job = || solve(&counted, &extreme, &z0, Some(params.slq.steps));
-    let others_job = || run_probes(&counted, &params.slq, 1..params.slq.probes as u64);
+    let others_range = 1..params.slq.probes as u64;
     let (extremes, others) = if params.slq.parallel {
-        rayon::join(extremes_job, others_job)
+        rayon::join(
+            || solve(&counted, &extreme, &z0, Some(params.slq.steps), &mut []),
+            || run_probes(&counted, &params.slq, others_range.clone()),
+        )
     } else {
-        (extremes_job(), others_job())
+        // Probes 1.. step in lockstep with the extreme solver's first cycle (probe 0).
+        let mut runs = start_runs(&counted, &params.slq, others_range.clone())?;
+        let extremes = solve(&counted, &extreme, &z0, Some(params.slq.steps), &mut runs);
+        let others = match &extremes {
+            Ok(_) => lockstep(&counted, &mut runs, counted.applications())
+                .and_then(|()| finish_runs(&counted, &params.slq, others_range, runs)),
+            Err(_) => Ok(Vec::new()),
+        };
+        (extremes, others)
     };
     let (extremes, first) = extremes?;
     let first = first.ok_or(Error::PotentialBug {

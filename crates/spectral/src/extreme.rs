@@ -7,7 +7,9 @@ use crate::basis::BasisPrecision;
 use crate::eigen::Eigen;
 use crate::error::Error;
 use crate::kernels::{norm, scale};
-use crate::lanczos::{check_breakdown_tol, Krylov, LanczosInfo, DEFAULT_BREAKDOWN_TOL};
+use crate::lanczos::{
+    check_breakdown_tol, step_block, Krylov, LanczosInfo, LanczosRun, DEFAULT_BREAKDOWN_TOL,
+};
 use crate::operator::{check_operator, LinearOperator};
 use crate::probe::{probe, ProbeDistribution};
 
@@ -195,7 +197,7 @@ pub fn extreme_eigenvalues<O: LinearOperator + ?Sized>(
     params.validate()?;
     let n = check_operator(op)?;
     let start = probe(params.seed, params.stream, 0, params.distribution, n);
-    solve(op, params, &start, None).map(|(extremes, _)| extremes)
+    solve(op, params, &start, None, &mut []).map(|(extremes, _)| extremes)
 }
 
 /// The tridiagonal matrix and info of the first Lanczos cycle, which is exactly a plain
@@ -206,18 +208,22 @@ pub(crate) struct FirstCycle {
     pub(crate) info: LanczosInfo,
 }
 
-/// The solver. With `first_cycle = Some(m)`, the first m steps run to the end even if the
-/// extremes converge earlier (and even beyond the budget), and their tridiagonal matrix is
-/// returned: it is the SLQ run of the start vector, so SLQ and the extremes share it.
+/// The solver. With `first_cycle = Some(steps)`, the first `steps` steps run to the end
+/// even if the extremes converge earlier (and even beyond the budget), and their
+/// tridiagonal matrix is returned: it is the SLQ run of the start vector, so SLQ and the
+/// extremes share it. During that first cycle the active `companions` (the other SLQ
+/// probes' runs) take their steps in lockstep with it, one block application per step;
+/// those still active when it ends (after a breakdown) are left to the caller.
 pub(crate) fn solve<O: LinearOperator + ?Sized>(
     op: &O,
     params: &ExtremeParams,
     start: &[f64],
     first_cycle: Option<usize>,
+    companions: &mut [LanczosRun],
 ) -> Result<(Extremes, Option<FirstCycle>), Error> {
     let n = op.dim();
-    let m = params.basis_size.min(n);
-    let mut kr = Krylov::new(op, start, params.basis, params.breakdown_tol, m)?;
+    let size = params.basis_size.min(n);
+    let mut kr = Krylov::new(op, start, params.basis, params.breakdown_tol, size)?;
     let mut first = None;
     let mut info = ExtremeInfo {
         applications: 0,
@@ -226,7 +232,11 @@ pub(crate) fn solve<O: LinearOperator + ?Sized>(
         history: Vec::new(),
     };
     loop {
-        let breakdown = kr.step(op)?;
+        let breakdown = if first.is_none() && companions.iter().any(LanczosRun::active) {
+            step_with(op, &mut kr, companions)?
+        } else {
+            kr.step(op)?
+        };
         let (eig, bounds) = kr.ritz()?;
         let j = eig.values.len();
         info.applications = kr.applications;
@@ -262,8 +272,8 @@ pub(crate) fn solve<O: LinearOperator + ?Sized>(
         if breakdown || (first_done && (converged || kr.applications >= params.max_applications)) {
             return Ok((finish(&kr, params, &eig, &bounds, converged, info)?, first));
         }
-        if kr.basis.len() >= m {
-            kr.restart(&eig, &keep(j, m, params.top_k.max(1)));
+        if kr.basis.len() >= size {
+            kr.restart(&eig, &keep(j, size, params.top_k.max(1)));
             info.restarts += 1;
         } else {
             kr.advance();
@@ -271,13 +281,39 @@ pub(crate) fn solve<O: LinearOperator + ?Sized>(
     }
 }
 
-/// Indices (ascending) of the Ritz pairs a thick restart keeps out of `j`: about `m/4` at
-/// each end, at least `top + 2` at the top and 1 at the bottom, and at most `m − 2` in all
+/// One step of `kr` and of the active `companions` with one block application; returns
+/// whether `kr`'s step broke down.
+fn step_with<O: LinearOperator + ?Sized>(
+    op: &O,
+    kr: &mut Krylov,
+    companions: &mut [LanczosRun],
+) -> Result<bool, Error> {
+    let done = kr.applications
+        + companions
+            .iter()
+            .map(LanczosRun::applications)
+            .sum::<usize>();
+    let mut active: Vec<&mut LanczosRun> = companions.iter_mut().filter(|r| r.active()).collect();
+    let flags = {
+        let mut krylovs: Vec<&mut Krylov> = std::iter::once(kr)
+            .chain(active.iter_mut().map(|r| r.krylov()))
+            .collect();
+        step_block(op, &mut krylovs, done)?
+    };
+    for (run, &breakdown) in active.into_iter().zip(&flags[1..]) {
+        run.after_step(breakdown);
+    }
+    Ok(flags[0])
+}
+
+/// Indices (ascending) of the Ritz pairs a thick restart of a basis of `size` vectors keeps
+/// out of `j`: about `size/4` at each end, at least `top + 2` at the top and 1 at the
+/// bottom, and at most `size − 2` in all
 /// so every cycle makes at least two new steps.
-fn keep(j: usize, m: usize, top: usize) -> Vec<usize> {
-    let room = m - 2;
-    let mut n_top = (top + 2).max(m / 4);
-    let mut n_bot = 3.max(m / 4);
+fn keep(j: usize, size: usize, top: usize) -> Vec<usize> {
+    let room = size - 2;
+    let mut n_top = (top + 2).max(size / 4);
+    let mut n_bot = 3.max(size / 4);
     if n_top + n_bot > room {
         n_bot = 1.max(room.saturating_sub(n_top));
         n_top = n_top.min(room - n_bot);

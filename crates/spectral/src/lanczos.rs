@@ -8,7 +8,7 @@ use crate::basis::{Basis, BasisPrecision};
 use crate::eigen::{symmetric_eigen, Eigen};
 use crate::error::Error;
 use crate::kernels::{axpy, dot, norm, scale};
-use crate::operator::{apply, check_operator, LinearOperator};
+use crate::operator::{apply, apply_block, check_operator, LinearOperator};
 
 /// Default relative breakdown tolerance: a step whose new β is below
 /// `1e-10 · max(|α_i|, β_i)` is treated as having found an invariant subspace. With full
@@ -19,10 +19,10 @@ pub const DEFAULT_BREAKDOWN_TOL: f64 = 1e-10;
 /// Parameters of [`lanczos`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LanczosParams {
-    /// Number of steps m (= operator applications); capped at the dimension n. Default 100,
+    /// Number of steps (= operator applications); capped at the dimension n. Default 100,
     /// the `iter` default of PyHessian's `density()` (Yao et al. 2020).
     pub steps: usize,
-    /// Storage of the basis vectors (memory m · n · bytes).
+    /// Storage of the basis vectors (memory steps · n · bytes).
     pub basis: BasisPrecision,
     /// Return the basis (it is built either way, for the reorthogonalization).
     pub keep_basis: bool,
@@ -58,16 +58,17 @@ pub struct LanczosInfo {
     pub second_passes: usize,
 }
 
-/// The result of [`lanczos`]: `A V = V T + β_m v_{m+1} e_mᵀ` with T tridiagonal.
+/// The result of [`lanczos`] after `s` steps: `A V = V T + β_s v_{s+1} e_sᵀ` with T
+/// tridiagonal.
 #[derive(Debug, Clone)]
 pub struct Lanczos {
     /// Diagonal of T, α_1..α_m.
     pub alphas: Vec<f64>,
-    /// β_1..β_m, same length as `alphas`: `betas[..m-1]` is the off-diagonal of T and the
-    /// last one is the residual norm β_m behind the Ritz bounds |β_m s_{m,i}| (below the
+    /// β_1..β_s, same length as `alphas`: `betas[..s-1]` is the off-diagonal of T and the
+    /// last one is the residual norm β_s behind the Ritz bounds |β_s y_{s,i}| (below the
     /// breakdown tolerance, or 0, after a breakdown).
     pub betas: Vec<f64>,
-    /// The orthonormal basis V (m vectors), if [`LanczosParams::keep_basis`].
+    /// The orthonormal basis V (one vector per step), if [`LanczosParams::keep_basis`].
     pub basis: Option<Basis>,
     /// Steps, breakdown flag, applications.
     pub info: LanczosInfo,
@@ -81,10 +82,10 @@ pub struct Lanczos {
 /// Each step: `w = A v_j`, `α_j = v_jᵀ w`, `w −= α_j v_j + β_{j−1} v_{j−1}` (in f64), then
 /// `w ← (I − V Vᵀ) w`, once more if that left less than 1/√2 of ‖w‖, and
 /// `β_j = ‖w‖`. A step with `β_j ≤ breakdown_tol · max_i(|α_i|, β_i)` ends the run: the
-/// Krylov space is invariant and the eigenvalues of T are exact eigenvalues of A. Costs m
+/// Krylov space is invariant and the eigenvalues of T are exact eigenvalues of A. Costs `steps`
 /// applications, 2 passes over the basis per step (4 in the rare steps counted by
 /// [`LanczosInfo::second_passes`]; parallel over pieces of the dimension when n ≥ 16384)
-/// and m · n · bytes of basis memory.
+/// and steps · n · bytes of basis memory.
 ///
 /// # Errors
 /// [`Error::NotSymmetricOperator`], [`Error::EmptyOperator`], [`Error::InvalidParam`]
@@ -103,35 +104,122 @@ pub fn lanczos<O: LinearOperator + ?Sized>(
     start: &[f64],
     params: &LanczosParams,
 ) -> Result<Lanczos, Error> {
-    let n = check_operator(op)?;
-    if params.steps == 0 {
-        return Err(Error::param("steps", params.steps, "at least 1"));
+    check_operator(op)?;
+    let mut run = LanczosRun::new(op, start, params)?;
+    while run.active() {
+        let breakdown = run.krylov().step(op)?;
+        run.after_step(breakdown);
     }
-    check_breakdown_tol(params.breakdown_tol)?;
-    let steps = params.steps.min(n);
-    let mut kr = Krylov::new(op, start, params.basis, params.breakdown_tol, steps)?;
-    let mut breakdown = false;
-    for t in 0..steps {
-        breakdown = kr.step(op)?;
-        if breakdown {
-            break;
+    Ok(run.finish(params.keep_basis))
+}
+
+/// One Lanczos run of a fixed number of steps, advanced step by step from outside: alone
+/// ([`lanczos`]) or in lockstep with others ([`lockstep`]).
+pub(crate) struct LanczosRun {
+    kr: Krylov,
+    steps: usize,
+    breakdown: bool,
+    finished: bool,
+}
+
+impl LanczosRun {
+    /// A run of `params.steps` steps (at most the dimension) from `start`.
+    pub(crate) fn new<O: LinearOperator + ?Sized>(
+        op: &O,
+        start: &[f64],
+        params: &LanczosParams,
+    ) -> Result<Self, Error> {
+        if params.steps == 0 {
+            return Err(Error::param("steps", params.steps, "at least 1"));
         }
-        if t + 1 < steps {
-            kr.advance();
+        check_breakdown_tol(params.breakdown_tol)?;
+        let steps = params.steps.min(op.dim());
+        Ok(Self {
+            kr: Krylov::new(op, start, params.basis, params.breakdown_tol, steps)?,
+            steps,
+            breakdown: false,
+            finished: false,
+        })
+    }
+
+    /// Applications made so far.
+    pub(crate) fn applications(&self) -> usize {
+        self.kr.applications
+    }
+
+    /// Whether another step is due.
+    pub(crate) fn active(&self) -> bool {
+        !self.finished
+    }
+
+    /// The Krylov state whose next step is due.
+    pub(crate) fn krylov(&mut self) -> &mut Krylov {
+        &mut self.kr
+    }
+
+    /// Records a step's outcome: the run ends at a breakdown or after its last step, and
+    /// otherwise moves on to the next basis vector.
+    pub(crate) fn after_step(&mut self, breakdown: bool) {
+        self.breakdown = breakdown;
+        if breakdown || self.kr.alphas.len() == self.steps {
+            self.finished = true;
+        } else {
+            self.kr.advance();
         }
     }
-    let info = LanczosInfo {
-        steps: kr.alphas.len(),
-        breakdown,
-        applications: kr.applications,
-        second_passes: kr.second_passes,
-    };
-    Ok(Lanczos {
-        alphas: kr.alphas,
-        betas: kr.betas,
-        basis: params.keep_basis.then_some(kr.basis),
-        info,
-    })
+
+    /// The run's result.
+    pub(crate) fn finish(self, keep_basis: bool) -> Lanczos {
+        let info = LanczosInfo {
+            steps: self.kr.alphas.len(),
+            breakdown: self.breakdown,
+            applications: self.kr.applications,
+            second_passes: self.kr.second_passes,
+        };
+        Lanczos {
+            alphas: self.kr.alphas,
+            betas: self.kr.betas,
+            basis: keep_basis.then_some(self.kr.basis),
+            info,
+        }
+    }
+}
+
+/// Advances every active run of `runs` to its end, one step of all of them per block
+/// application ([`LinearOperator::apply_block`]): `k` runs of `steps` steps cost `steps`
+/// block products of `k` vectors. `done` counts the applications made before (for errors).
+pub(crate) fn lockstep<O: LinearOperator + ?Sized>(
+    op: &O,
+    runs: &mut [LanczosRun],
+    mut done: usize,
+) -> Result<(), Error> {
+    loop {
+        let mut active: Vec<&mut LanczosRun> = runs.iter_mut().filter(|r| r.active()).collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let mut krylovs: Vec<&mut Krylov> = active.iter_mut().map(|r| r.krylov()).collect();
+        let flags = step_block(op, &mut krylovs, done)?;
+        done += flags.len();
+        for (run, breakdown) in active.into_iter().zip(flags) {
+            run.after_step(breakdown);
+        }
+    }
+}
+
+/// One step of each Krylov state of `krylovs` with a single block application; returns
+/// their breakdown flags. `done` counts the applications made before (for errors).
+pub(crate) fn step_block<O: LinearOperator + ?Sized>(
+    op: &O,
+    krylovs: &mut [&mut Krylov],
+    done: usize,
+) -> Result<Vec<bool>, Error> {
+    {
+        let (xs, mut ys): (Vec<&[f64]>, Vec<&mut [f64]>) =
+            krylovs.iter_mut().map(|k| k.product_slots()).unzip();
+        apply_block(op, &xs, &mut ys, done)?;
+    }
+    krylovs.iter_mut().map(|k| k.absorb()).collect()
 }
 
 /// Checks a relative breakdown tolerance.
@@ -217,6 +305,17 @@ impl Krylov {
     /// One Lanczos step from the current vector; returns whether it broke down.
     pub(crate) fn step<O: LinearOperator + ?Sized>(&mut self, op: &O) -> Result<bool, Error> {
         apply(op, &self.cur, &mut self.residual, self.applications)?;
+        self.absorb()
+    }
+
+    /// The current vector and the buffer its product goes to, for a block application.
+    pub(crate) fn product_slots(&mut self) -> (&[f64], &mut [f64]) {
+        (&self.cur, &mut self.residual)
+    }
+
+    /// Completes a step whose product `A·cur` has been written to the residual buffer
+    /// ([`product_slots`](Self::product_slots)); returns whether it broke down.
+    pub(crate) fn absorb(&mut self) -> Result<bool, Error> {
         self.applications += 1;
         let step = self.applications;
         let alpha = dot(&self.cur, &self.residual);

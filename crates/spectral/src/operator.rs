@@ -25,6 +25,27 @@ pub trait LinearOperator: Sync {
     /// for the estimators' results to be reproducible.
     fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError>;
 
+    /// Writes `A xs[j]` into `ys[j]` for every `j` (a block of vectors of length
+    /// [`dim`](Self::dim), `xs` and `ys` of one length): the product of several vectors in
+    /// one sweep, for estimators that advance several Krylov runs in lockstep. The default
+    /// applies them one by one; an operator that shares work between vectors (a network
+    /// Hessian's forward pass) overrides it. Each `ys[j]` must equal what
+    /// [`apply`](Self::apply) gives for `xs[j]`, bit for bit, for the estimators' results
+    /// not to depend on how products are grouped.
+    fn apply_block(&self, xs: &[&[f64]], ys: &mut [&mut [f64]]) -> Result<(), OperatorError> {
+        if xs.len() != ys.len() {
+            return Err(OperatorError::new(format!(
+                "block of {} inputs and {} outputs",
+                xs.len(),
+                ys.len()
+            )));
+        }
+        for (x, y) in xs.iter().zip(ys.iter_mut()) {
+            self.apply(x, y)?;
+        }
+        Ok(())
+    }
+
     /// Whether A is symmetric (self-adjoint), as curvlinops' `SELF_ADJOINT` flag. Every
     /// estimator here needs it and refuses an operator that says `false`.
     fn is_symmetric(&self) -> bool {
@@ -47,6 +68,9 @@ impl<O: LinearOperator + ?Sized> LinearOperator for &O {
     }
     fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
         (**self).apply(x, y)
+    }
+    fn apply_block(&self, xs: &[&[f64]], ys: &mut [&mut [f64]]) -> Result<(), OperatorError> {
+        (**self).apply_block(xs, ys)
     }
     fn is_symmetric(&self) -> bool {
         (**self).is_symmetric()
@@ -76,6 +100,20 @@ pub(crate) fn apply<O: LinearOperator + ?Sized>(
     done: usize,
 ) -> Result<(), Error> {
     op.apply(x, y).map_err(|source| Error::Operator {
+        application: done + 1,
+        source,
+    })
+}
+
+/// Applies `op` to a block, turning its failure into [`Error::Operator`] with the 1-based
+/// index of the block's first application (`done` = applications made before it).
+pub(crate) fn apply_block<O: LinearOperator + ?Sized>(
+    op: &O,
+    xs: &[&[f64]],
+    ys: &mut [&mut [f64]],
+    done: usize,
+) -> Result<(), Error> {
+    op.apply_block(xs, ys).map_err(|source| Error::Operator {
         application: done + 1,
         source,
     })
@@ -243,21 +281,37 @@ impl<'a, O: LinearOperator + ?Sized> Counted<'a, O> {
     }
 }
 
+impl<O: LinearOperator + ?Sized> Counted<'_, O> {
+    /// Runs `product` (`count` applications), adding its time and count and reporting
+    /// progress.
+    fn counted(
+        &self,
+        count: usize,
+        product: impl FnOnce() -> Result<(), OperatorError>,
+    ) -> Result<(), OperatorError> {
+        let start = Instant::now();
+        let result = product();
+        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        let done = self.applications.fetch_add(count, Ordering::Relaxed) + count;
+        if let Some(progress) = self.progress {
+            progress(done);
+        }
+        result
+    }
+}
+
 impl<O: LinearOperator + ?Sized> LinearOperator for Counted<'_, O> {
     fn dim(&self) -> usize {
         self.op.dim()
     }
 
     fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
-        let start = Instant::now();
-        let result = self.op.apply(x, y);
-        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.fetch_add(nanos, Ordering::Relaxed);
-        let done = self.applications.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(progress) = self.progress {
-            progress(done);
-        }
-        result
+        self.counted(1, || self.op.apply(x, y))
+    }
+
+    fn apply_block(&self, xs: &[&[f64]], ys: &mut [&mut [f64]]) -> Result<(), OperatorError> {
+        self.counted(xs.len(), || self.op.apply_block(xs, ys))
     }
 
     fn is_symmetric(&self) -> bool {

@@ -11,22 +11,23 @@ use crate::eigen::{symmetric_eigen, tridiagonal};
 use crate::error::Error;
 use crate::kernels::dot;
 use crate::lanczos::{
-    check_breakdown_tol, lanczos, LanczosInfo, LanczosParams, DEFAULT_BREAKDOWN_TOL,
+    check_breakdown_tol, lanczos, lockstep, LanczosInfo, LanczosParams, LanczosRun,
+    DEFAULT_BREAKDOWN_TOL,
 };
 use crate::operator::{check_operator, LinearOperator};
 use crate::probe::{probe, ProbeDistribution};
 
 /// Nodes within `FLAT_BAND · max |θ|` of 0 count as flat, not negative, in
 /// [`RitzMeasure::negative_mass`]: 1e-3 of the spectral radius, finer than SLQ resolves a
-/// bulk at 0 with m ≈ 100 nodes.
+/// bulk at 0 with about 100 nodes (Lanczos steps).
 pub const FLAT_BAND: f64 = 1e-3;
 
 /// Parameters of [`slq`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlqParams {
-    /// Lanczos steps per probe, m (capped at the dimension). Default 100, PyHessian's
-    /// `density(iter=100)`; serialized as `m`.
-    #[serde(rename = "m")]
+    /// Lanczos steps per probe (capped at the dimension). Default 100, PyHessian's
+    /// `density(iter=100)`. Read also from the key `m` of older JSON.
+    #[serde(alias = "m")]
     pub steps: usize,
     /// Number of probe vectors n_v. Default 4: the density needs few probes when n is large
     /// (each probe's measure already averages over n eigenvalues, Ghorbani et al. 2019 use
@@ -39,12 +40,14 @@ pub struct SlqParams {
     pub stream: u64,
     /// Probe entry distribution (Rademacher by default).
     pub distribution: ProbeDistribution,
-    /// Basis storage precision (memory m · n · bytes per concurrently running probe).
+    /// Basis storage precision (memory steps · n · bytes per running probe).
     pub basis: BasisPrecision,
     /// Relative breakdown tolerance, see [`DEFAULT_BREAKDOWN_TOL`].
     pub breakdown_tol: f64,
-    /// Run probes in parallel with rayon. Results are identical either way; memory grows
-    /// to one basis per running probe. Not serialized: it cannot change any result.
+    /// Run probes in parallel with rayon, each applying the operator to one vector at a
+    /// time; otherwise they advance in lockstep, one block application
+    /// ([`LinearOperator::apply_block`]) per step. Results are identical either way; memory
+    /// is one basis per probe both ways. Not serialized: it cannot change any result.
     #[serde(skip)]
     pub parallel: bool,
 }
@@ -65,13 +68,13 @@ impl Default for SlqParams {
 }
 
 impl SlqParams {
-    /// Checks the ranges: `m ≥ 1`, `probes ≥ 1`, `breakdown_tol` in [0, 1).
+    /// Checks the ranges: `steps ≥ 1`, `probes ≥ 1`, `breakdown_tol` in [0, 1).
     ///
     /// # Errors
-    /// [`Error::InvalidParam`] naming the field (`m`, `probes`, `breakdown_tol`).
+    /// [`Error::InvalidParam`] naming the field (`steps`, `probes`, `breakdown_tol`).
     pub fn validate(&self) -> Result<(), Error> {
         if self.steps == 0 {
-            return Err(Error::param("m", self.steps, "at least 1"));
+            return Err(Error::param("steps", self.steps, "at least 1"));
         }
         if self.probes == 0 {
             return Err(Error::param("probes", self.probes, "at least 1"));
@@ -176,11 +179,12 @@ impl ProbeRun {
     }
 }
 
-/// Runs SLQ: for each probe `p` in `0..probes`, m Lanczos steps from probe vector `p`, giving
-/// its quadrature measure. Probes run in parallel when `params.parallel`; the results are
-/// bit-identical either way and for any thread count.
+/// Runs SLQ: for each probe `p` in `0..probes`, `steps` Lanczos steps from probe vector
+/// `p`, giving its quadrature measure. Probes run in parallel when `params.parallel`,
+/// otherwise in lockstep (one block application per step); the results are bit-identical
+/// either way and for any thread count.
 ///
-/// Cost: `probes · m` applications; memory `m · n · bytes` per running probe.
+/// Cost: `probes · steps` applications; memory `steps · n · bytes` per probe.
 ///
 /// # Errors
 /// As [`lanczos`], plus [`Error::InvalidParam`] from [`SlqParams::validate`].
@@ -207,18 +211,50 @@ pub fn slq_probe<O: LinearOperator + ?Sized>(
     ProbeRun::new(&run.alphas, &run.betas, run.info, dot(&z, &z))
 }
 
-/// Runs the probes in `range`, in parallel if asked, results in index order.
+/// Runs the probes in `range`, in parallel if asked and in lockstep otherwise, results in
+/// index order.
 pub(crate) fn run_probes<O: LinearOperator + ?Sized>(
     op: &O,
     params: &SlqParams,
     range: Range<u64>,
 ) -> Result<Vec<ProbeRun>, Error> {
     if params.parallel {
-        range
+        return range
             .into_par_iter()
             .map(|p| slq_probe(op, params, p))
-            .collect()
-    } else {
-        range.map(|p| slq_probe(op, params, p)).collect()
+            .collect();
     }
+    let mut runs = start_runs(op, params, range.clone())?;
+    lockstep(op, &mut runs, 0)?;
+    finish_runs(op, params, range, runs)
+}
+
+/// The Lanczos runs of the probes in `range`, not yet stepped.
+pub(crate) fn start_runs<O: LinearOperator + ?Sized>(
+    op: &O,
+    params: &SlqParams,
+    range: Range<u64>,
+) -> Result<Vec<LanczosRun>, Error> {
+    let n = op.dim();
+    range
+        .map(|p| LanczosRun::new(op, &params.probe(p, n), &params.lanczos(false)))
+        .collect()
+}
+
+/// The SLQ results of finished runs of the probes in `range`.
+pub(crate) fn finish_runs<O: LinearOperator + ?Sized>(
+    op: &O,
+    params: &SlqParams,
+    range: Range<u64>,
+    runs: Vec<LanczosRun>,
+) -> Result<Vec<ProbeRun>, Error> {
+    let n = op.dim();
+    range
+        .zip(runs)
+        .map(|(p, run)| {
+            let z = params.probe(p, n);
+            let run = run.finish(false);
+            ProbeRun::new(&run.alphas, &run.betas, run.info, dot(&z, &z))
+        })
+        .collect()
 }

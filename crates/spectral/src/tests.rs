@@ -569,7 +569,11 @@ fn estimate_json_has_the_issue_keys() {
         .any(|k| k.contains("vector") || k.contains("timing")));
     let p = &value["params"];
     assert_eq!(
-        (p["m"].as_u64(), p["probes"].as_u64(), p["seed"].as_u64()),
+        (
+            p["steps"].as_u64(),
+            p["probes"].as_u64(),
+            p["seed"].as_u64()
+        ),
         (Some(100), Some(4), Some(0))
     );
     assert_eq!(value["ritz"].as_array().unwrap().len(), 4);
@@ -778,7 +782,7 @@ fn params_are_validated() {
             },
             ..d()
         }),
-        "m"
+        "steps"
     );
     assert_eq!(
         bad(SpectrumParams {
@@ -944,4 +948,91 @@ fn negative_mass_ignores_the_flat_bulk() {
         assert!((mass - 0.1).abs() < 0.05, "probe {k}: {mass}");
     }
     assert!((est.negative_mass - 0.1).abs() <= 3.0 * est.negative_mass_stderr.unwrap() + 0.01);
+}
+
+/// Records the size of every block the estimators apply.
+struct BlockLog<'a> {
+    op: &'a DenseSymmetric,
+    blocks: std::sync::Mutex<Vec<usize>>,
+}
+
+impl LinearOperator for BlockLog<'_> {
+    fn dim(&self) -> usize {
+        self.op.dim()
+    }
+    fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<(), OperatorError> {
+        self.apply_block(&[x], &mut [y])
+    }
+    fn apply_block(&self, xs: &[&[f64]], ys: &mut [&mut [f64]]) -> Result<(), OperatorError> {
+        self.blocks.lock().unwrap().push(xs.len());
+        self.op.apply_block(xs, ys)
+    }
+}
+
+/// Sequential SLQ advances its probes in lockstep: the extreme solver's first cycle (probe
+/// 0) and probes 1..3 take each step as one block of 3, then the restarts go alone; the
+/// result is bit-identical to the parallel run. Hutchinson and Hutch++ apply their probes
+/// in blocks, with the samples of one-by-one products.
+#[test]
+fn probes_advance_in_lockstep_blocks() {
+    let (op, _) = dense(q400(), &saddle(400));
+    let log = BlockLog {
+        op: &op,
+        blocks: Default::default(),
+    };
+    let params = SpectrumParams {
+        slq: SlqParams {
+            steps: 30,
+            probes: 3,
+            seed: 5,
+            ..Default::default()
+        },
+        top_k: 2,
+        max_applications: 200,
+        ..Default::default()
+    };
+    let lockstep = estimate_spectrum(&log, &params).unwrap();
+    let blocks = log.blocks.lock().unwrap().clone();
+    assert_eq!(&blocks[..30], &[3; 30][..], "{blocks:?}");
+    assert!(blocks[30..].iter().all(|&b| b == 1));
+    assert_eq!(lockstep.applications, blocks.iter().sum::<usize>());
+    let parallel = SpectrumParams {
+        slq: SlqParams {
+            parallel: true,
+            ..params.slq.clone()
+        },
+        ..params.clone()
+    };
+    assert_eq!(
+        serde_json::to_string(&lockstep).unwrap(),
+        serde_json::to_string(&estimate_spectrum(&op, &parallel).unwrap()).unwrap()
+    );
+
+    log.blocks.lock().unwrap().clear();
+    let hp = HutchinsonParams {
+        probes: 11,
+        seed: 3,
+        ..Default::default()
+    };
+    let t = hutchinson(&log, &hp).unwrap();
+    assert_eq!(*log.blocks.lock().unwrap(), vec![8, 3]);
+    for (k, sample) in t.samples.iter().enumerate() {
+        let mut z = vec![0.0; 400];
+        probe_vector(3, 0, k as u64, ProbeDistribution::Rademacher, &mut z);
+        let mut y = vec![0.0; 400];
+        op.apply(&z, &mut y).unwrap();
+        let one = kernels::dot(&z, &y);
+        assert_eq!(sample.to_bits(), one.to_bits(), "probe {k}");
+    }
+    log.blocks.lock().unwrap().clear();
+    let hpp = hutch_plus_plus(
+        &log,
+        &HutchPlusPlusParams {
+            applications: 30,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(*log.blocks.lock().unwrap(), vec![8, 2, 8, 2, 8, 2]);
+    assert_eq!(hpp.applications, 30);
 }

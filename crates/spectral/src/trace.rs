@@ -5,7 +5,28 @@ use serde::{Deserialize, Serialize};
 use crate::basis::{Basis, BasisPrecision};
 use crate::error::Error;
 use crate::kernels::{dot, mean_stderr, norm, scale};
-use crate::operator::{apply, check_operator, LinearOperator};
+use crate::operator::{apply_block, check_operator, LinearOperator};
+
+/// Probe vectors applied together in one block ([`LinearOperator::apply_block`]): the
+/// memory of `2·BLOCK` vectors for one sweep per block.
+const BLOCK: usize = 8;
+
+/// `A v` for every vector of `vs`, in blocks of [`BLOCK`]; `done` counts the applications
+/// made before (for errors).
+fn apply_all<O: LinearOperator + ?Sized>(
+    op: &O,
+    vs: &[Vec<f64>],
+    done: usize,
+) -> Result<Vec<Vec<f64>>, Error> {
+    let n = op.dim();
+    let mut out = vec![vec![0.0; n]; vs.len()];
+    for (i, (xs, ys)) in vs.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
+        let xs: Vec<&[f64]> = xs.iter().map(Vec::as_slice).collect();
+        let mut ys: Vec<&mut [f64]> = ys.iter_mut().map(Vec::as_mut_slice).collect();
+        apply_block(op, &xs, &mut ys, done + i * BLOCK)?;
+    }
+    Ok(out)
+}
 use crate::probe::{probe, ProbeDistribution};
 use crate::slq::RitzMeasure;
 
@@ -69,7 +90,8 @@ impl Default for HutchinsonParams {
 /// `HutchinsonTraceEstimator`), with its standard error. For a Rademacher probe the
 /// variance of one sample is `2 Σ_{i≠j} a_ij²`. Its probes are SLQ's probes `0..K` for
 /// the same seed and stream, so each sample equals that probe's SLQ trace sample
-/// `n Σ w θ` to rounding. Costs K applications.
+/// `n Σ w θ` to rounding. Costs K applications, made in blocks of 8 vectors
+/// ([`LinearOperator::apply_block`]).
 ///
 /// # Errors
 /// [`Error::InvalidParam`] (`probes` 0), [`Error::Operator`], [`Error::NonFinite`] and the
@@ -82,13 +104,16 @@ pub fn hutchinson<O: LinearOperator + ?Sized>(
     if params.probes == 0 {
         return Err(Error::param("probes", params.probes, "at least 1"));
     }
-    let mut y = vec![0.0; n];
-    let mut samples = Vec::with_capacity(params.probes);
-    for k in 0..params.probes {
-        let z = probe(params.seed, params.stream, k as u64, params.distribution, n);
-        apply(op, &z, &mut y, k)?;
-        samples.push(finite_sample(dot(&z, &y), k)?);
-    }
+    let probes: Vec<Vec<f64>> = (0..params.probes)
+        .map(|k| probe(params.seed, params.stream, k as u64, params.distribution, n))
+        .collect();
+    let products = apply_all(op, &probes, 0)?;
+    let samples = probes
+        .iter()
+        .zip(&products)
+        .enumerate()
+        .map(|(k, (z, y))| finite_sample(dot(z, y), k))
+        .collect::<Result<Vec<f64>, Error>>()?;
     let spread = Spread::of(&samples);
     Ok(TraceEstimate {
         trace: spread.mean,
@@ -126,7 +151,8 @@ impl Default for HutchPlusPlusParams {
 /// exact; the standard error comes from the second term's samples. Far more accurate than
 /// Hutchinson when a few eigenvalues dominate (a Hessian's outliers): exact once rank A ≤ s.
 /// Columns of A S that are numerically dependent (relative norm below 1e-10 after
-/// orthogonalization) are dropped, saving their application in `Qᵀ A Q`.
+/// orthogonalization) are dropped, saving their application in `Qᵀ A Q`. Each of the three
+/// parts is applied in blocks of 8 vectors ([`LinearOperator::apply_block`]).
 ///
 /// # Errors
 /// [`Error::InvalidParam`] (`applications` below 3), then as [`hutchinson`].
@@ -152,12 +178,9 @@ pub fn hutch_plus_plus<O: LinearOperator + ?Sized>(
             n,
         )
     };
-    let mut done = 0;
-    let mut y = vec![0.0; n];
+    let sketch: Vec<Vec<f64>> = (0..s).map(draw).collect();
     let mut q = Basis::new(n, BasisPrecision::F64, s.min(n));
-    for k in 0..s {
-        apply(op, &draw(k), &mut y, done)?;
-        done += 1;
+    for mut y in apply_all(op, &sketch, 0)? {
         let before = norm(&y);
         let after = q.orthogonalize(&mut y).norm;
         if after > 1e-10 * before && q.len() < n {
@@ -165,21 +188,30 @@ pub fn hutch_plus_plus<O: LinearOperator + ?Sized>(
             q.push(&y);
         }
     }
-    let mut exact = 0.0;
-    for i in 0..q.len() {
-        let qi = q.vector(i).unwrap_or_default();
-        apply(op, &qi, &mut y, done)?;
-        done += 1;
-        exact += dot(&qi, &y);
-    }
-    let mut samples = Vec::with_capacity(s);
-    for k in s..2 * s {
-        let mut g = draw(k);
-        q.orthogonalize(&mut g);
-        apply(op, &g, &mut y, done)?;
-        done += 1;
-        samples.push(finite_sample(dot(&g, &y), k)?);
-    }
+    let mut done = s;
+    let columns: Vec<Vec<f64>> = (0..q.len())
+        .map(|i| q.vector(i).unwrap_or_default())
+        .collect();
+    let exact: f64 = columns
+        .iter()
+        .zip(apply_all(op, &columns, done)?)
+        .map(|(qi, y)| dot(qi, &y))
+        .sum();
+    done += columns.len();
+    let residuals: Vec<Vec<f64>> = (s..2 * s)
+        .map(|k| {
+            let mut g = draw(k);
+            q.orthogonalize(&mut g);
+            g
+        })
+        .collect();
+    let samples = residuals
+        .iter()
+        .zip(apply_all(op, &residuals, done)?)
+        .enumerate()
+        .map(|(i, (g, y))| finite_sample(dot(g, &y), s + i))
+        .collect::<Result<Vec<f64>, Error>>()?;
+    done += residuals.len();
     let spread = Spread::of(&samples);
     Ok(TraceEstimate {
         trace: exact + spread.mean,

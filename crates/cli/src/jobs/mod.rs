@@ -4,4 +4,5 @@
 
 pub mod analyze;
 pub mod landscape;
+pub mod study;
 pub mod train;

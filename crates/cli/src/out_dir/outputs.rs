@@ -70,17 +70,36 @@ pub const SPECTRUM: Outputs = Outputs {
     names: &["spectrum.json"],
 };
 
-/// `demo`: two runs, their analyses and the report (each run and analysis directory has
-/// its own record).
+/// `demo`: a small study (each cell's run and analysis directory has its own record).
 pub const DEMO: Outputs = Outputs {
     command: "demo",
     what: "a demo",
-    names: &["runs/", "analysis/", "report.md", "report.html", "figures/"],
+    names: STUDY_FILES,
+};
+
+/// What a study writes (a shard writes its cells and `study-shard.json`).
+const STUDY_FILES: &[&str] = &[
+    "cells/",
+    "study-shard.json",
+    "study.json",
+    "study.csv",
+    "cells.csv",
+    "report.md",
+    "report.html",
+    "figures/",
+];
+
+/// `study`: cells (each run and analysis directory has its own record), the aggregates and
+/// the report; also a `merge` of a study's shards.
+pub const STUDY: Outputs = Outputs {
+    command: "study",
+    what: "a study",
+    names: STUDY_FILES,
 };
 
 /// Every command's outputs, to tell whose files a directory holds.
-pub const ALL: [&Outputs; 9] = [
-    &TRAIN, &ANALYZE, &MERGE, &LANDSCAPE, &PLOT, &REPORT, &COMPARE, &SPECTRUM, &DEMO,
+pub const ALL: [&Outputs; 10] = [
+    &TRAIN, &ANALYZE, &MERGE, &LANDSCAPE, &PLOT, &REPORT, &COMPARE, &SPECTRUM, &DEMO, &STUDY,
 ];
 
 impl Outputs {

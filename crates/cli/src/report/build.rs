@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use saddlescope_plot::XScale;
-use saddlescope_results::write_atomically;
+use saddlescope_results::{write_atomically, StudyReport};
 
 use super::doc::{Block, Document};
 use super::figures::FigureWriter;
@@ -32,6 +32,39 @@ pub fn write_report(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut figures = FigureWriter::new(out, options.xscale)?;
     let doc = document(inputs, options, &mut figures)?;
+    let mut written = figures.into_written();
+    written.extend(write_document(&doc, out)?);
+    Ok(written)
+}
+
+/// Writes the report of a study: its conclusions, aggregates and figures first, then the
+/// sections of `details` (runs and analyses to show in full: the demo's first seed), into
+/// `out` as [`write_report`] does.
+///
+/// # Errors
+/// As [`write_report`].
+pub fn write_study_report(
+    study: &StudyReport,
+    details: &Inputs,
+    out: &Path,
+    options: &ReportOptions,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut figures = FigureWriter::new(out, options.xscale)?;
+    let mut blocks = super::study::blocks(study);
+    blocks.extend(figures.study(study)?);
+    blocks.extend(super::study::cell_table(study));
+    if !details.analyses.is_empty() {
+        blocks.push(Block::Heading(
+            1,
+            format!("Seed {} in full", study.design.seeds[0]),
+        ));
+    }
+    let rest = document(details, options, &mut figures)?;
+    blocks.extend(rest.blocks);
+    let doc = Document {
+        title: options.title.clone(),
+        blocks,
+    };
     let mut written = figures.into_written();
     written.extend(write_document(&doc, out)?);
     Ok(written)

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use saddlescope_plot::{
     class_grid, compare_densities, compare_lambda_min, eigen_bars, head_tail, landscape_curves,
-    training_curves, BarOptions, CurveOptions, DensityOptions, GridOptions, Labeled,
-    LandscapeOptions, XScale,
+    study_group_accuracy, study_lambda_min, training_curves, BarOptions, CurveOptions,
+    DensityOptions, GridOptions, Labeled, LandscapeOptions, XScale,
 };
-use saddlescope_results::{read_landscapes, AnalysisDir, AnalysisReport, DirectionKind, Group};
+use saddlescope_results::{
+    read_landscapes, AnalysisDir, AnalysisReport, DirectionKind, Group, StudyReport,
+};
 
 use super::doc::Block;
 use super::inputs::{Named, Run};
@@ -98,6 +100,27 @@ impl FigureWriter {
                 format!("Per-class eigen-densities, {} against {}", a.label, b.label),
             ),
             self.figure(bars, "λ_min per class, side by side".into()),
+        ])
+    }
+
+    /// A study's λ_min per class and accuracy per group, every arm side by side, with the
+    /// bootstrap intervals.
+    pub(super) fn study(&mut self, study: &StudyReport) -> anyhow::Result<Vec<Block>> {
+        let lambda = self.dir.join("study_lambda_min.png");
+        study_lambda_min(study, &lambda, &BarOptions::default())?;
+        let accuracy = self.dir.join("study_group_accuracy.png");
+        study_group_accuracy(study, &accuracy, &BarOptions::default())?;
+        Ok(vec![
+            self.figure(
+                lambda,
+                "λ_min per class, head → tail: mean over seeds, error bars the bootstrap interval"
+                    .into(),
+            ),
+            self.figure(
+                accuracy,
+                "Test accuracy per group: mean over seeds, error bars the bootstrap interval"
+                    .into(),
+            ),
         ])
     }
 

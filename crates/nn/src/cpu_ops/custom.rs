@@ -258,6 +258,15 @@ pub(crate) fn write_slice<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
 /// the hand-off to another thread.
 pub(crate) const PIECE_VALUES: usize = 1 << 15;
 
+/// The values `layout` views in a CPU storage of element type `T`, in row-major order
+/// (borrowed when contiguous): for code outside a custom op that reads a tensor's storage.
+pub(crate) fn dense<'a, T: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<Cow<'a, [T]>> {
+    dense_values(storage.as_slice::<T>()?, layout)
+}
+
 /// The values `layout` views in `data`, in row-major order (borrowed when contiguous).
 fn dense_values<'a, T: WithDType>(data: &'a [T], layout: &Layout) -> Result<Cow<'a, [T]>> {
     if let Some((start, end)) = layout.contiguous_offsets() {

@@ -31,6 +31,12 @@ pub(crate) fn bits(t: &Tensor) -> Vec<u64> {
     values(t).iter().map(|v| v.to_bits()).collect()
 }
 
+/// `⟨a, b⟩` in f64 (adjoint checks); the shapes must agree.
+pub(crate) fn dot(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    values(a).iter().zip(values(b)).map(|(x, y)| x * y).sum()
+}
+
 /// `max |a − b| / max |b|` (`max |a − b|` when `b` is all zero); the shapes must agree.
 pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());

@@ -111,8 +111,8 @@ impl BatchNorm2d {
                     .affine(1.0, EPS)?
                     .sqrt()?
                     .recip()?;
-                let a = ctx.param(self.weight).linear(|g| g.mul(&inv_std))?;
-                let shift = ctx.param(self.bias).sub(&a.linear(|t| t.mul(&mean))?)?;
+                let a = ctx.param(self.weight).mul(&V::constant(inv_std))?;
+                let shift = ctx.param(self.bias).sub(&a.mul(&V::constant(mean))?)?;
                 then.apply(&conv.forward_affine(ctx, x, &a, &shift)?)
             }
             BnRun::Batch { momentum } => {

@@ -5,15 +5,15 @@
 //!   ResNet's `F.avg_pool2d(out, out.size()[3])` on its square feature maps.
 
 use crate::error::Result;
-use crate::ops;
+use crate::linear_op::LinearOp;
 use crate::value::Value;
 
 /// 2×2 average pooling with stride 2.
 pub(crate) fn avg_pool2<V: Value>(x: &V) -> Result<V> {
-    x.linear(ops::avg_pool2)
+    x.map(&LinearOp::AvgPool2)
 }
 
 /// Mean over the spatial dimensions.
 pub(crate) fn global_avg_pool<V: Value>(x: &V) -> Result<V> {
-    x.linear(|t| t.mean((2, 3)))
+    x.map(&LinearOp::SpatialMean)
 }

@@ -3,35 +3,21 @@
 //!
 //! `(N, C, H, W) → (N, C + 2p, ⌈H/2⌉, ⌈W/2⌉)` with `p = planes/4`: every second row and
 //! column, then `p` zero channels on each side. Parameter-free and linear, so the tangent
-//! is the same map of the input tangent. Strided slicing has no candle op: an odd side is
-//! zero-padded to even, then `reshape (N, C, H/2, 2, W/2, 2)` and `narrow` index 0 of the
-//! two inner axes (both differentiable).
-
-use candle_core::{Result as CResult, Tensor};
+//! is the same map of the input tangent ([`LinearOp::ShortcutA`]).
 
 use crate::error::Result;
+use crate::linear_op::LinearOp;
 use crate::value::Value;
-
-fn subsample_pad(t: &Tensor, pad: usize) -> CResult<Tensor> {
-    let (_, _, h, w) = t.dims4()?;
-    let t = t.pad_with_zeros(2, 0, h % 2)?.pad_with_zeros(3, 0, w % 2)?;
-    let (n, c, h, w) = t.dims4()?;
-    t.reshape((n, c, h / 2, 2, w / 2, 2))?
-        .narrow(3, 0, 1)?
-        .narrow(5, 0, 1)?
-        .reshape((n, c, h / 2, w / 2))?
-        .pad_with_zeros(1, pad, pad)
-}
 
 /// Option-A shortcut to a block with `planes` output channels and stride 2.
 pub(crate) fn shortcut_a<V: Value>(x: &V, planes: usize) -> Result<V> {
-    x.linear(|t| subsample_pad(t, planes / 4))
+    x.map(&LinearOp::ShortcutA { pad: planes / 4 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Tensor};
 
     /// Matches `F.pad(x[:, :, ::2, ::2], (0,0,0,0,1,1))` written out by hand, odd sides too.
     #[test]

@@ -86,14 +86,14 @@ impl Geometry {
     }
 
     /// Rows of the im2col matrix, `c_in·kh·kw`.
-    fn patch(&self) -> usize {
+    pub(crate) fn patch(&self) -> usize {
         self.c_in * self.kh * self.kw
     }
 
     /// Samples per GEMM: enough for [`GEMM_COLUMNS`] columns, at least 1. A function of the
     /// geometry only, so the order of every sum (and the rounding) does not depend on the
     /// number of threads.
-    fn samples_per_gemm(&self) -> usize {
+    pub(crate) fn samples_per_gemm(&self) -> usize {
         GEMM_COLUMNS
             .div_ceil(self.pixels().max(1))
             .clamp(1, self.n.max(1))
@@ -102,7 +102,7 @@ impl Geometry {
     /// Chunks of [`samples_per_gemm`](Self::samples_per_gemm) samples each thread takes at
     /// least, so that every thread allocates its buffers about once per call (only the
     /// scheduling depends on the thread count, never a result).
-    fn chunks_per_thread(&self) -> usize {
+    pub(crate) fn chunks_per_thread(&self) -> usize {
         self.n
             .div_ceil(self.samples_per_gemm())
             .div_ceil(rayon::current_num_threads())
@@ -110,15 +110,15 @@ impl Geometry {
     }
 
     /// Columns of the im2col matrix, `ho·wo`.
-    fn pixels(&self) -> usize {
+    pub(crate) fn pixels(&self) -> usize {
         self.ho * self.wo
     }
 
-    fn x_len(&self) -> usize {
+    pub(crate) fn x_len(&self) -> usize {
         self.c_in * self.h * self.w
     }
 
-    fn y_len(&self) -> usize {
+    pub(crate) fn y_len(&self) -> usize {
         self.c_out * self.pixels()
     }
 
@@ -218,7 +218,13 @@ impl<'a, T> Input<'a, T> {
 /// `col[(c·kh + ki)·kw + kj, oy·wo + ox] = x[c, oy·s + ki − p, ox·s + kj − p]` (0 outside)
 /// for one sample `x: (c_in, h, w)`; row `r` of the patch matrix starts at `col[r·ld]`
 /// (`ld ≥ ho·wo`: several samples side by side in one matrix).
-fn im2col<T: WithDType>(g: &Geometry, x: &Input<T>, sample: usize, col: &mut [T], ld: usize) {
+pub(crate) fn im2col<T: WithDType>(
+    g: &Geometry,
+    x: &Input<T>,
+    sample: usize,
+    col: &mut [T],
+    ld: usize,
+) {
     let zero = T::from_f64(0.0);
     let (s, p, wo) = (g.stride, g.padding, g.wo);
     g.for_patch_rows(|row, c, ki, kj, (lo, hi)| {
@@ -289,7 +295,7 @@ fn shifted_plane<T: WithDType>(
 
 /// The adjoint of [`im2col`]: `x[c, iy, ix] += col[...]` for every entry read from it;
 /// `x` must start at zero.
-fn col2im<T: WithDType>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
+pub(crate) fn col2im<T: WithDType>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
     let (s, p, wo) = (g.stride, g.padding, g.wo);
     g.for_patch_rows(|row, c, ki, kj, (lo, hi)| {
         if lo >= hi {
@@ -312,7 +318,13 @@ fn col2im<T: WithDType>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
 
 /// `m` samples of `(rows, pixels)` blocks, `src[j][r][p]`, laid side by side as one
 /// `(rows, m·pixels)` matrix `dst[r][j·pixels + p]` (or back, when `to_samples`).
-fn interleave<T: Copy>(src: &[T], dst: &mut [T], rows: usize, pixels: usize, to_samples: bool) {
+pub(crate) fn interleave<T: Copy>(
+    src: &[T],
+    dst: &mut [T],
+    rows: usize,
+    pixels: usize,
+    to_samples: bool,
+) {
     interleave_with(src, dst, (rows, pixels), to_samples, <[T]>::copy_from_slice);
 }
 

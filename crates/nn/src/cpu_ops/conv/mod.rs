@@ -33,7 +33,7 @@
 //! ([`conv_batch_norm_train`], first-order).
 
 mod batch_norm;
-mod kernels;
+pub(crate) mod kernels;
 #[cfg(test)]
 mod tests;
 
