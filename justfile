@@ -33,3 +33,22 @@ bench-vs-torch repeats="5" rounds="3":
 # dependent merge with sbatch and checks the merge against an unsharded run. Not in CI.
 slurm-test:
     bash scripts/slurm-test.sh
+
+# The CUDA build (`--features cuda`) without a GPU or a system CUDA: scripts/cuda-env.sh
+# installs nvcc and the CUDA libraries from NVIDIA's PyPI wheels into ~/.cache/saddlescope
+# (once), sets CUDA_COMPUTE_CAP (the GPU's, else 90) and the paths. Run the binary with
+# `. scripts/cuda-env.sh` sourced (it finds cuBLAS & co. through LD_LIBRARY_PATH).
+cuda-build:
+    bash -c '. scripts/cuda-env.sh && cargo build --release --features cuda'
+
+# What CI checks of the CUDA build: every target type-checks with `--features cuda`
+# (candle's CUDA kernels are compiled by nvcc on the way).
+cuda-check:
+    bash -c '. scripts/cuda-env.sh && cargo check --workspace --all-targets --features cuda'
+
+# On a machine with a CUDA GPU: build with `--features cuda`, then the HVP tests on CUDA
+# against the CPU in f64, bench on CUDA (mlp, cnn, resnet32), 2 epochs of ResNet-32 on a
+# synthetic CIFAR-10-LT, the analysis and landscape of one class; one line per check.
+# `just gpu-check --device cpu` rehearses it on the CPU. Never run by CI.
+gpu-check *args:
+    bash scripts/gpu-check.sh {{args}}

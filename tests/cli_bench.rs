@@ -1,5 +1,6 @@
 //! `saddlescope bench train`: the JSON of both kinds (keys and the values that do not depend
-//! on timing) and its usage errors. Timings themselves are never asserted.
+//! on timing) and its usage errors; the HVP benchmark's device. Timings themselves are
+//! never asserted.
 
 use serde_json::Value;
 
@@ -66,4 +67,21 @@ fn bad_train_bench_flags_exit_2_naming_the_flag() {
     );
     assert_one_line_error(&run(&["bench", "train", "--preset", "nope"]), 2, "--preset");
     assert_one_line_error(&run(&["bench", "train", "--batch", "0"]), 2, "--batch");
+}
+
+#[test]
+fn the_hvp_bench_reports_its_device_and_refuses_cuda_without_the_feature() {
+    let report = json(&[
+        "bench",
+        "--model",
+        "cnn",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(report["device"], "cpu");
+    assert_eq!(report["params"], 20_538);
+    assert_one_line_error(&run(&["bench", "--device", "cuda"]), 2, "--device cuda");
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::usage;
-use crate::values::{EngineArg, FloatArg};
+use crate::values::{DeviceArg, EngineArg, FloatArg};
 use setup::{random_batch, BenchModel};
 
 /// Flags of `saddlescope bench`.
@@ -35,7 +35,7 @@ use setup::{random_batch, BenchModel};
 #[command(
     args_conflicts_with_subcommands = true,
     after_help = "Prints a short table, then one JSON object on the last line (only the JSON \
-with --json). Keys: model, batch, dtype, params, threads, ops, engine, forward_ms, grad_ms, \
+with --json). Keys: model, batch, dtype, device, params, threads, ops, engine, forward_ms, grad_ms, \
 hvp_ms (medians; hvp_ms is one sweep of --directions products), *_min_ms, *_cpu_ms \
 (user+system CPU per repetition), forward_peak_rss_mb, grad_peak_rss_mb, hvp_peak_rss_mb, \
 directions, hvp_ms_per_direction, hvp_over_grad, linearize_ms and linearized_mb (the one-off \
@@ -72,6 +72,10 @@ struct HvpBenchArgs {
     /// Element type
     #[arg(long, value_enum, default_value_t = FloatArg::F32)]
     dtype: FloatArg,
+    /// Where tensors live (cuda needs a build with --features cuda; times then include the
+    /// copies of the gradient and the HVP back to the host)
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
     /// Timed repetitions of each measurement (after one warm-up)
     #[arg(long, value_name = "R", default_value_t = 5)]
     repeats: usize,
@@ -172,12 +176,12 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     if args.directions == 0 {
         return Err(usage("--directions 0: need at least 1"));
     }
+    let device = args.device.open()?;
     if let Some(kind) = args.measure {
         set_cpu_ops(args.ops.cpu_ops());
         let sample = measure(
             model,
-            batch,
-            dtype,
+            (batch, dtype, &device),
             (args.repeats, args.directions),
             kind,
             args.engine.into(),
@@ -197,6 +201,7 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
         "model": model.name(),
         "batch": batch,
         "dtype": args.dtype.as_str(),
+        "device": value_name(args.device),
         "params": hvp.params,
         "threads": rayon::current_num_threads(),
         "ops": value_name(args.ops),
@@ -225,9 +230,10 @@ fn run_hvp(args: HvpBenchArgs) -> anyhow::Result<ExitCode> {
     });
     if !args.json {
         println!(
-            "{} batch {batch} {}, {} parameters, {} threads, ops {}, engine {}",
+            "{} batch {batch} {} on {}, {} parameters, {} threads, ops {}, engine {}",
             model.name(),
             args.dtype.as_str(),
+            value_name(args.device),
             hvp.params,
             rayon::current_num_threads(),
             value_name(args.ops),
@@ -261,6 +267,8 @@ fn spawn_child(args: &HvpBenchArgs, batch: usize, kind: Kind) -> anyhow::Result<
         args.model.name().into(),
         "--dtype".into(),
         args.dtype.as_str().into(),
+        "--device".into(),
+        value_name(args.device),
         "--batch".into(),
         batch.to_string(),
         "--repeats".into(),
@@ -316,13 +324,12 @@ pub(crate) fn measured_rounds<R: DeserializeOwned>(
 /// Times `kind` in this process.
 fn measure(
     model: BenchModel,
-    batch: usize,
-    dtype: candle_core::DType,
+    (batch, dtype, device): (usize, candle_core::DType, &candle_core::Device),
     (repeats, directions): (usize, usize),
     kind: Kind,
     engine: HvpEngine,
 ) -> anyhow::Result<Sample> {
-    let data = random_batch(model, batch, dtype)?;
+    let data = random_batch(model, batch, dtype, device)?;
     let net = model.build(dtype, data.x())?;
     let loss = LossSpec::Ce.build(&[1; 10], None)?;
     let op = HessianOperator::new(

@@ -51,10 +51,20 @@ impl DeviceArg {
     pub fn open(self) -> anyhow::Result<candle_core::Device> {
         match self {
             DeviceArg::Cpu => Ok(candle_core::Device::Cpu),
-            DeviceArg::Cuda if cfg!(feature = "cuda") => candle_core::Device::new_cuda(0)
-                .map_err(|e| anyhow::anyhow!("--device cuda: no usable GPU ({e})")),
+            DeviceArg::Cuda if cfg!(feature = "cuda") => {
+                candle_core::Device::new_cuda(0).map_err(|e| {
+                    // The driver's words, without the backtrace candle attaches under
+                    // RUST_BACKTRACE, on one line.
+                    let e = match e {
+                        candle_core::Error::WithBacktrace { inner, .. } => *inner,
+                        e => e,
+                    };
+                    let reason = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                    anyhow::anyhow!("--device cuda: no usable GPU or driver ({reason})")
+                })
+            }
             DeviceArg::Cuda => Err(usage(
-                "--device cuda: this build has no CUDA support; rebuild with `cargo build --release --features cuda` (needs nvcc)",
+                "--device cuda: this build has no CUDA support; rebuild with `just cuda-build` (README: CUDA)",
             )),
         }
     }

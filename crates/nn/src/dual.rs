@@ -2,7 +2,6 @@
 
 use candle_core::{Result as CResult, Tensor};
 
-use crate::cpu_ops::gemm::worth_splitting;
 use crate::error::Result;
 use crate::ops;
 use crate::value::Value;
@@ -36,7 +35,8 @@ impl Dual {
     /// The primal and the tangent are independent, so when one product is large (`macs`
     /// multiply-adds) they run side by side on rayon's pool: two products that each keep a
     /// core busy scale better than one product split in two (an MLP's first layer, whose
-    /// tangent is a product as large as the primal: 1.6 → 1.2 ms on two cores).
+    /// tangent is a product as large as the primal: 1.6 → 1.2 ms on two cores). On a GPU they
+    /// run one after the other ([`ops::run_side_by_side`]).
     fn bilinear_add(
         &self,
         rhs: &Self,
@@ -48,7 +48,7 @@ impl Dual {
     ) -> Result<Self> {
         let primal = || f_add(&self.primal, &rhs.primal, &addend.primal);
         let tangent = || self.bilinear_tangent(rhs, addend, &f_add, &f);
-        let (primal, tangent) = if worth_splitting(macs) {
+        let (primal, tangent) = if ops::run_side_by_side(&self.primal, macs) {
             rayon::join(primal, tangent)
         } else {
             (primal(), tangent())

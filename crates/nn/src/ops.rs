@@ -6,12 +6,13 @@
 //! im2col/col2im + GEMM convolutions, the two tangent terms as one stacked convolution; a
 //! GEMM whose backward skips constant operands; ReLU with a one-pass derivative), each
 //! differentiable as often as an HVP needs (the plain ops to every order); other devices
-//! and dtypes, or a process that chose [`CpuOps::Candle`], use candle's own operations.
+//! (CUDA) and dtypes, or a process that chose [`CpuOps::Candle`], use candle's own
+//! operations. That choice is made in one place, [`uses_cpu_ops`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, DeviceLocation, Result, Tensor};
 
 /// Which implementation runs CPU convolutions and matrix products (and their gradients)
 /// in this process.
@@ -44,11 +45,29 @@ pub fn cpu_ops() -> CpuOps {
     }
 }
 
-/// Whether `t` goes to the custom ops: CPU, f32 or f64, not switched off.
+/// Whether saddlescope's CPU kernels (the custom ops, the linearized HVP engine) can run on
+/// tensors of this device and dtype: on the CPU, in f32 or f64. Everything on a GPU runs
+/// candle's kernels (ours have no GPU code), as do other dtypes.
+pub(crate) fn cpu_kernels_apply(device: DeviceLocation, dtype: DType) -> bool {
+    device == DeviceLocation::Cpu && matches!(dtype, DType::F32 | DType::F64)
+}
+
+/// Whether an op on tensors of this device and dtype runs the custom CPU ops rather than
+/// candle's: where [`cpu_kernels_apply`], unless switched off by [`CpuOps::Candle`].
+fn uses_cpu_ops(device: DeviceLocation, dtype: DType, choice: CpuOps) -> bool {
+    cpu_kernels_apply(device, dtype) && choice == CpuOps::Saddlescope
+}
+
+/// Whether `t` goes to the custom ops ([`uses_cpu_ops`] with the process's choice).
 fn custom(t: &Tensor) -> bool {
-    matches!(t.device(), Device::Cpu)
-        && matches!(t.dtype(), DType::F32 | DType::F64)
-        && cpu_ops() == CpuOps::Saddlescope
+    uses_cpu_ops(t.device().location(), t.dtype(), cpu_ops())
+}
+
+/// Whether two independent halves of work on `t` of `macs` multiply-adds each should run
+/// side by side on rayon's threads: large enough, and on the CPU (on a GPU both would
+/// queue on the same stream, so a second thread only adds a hand-off).
+pub(crate) fn run_side_by_side(t: &Tensor, macs: usize) -> bool {
+    t.device().is_cpu() && crate::cpu_ops::gemm::worth_splitting(macs)
 }
 
 /// `y = conv2d(x, k)` for `x: (N, C_in, H, W)`, `k: (C_out, C_in, kh, kw)`, zero padding
@@ -212,5 +231,73 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         crate::cpu_ops::matmul::matmul(a, b)
     } else {
         a.matmul(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GPU: DeviceLocation = DeviceLocation::Cuda { gpu_id: 0 };
+
+    #[test]
+    fn cpu_kernels_apply_on_the_cpu_in_f32_and_f64_only() {
+        assert!(cpu_kernels_apply(DeviceLocation::Cpu, DType::F32));
+        assert!(cpu_kernels_apply(DeviceLocation::Cpu, DType::F64));
+        assert!(!cpu_kernels_apply(DeviceLocation::Cpu, DType::BF16));
+        assert!(!cpu_kernels_apply(GPU, DType::F32));
+        assert!(!cpu_kernels_apply(GPU, DType::F64));
+    }
+
+    #[test]
+    fn custom_ops_run_on_the_cpu_in_f32_and_f64() {
+        for dtype in [DType::F32, DType::F64] {
+            assert!(uses_cpu_ops(
+                DeviceLocation::Cpu,
+                dtype,
+                CpuOps::Saddlescope
+            ));
+        }
+    }
+
+    #[test]
+    fn a_gpu_always_runs_candles_kernels() {
+        for dtype in [DType::F32, DType::F64, DType::BF16] {
+            for choice in [CpuOps::Saddlescope, CpuOps::Candle] {
+                assert!(!uses_cpu_ops(GPU, dtype, choice), "{dtype:?} {choice:?}");
+            }
+        }
+        assert!(!uses_cpu_ops(
+            DeviceLocation::Metal { gpu_id: 0 },
+            DType::F32,
+            CpuOps::Saddlescope
+        ));
+    }
+
+    #[test]
+    fn other_dtypes_and_the_candle_choice_run_candles_ops_on_the_cpu() {
+        for dtype in [DType::BF16, DType::F16, DType::U32] {
+            assert!(!uses_cpu_ops(
+                DeviceLocation::Cpu,
+                dtype,
+                CpuOps::Saddlescope
+            ));
+        }
+        assert!(!uses_cpu_ops(
+            DeviceLocation::Cpu,
+            DType::F32,
+            CpuOps::Candle
+        ));
+    }
+
+    #[test]
+    fn only_large_cpu_work_runs_side_by_side() {
+        let x = Tensor::zeros(1, DType::F32, &candle_core::Device::Cpu).unwrap();
+        let large = crate::cpu_ops::gemm::PARALLEL_MIN_MACS;
+        assert!(!run_side_by_side(&x, large - 1));
+        assert_eq!(
+            run_side_by_side(&x, large),
+            rayon::current_num_threads() > 1
+        );
     }
 }

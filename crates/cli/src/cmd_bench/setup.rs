@@ -53,17 +53,23 @@ impl BenchModel {
         }
     }
 
-    /// The seeded model (10 classes) with its BN running statistics calibrated on `x`.
+    /// The seeded model (10 classes) on `x`'s device with its BN running statistics
+    /// calibrated on `x`.
     pub fn build(self, dtype: DType, x: &Tensor) -> anyhow::Result<Model> {
         let spec: ModelSpec = self.spec().parse()?;
-        let model = Model::new(&spec, 10, self.input(), dtype, &Device::Cpu, 0)?;
+        let model = Model::new(&spec, 10, self.input(), dtype, x.device(), 0)?;
         model.calibrate_bn(x)?;
         Ok(model)
     }
 }
 
-/// `n` seeded standard-normal inputs of `model`'s shape with labels `i mod 10`.
-pub fn random_batch(model: BenchModel, n: usize, dtype: DType) -> anyhow::Result<Batch> {
+/// `n` seeded standard-normal inputs of `model`'s shape with labels `i mod 10`, on `device`.
+pub fn random_batch(
+    model: BenchModel,
+    n: usize,
+    dtype: DType,
+    device: &Device,
+) -> anyhow::Result<Batch> {
     let [c, h, w] = model.input();
     let len = n * c * h * w;
     // A fixed xorshift sequence, uniform on [-√3, √3] (unit variance): the benchmark needs
@@ -77,10 +83,9 @@ pub fn random_batch(model: BenchModel, n: usize, dtype: DType) -> anyhow::Result
             ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * 3f32.sqrt()
         })
         .collect();
-    let x = Tensor::from_vec(values, (n, c, h, w), &Device::Cpu)?.to_dtype(dtype)?;
+    let x = Tensor::from_vec(values, (n, c, h, w), &Device::Cpu)?
+        .to_dtype(dtype)?
+        .to_device(device)?;
     let labels: Vec<u32> = (0..n as u32).map(|i| i % 10).collect();
-    Ok(Batch::new(
-        x,
-        Tensor::new(labels.as_slice(), &Device::Cpu)?,
-    )?)
+    Ok(Batch::new(x, Tensor::new(labels.as_slice(), device)?)?)
 }

@@ -123,7 +123,9 @@ fn class_batches(
     dtype: DType,
 ) -> anyhow::Result<Vec<Batch>> {
     if model == BenchModel::Resnet32 {
-        let x = random_batch(model, args.samples, dtype)?.x().clone();
+        let x = random_batch(model, args.samples, dtype, &Device::Cpu)?
+            .x()
+            .clone();
         return (0..args.samples)
             .step_by(args.batch)
             .map(|start| {

@@ -202,7 +202,7 @@ fn step(args: &TrainBenchArgs) -> anyhow::Result<Value> {
     let model = args.model.unwrap_or(BenchModel::Resnet32);
     let batch = args.batch.unwrap_or(128);
     let dtype = args.dtype.dtype();
-    let data = random_batch(model, batch, dtype)?;
+    let data = random_batch(model, batch, dtype, &Device::Cpu)?;
     let net = model.build(dtype, data.x())?;
     let loss = LossSpec::Ce.build(&[1; 10], None)?;
     let vars: Vec<&Var> = net.trainable().iter().map(|(_, v)| v).collect();

@@ -45,7 +45,7 @@ pub(crate) mod pool;
 mod rules;
 mod tape;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::hessian::Batch;
@@ -107,9 +107,7 @@ impl Linearization {
         loss: &Loss,
         bn: BnMode,
     ) -> Result<Option<Self>> {
-        if !matches!(model.device(), Device::Cpu)
-            || !matches!(model.dtype(), DType::F32 | DType::F64)
-        {
+        if !crate::ops::cpu_kernels_apply(model.device().location(), model.dtype()) {
             return Ok(None);
         }
         let tape = Tape::default();
