@@ -99,14 +99,15 @@ impl Geometry {
             .clamp(1, self.n.max(1))
     }
 
-    /// Chunks of [`samples_per_gemm`](Self::samples_per_gemm) samples each thread takes at
-    /// least, so that every thread allocates its buffers about once per call (only the
-    /// scheduling depends on the thread count, never a result).
+    /// The fewest chunks of [`samples_per_gemm`](Self::samples_per_gemm) samples a rayon
+    /// piece holds (`with_min_len`): about two pieces per thread, so that every thread
+    /// allocates its buffers about twice per call and a late thread still finds work. Rayon
+    /// halves a range only while each half keeps this many, so the minimum is rounded
+    /// down: rounded up, an odd number of chunks (e.g. 67) would never be split at all.
+    /// Only the scheduling depends on the thread count, never a result.
     pub(crate) fn chunks_per_thread(&self) -> usize {
-        self.n
-            .div_ceil(self.samples_per_gemm())
-            .div_ceil(rayon::current_num_threads())
-            .max(1)
+        let chunks = self.n.div_ceil(self.samples_per_gemm());
+        (chunks / (2 * rayon::current_num_threads())).max(1)
     }
 
     /// Columns of the im2col matrix, `ho·wo`.
