@@ -192,7 +192,7 @@ pub(crate) fn relu_avg_pool2(x: &Tensor) -> Result<Tensor> {
     }
 }
 
-pub(crate) use crate::cpu_ops::conv::Epilogue;
+pub(crate) use crate::cpu_ops::conv::{BlockOutput, ConvBn, Epilogue};
 
 /// `epilogue(BN(conv(x, k)))` with batch statistics (convolution padding and stride as
 /// given; `BN(y) = (y − μ)·(σ² + eps)^(−1/2)·γ + β` per channel), with those statistics
@@ -211,6 +211,22 @@ pub(crate) fn conv_batch_norm_train(
     if custom(x) && !keeps_gradient_graphs() {
         crate::cpu_ops::conv::conv_batch_norm_train((x, kernel), conv, affine, eps, epilogue)
             .map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A residual block with batch statistics as one fused first-order op
+/// (`cpu_ops::conv::residual_block_train`): `(out, [(μ₁, σ²₁), (μ₂, σ²₂)])`, or `None` where
+/// [`conv_batch_norm_train`] would not fuse (the caller composes the block then).
+pub(crate) fn residual_block_train(
+    x: &Tensor,
+    layers: [ConvBn; 2],
+    shortcut_pad: Option<usize>,
+    eps: f64,
+) -> Result<Option<BlockOutput>> {
+    if custom(x) && !keeps_gradient_graphs() {
+        crate::cpu_ops::conv::residual_block_train(x, layers, shortcut_pad, eps).map(Some)
     } else {
         Ok(None)
     }

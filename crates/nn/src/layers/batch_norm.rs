@@ -117,14 +117,7 @@ impl BatchNorm2d {
             }
             BnRun::Batch { momentum } => {
                 let (n, _, h, w) = x.primal().dims4()?;
-                let (ho, wo) = conv.output_sides((h, w));
-                let count = n * ho * wo;
-                if count < 2 {
-                    return Err(Error::BatchTooSmall {
-                        layer: self.name.clone(),
-                        values: count,
-                    });
-                }
+                let count = self.checked_count(conv, (n, h, w))?;
                 let (gamma, beta) = (ctx.param(self.weight), ctx.param(self.bias));
                 let (out, mean, var) = match Self::fused(ctx, conv, x, (gamma, beta), &then)? {
                     Some((out, mean, var)) => (V::constant(out), mean, var),
@@ -140,6 +133,69 @@ impl BatchNorm2d {
                 Ok(out)
             }
         }
+    }
+
+    /// The values per channel of `conv(x)` for `x` of `N` samples of sides `(H, W)`,
+    /// `N·Ho·Wo`, of which batch statistics need at least two.
+    fn checked_count(&self, conv: &Conv2d, (n, h, w): (usize, usize, usize)) -> Result<usize> {
+        let (ho, wo) = conv.output_sides((h, w));
+        let count = n * ho * wo;
+        if count < 2 {
+            return Err(Error::BatchTooSmall {
+                layer: self.name.clone(),
+                values: count,
+            });
+        }
+        Ok(count)
+    }
+
+    /// A residual block `relu(BN₂(conv₂(relu(BN₁(conv₁(x))))) + skip(x))` with batch
+    /// statistics as one fused op (`ops::residual_block_train`: its inner gradient never
+    /// goes through candle's gradient store), running statistics updated when training;
+    /// `None` where it does not fuse (dual values, eval mode, other devices): the caller
+    /// composes the block from [`forward_conv`](Self::forward_conv). `shortcut_pad`: `None`
+    /// for the identity shortcut, `Some(p)` for option A.
+    pub(crate) fn forward_residual_block<V: Value>(
+        ctx: &Ctx<V>,
+        layers: [(&Conv2d, &BatchNorm2d); 2],
+        x: &V,
+        shortcut_pad: Option<usize>,
+    ) -> Result<Option<V>> {
+        let (BnRun::Batch { momentum }, Some(x)) = (ctx.bn, x.as_plain()) else {
+            return Ok(None);
+        };
+        let mut fused = Vec::with_capacity(2);
+        let (n, _, mut h, mut w) = x.dims4()?;
+        let mut counts = [0; 2];
+        for ((conv, bn), count) in layers.iter().zip(&mut counts) {
+            let plain = (
+                conv.kernel(ctx).as_plain(),
+                ctx.param(bn.weight).as_plain(),
+                ctx.param(bn.bias).as_plain(),
+            );
+            let (Some(kernel), Some(gamma), Some(beta)) = plain else {
+                return Ok(None);
+            };
+            *count = bn.checked_count(conv, (n, h, w))?;
+            (h, w) = conv.output_sides((h, w));
+            fused.push(ops::ConvBn {
+                kernel,
+                gamma,
+                beta,
+                conv: conv.padding_stride(),
+            });
+        }
+        let layers_fused = [fused[0], fused[1]];
+        let Some((out, stats)) = ops::residual_block_train(x, layers_fused, shortcut_pad, EPS)?
+        else {
+            return Ok(None);
+        };
+        if let Some(m) = momentum {
+            for (((_, bn), (mean, var)), count) in layers.iter().zip(&stats).zip(counts) {
+                bn.update_running(ctx, m, mean, var, count)?;
+            }
+        }
+        Ok(Some(V::constant(out)))
     }
 
     /// `then(BN(conv(x)))` with batch statistics as one fused op, with `(μ, σ²)`, when

@@ -47,6 +47,11 @@ impl BasicBlock {
     }
 
     fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
+        let layers = [(&self.conv1, &self.bn1), (&self.conv2, &self.bn2)];
+        let pad = self.shortcut.map(|planes| planes / 4);
+        if let Some(out) = BatchNorm2d::forward_residual_block(ctx, layers, x, pad)? {
+            return Ok(out);
+        }
         let out = self.bn1.forward_conv(ctx, &self.conv1, x, Then::Relu)?;
         let skip = match self.shortcut {
             Some(planes) => shortcut_a(x, planes)?,
