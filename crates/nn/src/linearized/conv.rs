@@ -128,34 +128,40 @@ impl ConvPlan {
         shift: bool,
     ) -> Result<[Option<Tensor>; 3]> {
         let ybar = self.ybar.as_ref();
-        let (u_k, u_s) = match &self.x {
-            Some(x) => {
-                let terms = [Some((x, u_y)), x_dot.zip(ybar)];
-                let (dk, ds) = (self.g.k_dims(), [self.g.c_out]);
-                let dims: &[&[usize]] = if shift { &[&dk, &ds] } else { &[&dk] };
-                let mut out =
-                    by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, dims, |v, _| {
-                        let (dk, ds) = self.kernel_adjoint(v, shift)?;
-                        Ok([Some(dk), ds].into_iter().flatten().collect())
-                    }))?
-                    .into_iter();
-                (out.next(), out.next())
+        // The kernel's and the input's adjoints side by side (each is bit-identical for any
+        // thread count; the last pieces of one overlap the other's).
+        let kernel_side = || -> Result<(Option<Tensor>, Option<Tensor>)> {
+            match &self.x {
+                Some(x) => {
+                    let terms = [Some((x, u_y)), x_dot.zip(ybar)];
+                    let (dk, ds) = (self.g.k_dims(), [self.g.c_out]);
+                    let dims: &[&[usize]] = if shift { &[&dk, &ds] } else { &[&dk] };
+                    let mut out =
+                        by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, dims, |v, _| {
+                            let (dk, ds) = self.kernel_adjoint(v, shift)?;
+                            Ok([Some(dk), ds].into_iter().flatten().collect())
+                        }))?
+                        .into_iter();
+                    Ok((out.next(), out.next()))
+                }
+                None if shift => Ok((None, Some(channel_sum(u_y)?))),
+                None => Ok((None, None)),
             }
-            None if shift => (None, Some(channel_sum(u_y)?)),
-            None => (None, None),
         };
-        let u_x = match &self.kernel {
-            Some(k) => {
-                let terms = [Some((u_y, k)), ybar.zip(k_dot)];
-                let dims = self.g.x_dims();
-                Some(single(
-                    by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, &[&dims], |v, _| {
-                        Ok(vec![self.input_adjoint(v)?])
-                    }))?,
-                )?)
-            }
-            None => None,
+        let input_side = || -> Result<Option<Tensor>> {
+            let Some(k) = &self.kernel else {
+                return Ok(None);
+            };
+            let terms = [Some((u_y, k)), ybar.zip(k_dot)];
+            let dims = self.g.x_dims();
+            Ok(Some(single(
+                by_dtype!(self.dtype, T => run_pairs::<T>(&terms, None, &[&dims], |v, _| {
+                    Ok(vec![self.input_adjoint(v)?])
+                }))?,
+            )?))
         };
+        let (kernel, input) = rayon::join(kernel_side, input_side);
+        let ((u_k, u_s), u_x) = (kernel?, input?);
         Ok([u_x, u_k, u_s])
     }
 

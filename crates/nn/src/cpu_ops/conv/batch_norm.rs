@@ -262,16 +262,16 @@ impl CpuOp<3> for ConvBatchNormGrad {
         let (dy, daffine) = bn::backward(&saved.dims, &saved.stats, &h.dense()?, y)?;
         let params = params.dense()?;
         let k = &params[..params.len() - daffine.len()];
-        let mut dparams = kernels::weight_grad(&g, Input::single(&x.dense()?), &dy)?;
+        let x = x.dense()?;
+        let (mut dparams, dx) = kernels::gradients(&g, Input::single(&x), &dy, k, self.input_grad)?;
         dparams.extend_from_slice(&daffine);
         let len = dparams.len();
         self.param_grad
             .set(Tensor::from_vec(dparams, len, &Device::Cpu)?)
             .map_err(|_| Error::Msg("batch norm: backward pass run twice".into()))?;
-        if !self.input_grad {
+        let Some(dx) = dx else {
             return Ok((Vec::new(), Shape::from(0)));
-        }
-        let dx = kernels::input_grad(&g, &dy, k)?;
+        };
         let len = dx.len();
         Ok((dx, Shape::from(len)))
     }

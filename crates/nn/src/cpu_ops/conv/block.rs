@@ -300,10 +300,12 @@ impl CpuOp<3> for ResidualBlockGrad {
         // Through the residual's ReLU: the gradient of the shortcut and of BN₂'s output.
         let h = bn::residual_mask(&saved.dims[1], &saved.stats[1], (&g.dense()?, y2, &skip))?;
         let (dy2, daffine2) = bn::backward(&saved.dims[1], &saved.stats[1], &h, y2)?;
-        let dk2 = kernels::weight_grad(&g2, Input::single(inner), &dy2)?;
-        let d_inner = kernels::input_grad(&g2, &dy2, k2)?;
+        let (dk2, Some(d_inner)) = kernels::gradients(&g2, Input::single(inner), &dy2, k2, true)?
+        else {
+            bail!("residual block: the inner activation got no gradient")
+        };
         let (dy1, daffine1) = bn::backward(&saved.dims[0], &saved.stats[0], &d_inner, y1)?;
-        let dk1 = kernels::weight_grad(&g1, Input::single(&x), &dy1)?;
+        let (dk1, dx) = kernels::gradients(&g1, Input::single(&x), &dy1, k1, self.input_grad)?;
         let mut dparams = dk1;
         dparams.extend(daffine1);
         dparams.extend(dk2);
@@ -312,10 +314,9 @@ impl CpuOp<3> for ResidualBlockGrad {
         self.param_grad
             .set(Tensor::from_vec(dparams, len, &Device::Cpu)?)
             .map_err(|_| Error::Msg("residual block: backward pass run twice".into()))?;
-        if !self.input_grad {
+        let Some(mut dx) = dx else {
             return Ok((Vec::new(), Shape::from(0)));
-        }
-        let mut dx = kernels::input_grad(&g1, &dy1, k1)?;
+        };
         match block.shortcut_pad {
             None => add_in_place(&mut dx, &h),
             Some(pad) => add_shortcut_a_adjoint(&mut dx, &h, x_dims, pad),

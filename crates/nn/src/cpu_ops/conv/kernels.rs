@@ -549,6 +549,22 @@ pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: Input<T>, dy: &[T]) -> 
     Ok(dk)
 }
 
+/// `(dk, dx)`: [`weight_grad`] and, when `input_grad`, [`input_grad`] side by side, so that
+/// the last pieces of one overlap the other's rather than each waiting at its own end.
+pub(crate) fn gradients<T: WithDType>(
+    g: &Geometry,
+    x: Input<T>,
+    dy: &[T],
+    k: &[T],
+    input_grad: bool,
+) -> Result<(Vec<T>, Option<Vec<T>>)> {
+    let (dk, dx) = rayon::join(
+        || weight_grad(g, x, dy),
+        || input_grad.then(|| self::input_grad(g, dy, k)).transpose(),
+    );
+    Ok((dk?, dx?))
+}
+
 /// `cat([a, b], axis 1)` for contiguous `a: (n, c_a, …)` and `b: (n, c_b, …)` with `n`
 /// leading blocks: each block of `a` followed by the matching block of `b`.
 pub(crate) fn concat_blocks<T: Copy>(a: &[T], b: &[T], n: usize) -> Vec<T> {
