@@ -174,46 +174,27 @@ fn lane_sum2<T: WithDType>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64
         .fold(head, |s, (&u, &v)| s + f(u.to_f64(), v.to_f64()))
 }
 
-/// `(Σ (a_i − c), Σ (a_i − c)²)` in f64 over 8 interleaved partial sums each
-/// (vectorizable, fixed order).
-fn shifted_moments<T: WithDType>(a: &[T], c: f64) -> (f64, f64) {
-    let (mut first, mut second) = ([0f64; 8], [0f64; 8]);
-    let chunks = a.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for ((s1, s2), &v) in first.iter_mut().zip(&mut second).zip(chunk) {
-            let d = v.to_f64() - c;
-            *s1 += d;
-            *s2 += d * d;
-        }
-    }
-    let head = (first.iter().sum::<f64>(), second.iter().sum::<f64>());
-    tail.iter().fold(head, |(s1, s2), &v| {
-        let d = v.to_f64() - c;
-        (s1 + d, s2 + d * d)
-    })
-}
-
-/// Mean and biased variance per channel of `y` in one pass (f64), with `γ`, `β`
-/// (`affine = [γ, β]`). The sums are of `y − c` with `c` the channel's first value, so
-/// `σ² = mean((y − c)²) − mean(y − c)²` cancels only as much as the mean differs from a
-/// value of the channel: in f64, against the two-pass form, far below f32's rounding.
+/// Mean and biased variance per channel of `y` (two passes, f64), with `γ`, `β`
+/// (`affine = [γ, β]`).
 fn statistics<T: WithDType>(dims: &Dims, y: &[T], affine: &[T], eps: f64) -> Stats {
     let (n, c, plane) = (dims.n, dims.c, dims.plane());
     let count = (n * plane) as f64;
-    let (mean, var): (Vec<f64>, Vec<f64>) = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let shift = y[ch * plane].to_f64();
-            let (s1, s2) = (0..n).fold((0.0, 0.0), |(s1, s2), i| {
-                let at = (i * c + ch) * plane;
-                let (d1, d2) = shifted_moments(&y[at..at + plane], shift);
-                (s1 + d1, s2 + d2)
-            });
-            let (m, m2) = (s1 / count, s2 / count);
-            (shift + m, (m2 - m * m).max(0.0))
-        })
-        .unzip();
+    let per_channel = |sum: &(dyn Fn(usize, &[T]) -> f64 + Sync)| -> Vec<f64> {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                (0..n).fold(0.0, |s, i| {
+                    let at = (i * c + ch) * plane;
+                    s + sum(ch, &y[at..at + plane])
+                }) / count
+            })
+            .collect()
+    };
+    let mean = per_channel(&|_, values| lane_sum(values, |v| v));
+    let var = per_channel(&|ch, values| {
+        let m = mean[ch];
+        lane_sum(values, |v| (v - m) * (v - m))
+    });
     let inv_std = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let (gamma, beta) = affine.split_at(c);
     Stats {
