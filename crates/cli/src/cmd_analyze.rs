@@ -86,7 +86,8 @@ pub struct AnalyzeArgs {
     batch_size: usize,
     /// Memory, in MB, the HVPs of one Hessian may keep between products (its pass recorded
     /// once; beyond this, batches are recomputed per HVP: same results, slower) [default:
-    /// half the available memory]
+    /// half the available memory, the least of the system's and what this process's cgroup,
+    /// e.g. a Slurm job's --mem, leaves]
     #[arg(long, value_name = "MB")]
     hvp_memory: Option<usize>,
     /// Accepted for scripts written before an analysis resumed by itself: the same command
