@@ -17,9 +17,10 @@
 //! recompute `z` (and ReLU's mask) in the backward pass instead of keeping it.
 
 use candle_core::{bail, Result, WithDType};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::custom::par_collect;
+use super::custom::{par_collect, Slots};
 
 /// What follows the normalization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,8 +145,15 @@ impl Dims {
     }
 }
 
+// The per-plane loops below are compiled for several instruction sets (AVX-512, AVX2, …)
+// and the best one the CPU has is chosen at run time: the portable x86-64 baseline (SSE2)
+// handles two f64 lanes at a time, AVX-512 eight. The loops fix their own order of
+// operations (eight explicit f64 lanes, no fused multiply-adds), so every clone gives the
+// same bits.
+
 /// `Σ f(a_i)` in f64 over 8 interleaved partial sums (vectorizable, fixed order).
-fn lane_sum<T: WithDType>(a: &[T], f: impl Fn(f64) -> f64) -> f64 {
+#[multiversion(targets = "simd")]
+fn lane_sum<T: WithDType, F: Fn(f64) -> f64>(a: &[T], f: F) -> f64 {
     let mut acc = [0f64; 8];
     let chunks = a.chunks_exact(8);
     let tail = chunks.remainder();
@@ -159,7 +167,8 @@ fn lane_sum<T: WithDType>(a: &[T], f: impl Fn(f64) -> f64) -> f64 {
 }
 
 /// `Σ f(a_i, b_i)` in f64 over 8 interleaved partial sums (vectorizable, fixed order).
-fn lane_sum2<T: WithDType>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
+#[multiversion(targets = "simd")]
+fn lane_sum2<T: WithDType, F: Fn(f64, f64) -> f64>(a: &[T], b: &[T], f: F) -> f64 {
     let mut acc = [0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ta, tb) = (ca.remainder(), cb.remainder());
@@ -232,47 +241,60 @@ pub(crate) fn forward<T: WithDType>(
     let stats = statistics(dims, y, affine, eps);
     let normalize = Normalize::all(&stats);
     let (plane, out_plane, c) = (dims.plane(), dims.out_plane(), dims.c);
-    let (w, (ho, _)) = (dims.w, dims.pooled());
-    let quarter = T::from_f64(0.25);
-    let rows = || vec![T::from_f64(0.0); 2 * w];
+    let rows = || vec![T::from_f64(0.0); 2 * dims.w];
     let out = par_collect(
         (dims.n * c * out_plane, out_plane),
         &[],
         rows,
         |p, out, rows| {
-            let (k, at) = (normalize[p % c], p * plane..(p + 1) * plane);
-            let src = &y[at.clone()];
-            match dims.act {
-                Act::Identity => out.extend(src.iter().map(|&v| k.apply(v))),
-                Act::Relu => out.extend(src.iter().map(|&v| relu(k.apply(v)))),
-                Act::AddRelu => {
-                    let values = src.iter().zip(&skip[at]);
-                    out.extend(values.map(|(&v, &s)| relu(k.apply(v) + s)));
-                }
-                // Two input rows at a time: normalized and rectified (vectorized), then each
-                // window summed in candle's `avg_pool2d` order, so the pooling rounds as the
-                // composed layer's does.
-                Act::ReluPool2 => {
-                    for pair in src.chunks_exact(2 * w).take(ho) {
-                        for (r, &v) in rows.iter_mut().zip(pair) {
-                            *r = relu(k.apply(v));
-                        }
-                        let (top, bottom) = rows.split_at(w);
-                        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-                        out.extend(windows.map(|(t, b)| {
-                            let mut sum = T::from_f64(0.0);
-                            sum += t[0];
-                            sum += t[1];
-                            sum += b[0];
-                            sum += b[1];
-                            sum * quarter
-                        }));
-                    }
-                }
-            }
+            let at = p * plane..(p + 1) * plane;
+            let skip = skip.get(at.clone()).unwrap_or(&[]);
+            forward_plane(dims, normalize[p % c], (&y[at], skip), out, rows);
         },
     )?;
     Ok((out, stats))
+}
+
+/// The output plane of one `(sample, channel)` plane `src` (and its `skip` plane, empty
+/// unless [`Act::AddRelu`]); `rows` is scratch of two input rows.
+#[multiversion(targets = "simd")]
+fn forward_plane<T: WithDType>(
+    dims: &Dims,
+    k: Normalize<T>,
+    (src, skip): (&[T], &[T]),
+    out: &mut Slots<'_, T>,
+    rows: &mut [T],
+) {
+    match dims.act {
+        Act::Identity => out.extend(src.iter().map(|&v| k.apply(v))),
+        Act::Relu => out.extend(src.iter().map(|&v| relu(k.apply(v)))),
+        Act::AddRelu => {
+            let values = src.iter().zip(skip);
+            out.extend(values.map(|(&v, &s)| relu(k.apply(v) + s)));
+        }
+        // Two input rows at a time: normalized and rectified (vectorized), then each
+        // window summed in candle's `avg_pool2d` order, so the pooling rounds as the
+        // composed layer's does.
+        Act::ReluPool2 => {
+            let (w, (ho, _)) = (dims.w, dims.pooled());
+            let quarter = T::from_f64(0.25);
+            for pair in src.chunks_exact(2 * w).take(ho) {
+                for (r, &v) in rows.iter_mut().zip(pair) {
+                    *r = relu(k.apply(v));
+                }
+                let (top, bottom) = rows.split_at(w);
+                let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                out.extend(windows.map(|(t, b)| {
+                    let mut sum = T::from_f64(0.0);
+                    sum += t[0];
+                    sum += t[1];
+                    sum += b[0];
+                    sum += b[1];
+                    sum * quarter
+                }));
+            }
+        }
+    }
 }
 
 /// `h = g ⊙ 1[BN(y) + skip ≥ 0]`, the output gradient `g` through a residual epilogue
@@ -286,24 +308,36 @@ pub(crate) fn residual_mask<T: WithDType>(
         bail!("batch norm: residual gradient of mismatched lengths for {dims:?}")
     }
     let normalize = Normalize::all(stats);
-    let (zero, plane, c) = (T::from_f64(0.0), dims.plane(), dims.c);
+    let (plane, c) = (dims.plane(), dims.c);
     par_collect(
         (y.len(), plane),
         &[],
         || (),
         |p, out, _| {
-            let k = normalize[p % c];
             let at = p * plane..(p + 1) * plane;
-            let values = y[at.clone()].iter().zip(&skip[at.clone()]).zip(&g[at]);
-            out.extend(values.map(|((&v, &s), &g)| if k.apply(v) + s >= zero { g } else { zero }));
+            let planes = (&g[at.clone()], &y[at.clone()], &skip[at]);
+            residual_mask_plane(normalize[p % c], planes, out);
         },
     )
+}
+
+/// [`residual_mask`] of one plane.
+#[multiversion(targets = "simd")]
+fn residual_mask_plane<T: WithDType>(
+    k: Normalize<T>,
+    (g, y, skip): (&[T], &[T], &[T]),
+    out: &mut Slots<'_, T>,
+) {
+    let zero = T::from_f64(0.0);
+    let values = y.iter().zip(skip).zip(g);
+    out.extend(values.map(|((&v, &s), &g)| if k.apply(v) + s >= zero { g } else { zero }));
 }
 
 /// `h = ∂L/∂z` of plane `p`, from the output gradient `g` through the epilogue: written
 /// into the scratch `h` for a ReLU, `g`'s own plane for none ([`Act::Identity`], and
 /// [`Act::AddRelu`], whose `g` is [`residual_mask`]'s `h`); `spread` is scratch of one
 /// row (`w` values).
+#[multiversion(targets = "simd")]
 fn plane_grad<'a, T: WithDType>(
     dims: &Dims,
     (k, p): (Normalize<T>, usize),
@@ -400,11 +434,7 @@ pub(crate) fn backward<T: WithDType>(
         let (k, [scale, slope, shift]) = (normalize[ch], coefficients[ch]);
         let h = plane_grad(dims, (k, p), (g, y), (h, spread));
         let values = &y[p * plane..(p + 1) * plane];
-        out.extend(
-            h.iter()
-                .zip(values)
-                .map(|(&h, &v)| h * scale - (v - k.mean) * slope - shift),
-        );
+        input_grad_plane(k.mean, [scale, slope, shift], (h, values), out);
     })?;
     let daffine = (0..2 * c)
         .map(|i| match i.checked_sub(c) {
@@ -413,4 +443,19 @@ pub(crate) fn backward<T: WithDType>(
         })
         .collect();
     Ok((dy, daffine))
+}
+
+/// `∂y = h·scale − (y − μ)·slope − shift` of one plane (see [`backward`]).
+#[multiversion(targets = "simd")]
+fn input_grad_plane<T: WithDType>(
+    mean: T,
+    [scale, slope, shift]: [T; 3],
+    (h, y): (&[T], &[T]),
+    out: &mut Slots<'_, T>,
+) {
+    out.extend(
+        h.iter()
+            .zip(y)
+            .map(|(&h, &v)| h * scale - (v - mean) * slope - shift),
+    );
 }
