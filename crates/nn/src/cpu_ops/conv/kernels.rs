@@ -15,6 +15,7 @@
 use candle_core::{bail, Result, WithDType};
 use rayon::prelude::*;
 
+use super::rows;
 use crate::cpu_ops::custom::write_slice;
 use crate::cpu_ops::gemm::{matmul, matmul_uninit, Mat, Threads};
 
@@ -124,7 +125,7 @@ impl Geometry {
     }
 
     /// Output columns `[lo, hi)` whose input column `ox·s + kj − p` lies inside `[0, w)`.
-    fn valid_cols(&self, kj: usize) -> (usize, usize) {
+    pub(super) fn valid_cols(&self, kj: usize) -> (usize, usize) {
         let (s, p) = (self.stride, self.padding);
         let lo = p.saturating_sub(kj).div_ceil(s);
         let hi = if self.w + p > kj {
@@ -203,7 +204,7 @@ impl<'a, T> Input<'a, T> {
     }
 
     /// Channel `c` of sample `i` (an `h·w` plane).
-    fn plane(&self, g: &Geometry, i: usize, c: usize) -> &'a [T] {
+    pub(super) fn plane(&self, g: &Geometry, i: usize, c: usize) -> &'a [T] {
         let plane = g.h * g.w;
         let split = self.split.min(g.c_in);
         let (part, channels, c) = if c < split {
@@ -273,7 +274,7 @@ fn zero_edges<T: WithDType>(rows: &mut [T], w: usize, (lo, hi): (usize, usize)) 
 /// `(ki − p)·w + kj − p` entries, so it is one contiguous copy, then the entries that
 /// wrapped around a row edge (columns outside `[lo, hi)`) or fell outside the plane are
 /// zeroed. Row-by-row copies of ~32 values cost more in call overhead than in bytes.
-fn shifted_plane<T: WithDType>(
+pub(super) fn shifted_plane<T: WithDType>(
     g: &Geometry,
     plane: &[T],
     dst: &mut [T],
@@ -359,6 +360,18 @@ fn check_len(what: &str, len: usize, expected: usize) -> Result<()> {
     Ok(())
 }
 
+/// Scratch of one task for chunks of `nb` samples: a patch matrix (or [`rows`]'
+/// expansion, which needs less) and a GEMM output of the chunk's width.
+fn scratch<T: WithDType>(g: &Geometry, nb: usize) -> (Vec<T>, Vec<T>) {
+    let zero = T::from_f64(0.0);
+    let (col, wide) = if rows::applies(g) {
+        (rows::expansion_len(g, nb), rows::stacked_len(g, nb))
+    } else {
+        (g.patch() * nb * g.pixels(), nb * g.y_len())
+    };
+    (vec![zero; col], vec![zero; wide])
+}
+
 /// `y = conv(x, k) + b` for an input `x: (n, c_in, h, w)`, a contiguous kernel
 /// `k: (c_out, c_in, kh, kw)` and an optional per-output-channel shift `b: (c_out,)` (folded
 /// into the GEMM: the output starts as `b` and the product is accumulated onto it, so the
@@ -375,24 +388,23 @@ pub(crate) fn forward<T: WithDType>(
         check_len("shift", b.len(), g.c_out)?;
     }
     let nb = g.samples_per_gemm();
-    let zero = T::from_f64(0.0);
     let len = g.n * g.y_len();
     // The output is written once, by the GEMM or by copies, never zero-filled first (the
     // fill was ~3% of a CNN training step).
     let mut y = Vec::with_capacity(len);
     let kernel = Mat::row_major(k, g.c_out, g.patch());
+    let taps = rows::applies(g).then(|| rows::kernel_rows(g, k));
     y.spare_capacity_mut()[..len]
         .par_chunks_mut((nb * g.y_len()).max(1))
         .enumerate()
         .with_min_len(g.chunks_per_thread())
         .try_for_each_init(
-            || {
-                (
-                    vec![zero; g.patch() * nb * g.pixels()],
-                    vec![zero; nb * g.y_len()],
-                )
-            },
+            || scratch(g, nb),
             |(col, wide), (chunk, y_c)| {
+                if let Some(taps) = &taps {
+                    let input = (&x, chunk * nb);
+                    return rows::forward_chunk(g, input, (taps, shift), (col, wide), y_c);
+                }
                 let m = y_c.len() / g.y_len();
                 let cols = m * g.pixels();
                 for j in 0..m {
@@ -508,18 +520,20 @@ pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: Input<T>, dy: &[T]) -> 
     let nb = g.samples_per_gemm();
     let zero = T::from_f64(0.0);
     let size = g.c_out * g.patch();
+    let by_rows = rows::applies(g);
     let partials: Vec<Vec<T>> = dy
         .par_chunks((nb * g.y_len()).max(1))
         .enumerate()
         .with_min_len(g.chunks_per_thread())
         .map_init(
-            || {
-                (
-                    vec![zero; g.patch() * nb * g.pixels()],
-                    vec![zero; nb * g.y_len()],
-                )
-            },
-            |(col, wide), (chunk, dy_c)| {
+            || (scratch(g, nb), vec![zero; g.c_out * g.c_in * g.kw]),
+            |((col, wide), part), (chunk, dy_c)| {
+                if by_rows {
+                    let mut dk_t = vec![zero; size];
+                    let input = (&x, chunk * nb);
+                    rows::weight_grad_chunk(g, input, dy_c, (col, wide, part), &mut dk_t)?;
+                    return Ok(dk_t);
+                }
                 let m = dy_c.len() / g.y_len();
                 let cols = m * g.pixels();
                 for j in 0..m {

@@ -35,6 +35,7 @@
 mod batch_norm;
 mod block;
 pub(crate) mod kernels;
+mod rows;
 #[cfg(test)]
 mod tests;
 

@@ -6,8 +6,9 @@
 
 use candle_core::{DType, Tensor, Var};
 
+use super::kernels::Geometry;
 use super::{
-    conv2d, conv2d_add, conv2d_tangent, input_grad, weight_grad, Conv, InputGrad, WeightGrad,
+    conv2d, conv2d_add, conv2d_tangent, input_grad, rows, weight_grad, Conv, InputGrad, WeightGrad,
 };
 use crate::cpu_ops::custom::CpuOp;
 use crate::cpu_ops::test_util::{max_rel, on_threads, seeded, values};
@@ -27,7 +28,7 @@ type Case = (
     usize,
 );
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 13] = [
     (3, 2, 7, 9, 4, 3, 3, 1, 1),
     (3, 2, 7, 9, 4, 3, 3, 1, 2),
     (2, 3, 8, 8, 5, 3, 3, 1, 2),
@@ -37,7 +38,34 @@ const CASES: [Case; 8] = [
     // Wide images: samples go 3 to a GEMM, the last chunk holds 2.
     (5, 2, 15, 14, 3, 3, 3, 1, 1),
     (5, 2, 29, 29, 3, 3, 3, 1, 2),
+    // Stride-1 "same" convolutions with 8 or more input channels take the row-expansion
+    // path (`rows`): five samples stacked in one GEMM (and, transposed, the input
+    // gradient's), three with a 5x5 kernel (two shared zero rows), one sample per GEMM,
+    // and nine chunks of 8 samples and a last one of 1, so that a task reuses its scratch
+    // for a chunk of another layout.
+    (5, 8, 7, 9, 9, 3, 3, 1, 1),
+    (3, 8, 15, 14, 5, 3, 3, 1, 1),
+    (3, 9, 6, 7, 2, 5, 5, 2, 1),
+    (2, 8, 23, 23, 8, 3, 3, 1, 1),
+    (65, 8, 8, 8, 3, 3, 3, 1, 1),
 ];
+
+/// The cases above that were meant for the row-expansion path do take it (forward and
+/// weight gradient; the input gradient too where `c_out ≥ 8`).
+#[test]
+fn row_expansion_cases_take_it() {
+    let geometry = |&(n, c, h, w, o, kh, kw, p, s): &Case| {
+        Geometry::new([n, c, h, w], [o, c, kh, kw], p, s).unwrap()
+    };
+    let taking: Vec<bool> = CASES.iter().map(|c| rows::applies(&geometry(c))).collect();
+    assert_eq!(taking.iter().filter(|&&t| t).count(), 5, "{taking:?}");
+    assert!(CASES[8..].iter().all(|c| rows::applies(&geometry(c))));
+    let flipped = |&(n, _, h, w, o, kh, kw, p, s): &Case| {
+        let c = CASES[8].1;
+        Geometry::new([n, o, h, w], [c, o, kh, kw], p, s).unwrap()
+    };
+    assert!(rows::applies(&flipped(&CASES[8])) && rows::applies(&flipped(&CASES[11])));
+}
 
 fn tolerance(dtype: DType) -> f64 {
     if dtype == DType::F64 {
@@ -302,19 +330,21 @@ fn strided_arguments() {
 /// reproducible on any machine.
 #[test]
 fn bit_identical_across_thread_counts() {
-    let case = (9, 3, 8, 8, 4, 3, 3, 1, 1);
-    let (x, k, r) = operands(case, DType::F32, 7);
-    let run = |threads: usize| {
-        on_threads(threads, || {
-            [
-                conv2d(&x, &k, 1, 1).unwrap(),
-                input_grad(&r, &k, 1, 1, (8, 8)).unwrap(),
-                weight_grad(&x, &r, 1, 1, (3, 3)).unwrap(),
-            ]
-            .map(|t| values(&t))
-        })
-    };
-    assert_eq!(run(1), run(3));
+    // im2col, and the row expansion (two chunks of 8 and 1 samples).
+    for case in [(9, 3, 8, 8, 4, 3, 3, 1, 1), (9, 8, 8, 8, 8, 3, 3, 1, 1)] {
+        let (x, k, r) = operands(case, DType::F32, 7);
+        let run = |threads: usize| {
+            on_threads(threads, || {
+                [
+                    conv2d(&x, &k, 1, 1).unwrap(),
+                    input_grad(&r, &k, 1, 1, (8, 8)).unwrap(),
+                    weight_grad(&x, &r, 1, 1, (3, 3)).unwrap(),
+                ]
+                .map(|t| values(&t))
+            })
+        };
+        assert_eq!(run(1), run(3), "{case:?}");
+    }
 }
 
 /// Bad shapes are errors, not panics.
