@@ -12,8 +12,10 @@
 //! `[k' | k̇']·[patches(u_y); patches(ȳ)]`; other strides take `col2im([k; k̇]ᵀ·[u_y; ȳ])`.
 //! The primal operands `x`, `ȳ` and the kernel are the [`ConvPlan`]'s, fixed for all HVPs.
 //!
-//! Patch matrices are built per chunk of samples (at least 512 GEMM columns, as
-//! `cpu_ops::conv::kernels`) in a per-thread scratch buffer that stays in cache, rather than
+//! The two forward-shaped products (`ẏ` and the stride-1 input adjoint) are convolutions of
+//! a channel-stacked input and run on the training ops' kernel (`cpu_ops::conv::kernels`,
+//! im2col or the row expansion). Patch matrices are built per chunk of samples (at least
+//! 512 GEMM columns) in a per-thread scratch buffer that stays in cache, rather than
 //! cached whole: rebuilding them from the activations measured faster than streaming
 //! cached ones from memory. Chunks run in parallel on rayon's pool, each GEMM on one
 //! thread, and the kernel adjoint's per-chunk parts are added in chunk order, so results do
@@ -23,7 +25,9 @@ use candle_core::{bail, DType, Device, Result, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
 use crate::cpu_ops::channel_sum::channel_sums;
-use crate::cpu_ops::conv::kernels::{col2im, concat_blocks, im2col, interleave, Geometry, Input};
+use crate::cpu_ops::conv::kernels::{
+    self, col2im, concat_blocks, im2col, interleave, Geometry, Input,
+};
 use crate::cpu_ops::custom::dense;
 use crate::cpu_ops::gemm::{matmul, Mat, Threads};
 
@@ -111,7 +115,9 @@ impl ConvPlan {
         let dims = self.g.y_dims();
         single(
             by_dtype!(self.dtype, T => run_pairs::<T>(&terms, s_dot, &[&dims], |v, s| {
-                Ok(vec![Forward { plan: self }.run(v, s)?])
+                let inputs: Vec<&[T]> = v.iter().map(|(x, _)| *x).collect();
+                let kernels: Vec<&[T]> = v.iter().map(|(_, k)| *k).collect();
+                Ok(vec![stacked_forward(&self.g, &inputs, &kernels, s)?])
             }))?,
         )
     }
@@ -260,7 +266,7 @@ impl ConvPlan {
                 let flipped: Vec<Vec<T>> = pairs.iter().map(|(_, k)| flip(&self.g, k)).collect();
                 let kernels: Vec<&[T]> = flipped.iter().map(Vec::as_slice).collect();
                 let inputs: Vec<&[T]> = pairs.iter().map(|(b, _)| *b).collect();
-                Forward { plan: self }.stacked(&f, &inputs, &kernels, None)
+                stacked_forward(&f, &inputs, &kernels, None)
             }
             None => self.col2im_adjoint(pairs),
         }
@@ -305,80 +311,34 @@ impl ConvPlan {
     }
 }
 
-/// Forward convolutions of stacked inputs by stacked kernels.
-struct Forward<'a> {
-    plan: &'a ConvPlan,
-}
-
-impl Forward<'_> {
-    /// `Σ_i conv(x_i, k_i) + s` for the plan's geometry, from the `(x_i, k_i)` pairs.
-    fn run<T: WithDType>(&self, pairs: &[(&[T], &[T])], shift: Option<&[T]>) -> Result<Vec<T>> {
-        let inputs: Vec<&[T]> = pairs.iter().map(|(x, _)| *x).collect();
-        let kernels: Vec<&[T]> = pairs.iter().map(|(_, k)| *k).collect();
-        self.stacked(&self.plan.g, &inputs, &kernels, shift)
-    }
-
-    /// `Σ_i conv(x_i, k_i) (+ s)` for one geometry `g` of each term: one GEMM per chunk,
-    /// `[k_1 | k_2]·[patches(x_1); patches(x_2)]`, its output starting from the shift.
-    fn stacked<T: WithDType>(
-        &self,
-        g: &Geometry,
-        inputs: &[&[T]],
-        kernels: &[&[T]],
-        shift: Option<&[T]>,
-    ) -> Result<Vec<T>> {
-        let (patch, pixels, nb) = (g.patch(), g.pixels(), self.plan.nb());
-        let terms = inputs.len();
-        let kernel = match kernels {
-            [one] => one.to_vec(),
-            [a, b] => concat_blocks(a, b, g.c_out),
-            _ => bail!(
-                "linearized HVP: {} stacked convolution terms",
-                kernels.len()
-            ),
-        };
-        let inner = terms * patch;
-        let mut y = vec![T::zero(); g.n * g.y_len()];
-        y.par_chunks_mut(nb * g.y_len())
-            .enumerate()
-            .with_min_len(g.chunks_per_thread())
-            .try_for_each_init(
-                || {
-                    (
-                        vec![T::zero(); inner * nb * pixels],
-                        vec![T::zero(); nb * g.y_len()],
-                    )
-                },
-                |(col, wide), (c, y_c)| {
-                    let m = y_c.len() / g.y_len();
-                    let cols = m * pixels;
-                    for (i, x) in inputs.iter().enumerate() {
-                        let input = Input::single(x);
-                        let block = &mut col[i * patch * cols..];
-                        for j in 0..m {
-                            im2col(g, &input, c * nb + j, &mut block[j * pixels..], cols);
-                        }
-                    }
-                    let dst = if m == 1 {
-                        &mut *y_c
-                    } else {
-                        &mut wide[..y_c.len()]
-                    };
-                    if let Some(s) = shift {
-                        for (row, &value) in dst.chunks_exact_mut(cols).zip(s) {
-                            row.fill(value);
-                        }
-                    }
-                    let lhs = Mat::row_major(&kernel, g.c_out, inner);
-                    let rhs = Mat::row_major(&col[..inner * cols], inner, cols);
-                    matmul(dst, (cols, 1), lhs, rhs, shift.is_some(), Threads::One)?;
-                    if m > 1 {
-                        interleave(&wide[..y_c.len()], y_c, g.c_out, pixels, true);
-                    }
-                    Ok::<(), candle_core::Error>(())
-                },
+/// `Σ_i conv(x_i, k_i) (+ s)` for one geometry `g` of each term, as one convolution of the
+/// inputs stacked along the channels by the kernels stacked likewise,
+/// `[k_1 | k_2]·[patches(x_1); patches(x_2)]` (the stacked input is read in place): the
+/// training ops' kernel ([`kernels::forward`]), so the HVPs take the same path (im2col, or
+/// the row expansion of stride-1 "same" convolutions) as the gradients they differentiate.
+fn stacked_forward<T: WithDType>(
+    g: &Geometry,
+    inputs: &[&[T]],
+    kernels: &[&[T]],
+    shift: Option<&[T]>,
+) -> Result<Vec<T>> {
+    match (inputs, kernels) {
+        ([x], [k]) => kernels::forward(g, Input::single(x), k, shift),
+        ([a, b], [ka, kb]) => {
+            let wide = Geometry::new(
+                [g.n, 2 * g.c_in, g.h, g.w],
+                [g.c_out, 2 * g.c_in, g.kh, g.kw],
+                g.padding,
+                g.stride,
             )?;
-        Ok(y)
+            let kernel = concat_blocks(ka, kb, g.c_out);
+            kernels::forward(&wide, Input::stacked(a, b, g.c_in), &kernel, shift)
+        }
+        _ => bail!(
+            "linearized HVP: {} stacked convolution inputs and {} kernels",
+            inputs.len(),
+            kernels.len()
+        ),
     }
 }
 
