@@ -11,7 +11,7 @@
 //!   ([`ParamSelection`]), exact, in f32 or f64, with eval-mode or batch-statistics BN.
 //!
 //! - [`CpuOps`]: on the CPU, convolutions, matrix products and ReLUs run saddlescope's
-//!   custom ops (im2col + GEMM, fused shifts, gradients only for tracked operands; exact
+//!   custom ops (GEMMs over im2col or a row expansion, fused shifts, gradients only for tracked operands; exact
 //!   derivatives of every order, bit-identical for any thread count); [`set_cpu_ops`]
 //!   switches back to candle's own for comparisons.
 //!

@@ -1,5 +1,8 @@
 //! The three convolution kernels on contiguous slices: forward, input gradient and weight
-//! gradient, each as im2col/col2im around one GEMM per sample, samples in parallel.
+//! gradient, each as im2col/col2im around one GEMM per chunk of samples, chunks in
+//! parallel. The forward and weight gradient of a stride-1 "same" convolution with enough
+//! input channels go to [`rows`] instead (a `kw`-fold row expansion, `kh` GEMMs); the
+//! input gradient of one is such a forward convolution.
 //!
 //! For one sample with `col = im2col(x): (C_in·kh·kw, Ho·Wo)` and the kernel viewed as
 //! `K: (C_out, C_in·kh·kw)`:

@@ -4,7 +4,8 @@
 //! gradient is a convolution with a huge inner dimension and nine outputs; together they
 //! made ~70% of a ResNet-32 gradient. Here all three maps are im2col/col2im around a GEMM
 //! (the `gemm` crate candle itself uses), samples in parallel with rayon
-//! ([`kernels`]). The input gradient of a stride-1 convolution is a forward convolution
+//! ([`kernels`]); stride-1 "same" convolutions of 8 or more input channels replace im2col
+//! by a 3x smaller row expansion and one GEMM per kernel row ([`rows`]). The input gradient of a stride-1 convolution is a forward convolution
 //! with the flipped kernel (a GEMM with inner dimension `C_out·k²` rather than `C_out`).
 //!
 //! With `y = conv(x, k)` (padding `p`, stride `s`) the three ops are bilinear and each
