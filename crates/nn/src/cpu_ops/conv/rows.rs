@@ -205,21 +205,30 @@ pub(crate) fn weight_grad_chunk<T: WithDType>(
     let m = dy_c.len() / g.y_len();
     let stack = Stack::of(g, m);
     expand(g, x, (first, m), buf);
-    let dy = if m == 1 {
-        dy_c
-    } else {
-        // The output gradient in the stacked layout, zero on the rows between samples.
-        let dst = &mut wide[..g.c_out * stack.cols];
-        dst.fill(zero);
-        let pixels = g.pixels();
-        for (at, values) in dy_c.chunks_exact(pixels).enumerate() {
-            let (j, o) = (at / g.c_out, at % g.c_out);
-            let start = o * stack.cols + Stack::sample_start(g, j);
-            dst[start..start + pixels].copy_from_slice(values);
+    // The output gradient transposed (`cols × c_out`, the column-major left operand gemm
+    // reads in place) in the stacked layout, zero on the rows between samples: gemm would
+    // otherwise transpose (pack) the row-major `dy` again for every kernel row.
+    let dy_t = &mut wide[..g.c_out * stack.cols];
+    if m > 1 {
+        dy_t.fill(zero);
+    }
+    let pixels = g.pixels();
+    for (j, sample) in dy_c.chunks_exact(g.y_len()).enumerate() {
+        let start = Stack::sample_start(g, j) * g.c_out;
+        let column = &mut dy_t[start..start + pixels * g.c_out];
+        for (q, values) in column.chunks_exact_mut(g.c_out).enumerate() {
+            for (o, v) in values.iter_mut().enumerate() {
+                *v = sample[o * pixels + q];
+            }
         }
-        &*dst
+    }
+    let dy = Mat {
+        data: &*dy_t,
+        rows: g.c_out,
+        cols: stack.cols,
+        rs: 1,
+        cs: g.c_out,
     };
-    let dy = Mat::row_major(dy, g.c_out, stack.cols);
     let inner = g.c_in * g.kw;
     for ki in 0..g.kh {
         // part[(c·kw + kj)·c_out + o] = Σ_q dy[o, q] · expansion[(c, kj), q + ki·w]
