@@ -246,13 +246,14 @@ def last_json(cmd, env=None):
 def compare(args):
     """Runs both sides for every case, alternating them round by round, with the same
     number of threads (saddlescope's via RAYON_NUM_THREADS), and prints the ratios of wall
-    and CPU times."""
+    and CPU times. `--kind` keeps that kind's cases only (all without it)."""
+    cases = [case for case in CASES if args.kind in (None, case[1][1])]
     common = ["--epochs", str(args.epochs), "--repeats", str(args.repeats)]
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    rows = {label: [] for label, *_ in CASES}
+    rows = {label: [] for label, *_ in cases}
     start = loadavg()
     for _ in range(args.rounds):
-        for label, ours, theirs, wall, cpu in CASES:
+        for label, ours, theirs, wall, cpu in cases:
             s = last_json([args.compare, "bench", "train", *ours, *common], env)
             t = last_json([sys.executable, __file__, *theirs, *common,
                            "--threads", str(args.threads)])
@@ -263,7 +264,7 @@ def compare(args):
           f"alternating saddlescope and PyTorch {torch.__version__}, {args.threads} threads "
           f"each; epochs: median of epochs 2..{args.epochs}; steps: median of {args.repeats}")
     print(" | ".join(("case", "wall saddlescope", "wall PyTorch", "wall s/t", "CPU s/t")))
-    for label, *_, wall, _cpu in CASES:
+    for label, *_, wall, _cpu in cases:
         unit = "s" if wall.endswith("_s") else "ms"
         runs = rows[label]
         print(" | ".join((
@@ -279,7 +280,8 @@ def compare(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", default="epoch", choices=["epoch", "step"])
+    parser.add_argument("--kind", default=None, choices=["epoch", "step"],
+                        help="default: epoch; with --compare, both kinds")
     parser.add_argument("--model", default=None, choices=["mlp", "cnn", "resnet32"],
                         help="default: cnn (epoch), resnet32 (step)")
     parser.add_argument("--batch", type=int, default=None, help="step only; default 128")
@@ -296,6 +298,7 @@ def main():
     if args.compare:
         compare(args)
         return
+    args.kind = args.kind or "epoch"
     if args.model is None:
         args.model = "cnn" if args.kind == "epoch" else "resnet32"
     result = epochs(args) if args.kind == "epoch" else step(args)
