@@ -140,9 +140,9 @@ impl ConvBatchNorm {
         }
         let params = params.dense()?;
         let (k, affine) = self.split(&params)?;
-        let y = kernels::forward(&g, Input::single(&x.dense()?), k, None)?;
+        let (y, moments) = kernels::forward_moments(&g, Input::single(&x.dense()?), k)?;
         let skip = skip.map(|s| s.dense()).transpose()?;
-        let (out, stats) = bn::forward(&dims, &y, affine, skip.as_deref(), self.eps)?;
+        let (out, stats) = bn::forward(&dims, (&y, &moments), affine, skip.as_deref(), self.eps)?;
         let saved = Saved {
             y: T::to_cpu_storage_owned(y),
             dims,

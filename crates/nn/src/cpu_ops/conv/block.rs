@@ -225,11 +225,12 @@ impl CpuOp<2> for ResidualBlock {
         let params = params.dense()?;
         let [(k1, affine1), (k2, affine2)] = self.split(&params)?;
         let x = x.dense()?;
-        let y1 = kernels::forward(&g1, Input::single(&x), k1, None)?;
-        let (inner, stats1) = bn::forward(&dims[0], &y1, affine1, None, self.eps)?;
-        let y2 = kernels::forward(&g2, Input::single(&inner), k2, None)?;
+        let (y1, moments1) = kernels::forward_moments(&g1, Input::single(&x), k1)?;
+        let (inner, stats1) = bn::forward(&dims[0], (&y1, &moments1), affine1, None, self.eps)?;
+        let (y2, moments2) = kernels::forward_moments(&g2, Input::single(&inner), k2)?;
         let skip = self.skip(&x, x_dims, g2.y_dims())?;
-        let (out, stats2) = bn::forward(&dims[1], &y2, affine2, Some(&skip), self.eps)?;
+        let (out, stats2) =
+            bn::forward(&dims[1], (&y2, &moments2), affine2, Some(&skip), self.eps)?;
         let saved = Saved {
             y: [T::to_cpu_storage_owned(y1), T::to_cpu_storage_owned(y2)],
             inner: T::to_cpu_storage_owned(inner),

@@ -15,10 +15,13 @@
 //! chunk order), and each GEMM runs single-threaded, so results are bit-identical for any
 //! number of threads.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, Result, WithDType};
 use rayon::prelude::*;
 
 use super::rows;
+use crate::cpu_ops::batch_norm::Moments;
 use crate::cpu_ops::custom::write_slice;
 use crate::cpu_ops::gemm::{matmul, matmul_uninit, Mat, Threads};
 
@@ -385,6 +388,31 @@ pub(crate) fn forward<T: WithDType>(
     k: &[T],
     shift: Option<&[T]>,
 ) -> Result<Vec<T>> {
+    Ok(forward_chunks(g, x, (k, shift), |_| ())?.0)
+}
+
+/// `y = conv(x, k)` and the [`Moments`] of each output channel, taken from each chunk of
+/// samples while it is in cache and merged in chunk order (the batch statistics of a batch
+/// norm that follows, without reading `y` again).
+pub(crate) fn forward_moments<T: WithDType>(
+    g: &Geometry,
+    x: Input<T>,
+    k: &[T],
+) -> Result<(Vec<T>, Vec<Moments>)> {
+    let (y, parts) = forward_chunks(g, x, (k, None), |y_c| {
+        Moments::per_channel(y_c, g.c_out, g.pixels())
+    })?;
+    Ok((y, Moments::merge_all(&parts, g.c_out)))
+}
+
+/// [`forward`] chunk by chunk, with `summary` of each chunk's output (`(m, c_out, ho·wo)`)
+/// in chunk order.
+fn forward_chunks<T: WithDType, R: Send>(
+    g: &Geometry,
+    x: Input<T>,
+    (k, shift): (&[T], Option<&[T]>),
+    summary: impl Fn(&[T]) -> R + Sync,
+) -> Result<(Vec<T>, Vec<R>)> {
     x.check(g)?;
     check_len("kernel", k.len(), g.c_out * g.patch())?;
     if let Some(b) = shift {
@@ -397,59 +425,80 @@ pub(crate) fn forward<T: WithDType>(
     let mut y = Vec::with_capacity(len);
     let kernel = Mat::row_major(k, g.c_out, g.patch());
     let taps = rows::applies(g).then(|| rows::kernel_rows(g, k));
-    y.spare_capacity_mut()[..len]
+    let summaries = y.spare_capacity_mut()[..len]
         .par_chunks_mut((nb * g.y_len()).max(1))
         .enumerate()
         .with_min_len(g.chunks_per_thread())
-        .try_for_each_init(
+        .map_init(
             || scratch(g, nb),
             |(col, wide), (chunk, y_c)| {
-                if let Some(taps) = &taps {
-                    let input = (&x, chunk * nb);
-                    return rows::forward_chunk(g, input, (taps, shift), (col, wide), y_c);
-                }
-                let m = y_c.len() / g.y_len();
-                let cols = m * g.pixels();
-                for j in 0..m {
-                    im2col(g, &x, chunk * nb + j, &mut col[j * g.pixels()..], cols);
-                }
-                let col = Mat::row_major(&col[..g.patch() * cols], g.patch(), cols);
-                match (m, shift) {
-                    (1, None) => matmul_uninit(y_c, kernel, col, Threads::One)?,
-                    (1, Some(b)) => {
-                        for (row, &value) in y_c.chunks_exact_mut(cols).zip(b) {
-                            for slot in row {
-                                slot.write(value);
-                            }
-                        }
-                        // SAFETY: the `c_out` rows of `cols` values that make up `y_c`
-                        // (`m = 1`) were all just written with the shift, so the slice is
-                        // initialized; `MaybeUninit<T>` has `T`'s layout.
-                        let dst = unsafe {
-                            std::slice::from_raw_parts_mut(y_c.as_mut_ptr().cast::<T>(), y_c.len())
-                        };
-                        matmul(dst, (cols, 1), kernel, col, true, Threads::One)?;
+                match &taps {
+                    Some(taps) => {
+                        let input = (&x, chunk * nb);
+                        rows::forward_chunk(g, input, (taps, shift), (col, wide), y_c)?;
                     }
-                    _ => {
-                        let dst = &mut wide[..y_c.len()];
-                        if let Some(b) = shift {
-                            for (row, &value) in dst.chunks_exact_mut(cols).zip(b) {
-                                row.fill(value);
-                            }
-                        }
-                        matmul(dst, (cols, 1), kernel, col, shift.is_some(), Threads::One)?;
-                        interleave_with(dst, y_c, (g.c_out, g.pixels()), true, write_slice);
-                    }
+                    None => im2col_chunk(g, (&x, chunk * nb), (kernel, shift), (col, wide), y_c)?,
                 }
-                Ok::<(), candle_core::Error>(())
+                // SAFETY: both kernels write every slot of `y_c` (`rows::forward_chunk` by
+                // contract; `im2col_chunk` as noted at its end), so the slice is
+                // initialized; `MaybeUninit<T>` has `T`'s layout.
+                let y_c =
+                    unsafe { std::slice::from_raw_parts(y_c.as_ptr().cast::<T>(), y_c.len()) };
+                Ok(summary(y_c))
             },
-        )?;
-    // SAFETY: every chunk of the `len` slots was written in full: by the GEMM
-    // (`matmul_uninit` writes all `c_out × cols` entries of a one-sample chunk), by the
-    // shift fill before an accumulating GEMM, or by `interleave_with`, which writes all
-    // `m · c_out · pixels` entries of a chunk of `m` samples.
+        )
+        .collect::<Result<Vec<R>>>()?;
+    // SAFETY: every chunk of the `len` slots was written in full (see the note above).
     unsafe { y.set_len(len) };
-    Ok(y)
+    Ok((y, summaries))
+}
+
+/// One chunk of [`forward`] by im2col and a GEMM: samples `first..` of `x` into `y_c`
+/// (`m·c_out·ho·wo` slots, every one written).
+fn im2col_chunk<T: WithDType>(
+    g: &Geometry,
+    (x, first): (&Input<T>, usize),
+    (kernel, shift): (Mat<T>, Option<&[T]>),
+    (col, wide): (&mut [T], &mut [T]),
+    y_c: &mut [MaybeUninit<T>],
+) -> Result<()> {
+    let m = y_c.len() / g.y_len();
+    let cols = m * g.pixels();
+    for j in 0..m {
+        im2col(g, x, first + j, &mut col[j * g.pixels()..], cols);
+    }
+    let col = Mat::row_major(&col[..g.patch() * cols], g.patch(), cols);
+    match (m, shift) {
+        (1, None) => matmul_uninit(y_c, kernel, col, Threads::One)?,
+        (1, Some(b)) => {
+            for (row, &value) in y_c.chunks_exact_mut(cols).zip(b) {
+                for slot in row {
+                    slot.write(value);
+                }
+            }
+            // SAFETY: the `c_out` rows of `cols` values that make up `y_c`
+            // (`m = 1`) were all just written with the shift, so the slice is
+            // initialized; `MaybeUninit<T>` has `T`'s layout.
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(y_c.as_mut_ptr().cast::<T>(), y_c.len()) };
+            matmul(dst, (cols, 1), kernel, col, true, Threads::One)?;
+        }
+        _ => {
+            let dst = &mut wide[..y_c.len()];
+            if let Some(b) = shift {
+                for (row, &value) in dst.chunks_exact_mut(cols).zip(b) {
+                    row.fill(value);
+                }
+            }
+            matmul(dst, (cols, 1), kernel, col, shift.is_some(), Threads::One)?;
+            interleave_with(dst, y_c, (g.c_out, g.pixels()), true, write_slice);
+        }
+    }
+    // Every slot of `y_c` is written: by the GEMM (`matmul_uninit` writes all
+    // `c_out × cols` entries of a one-sample chunk), by the shift fill before an
+    // accumulating GEMM, or by `interleave_with`, which writes all `m · c_out · pixels`
+    // entries of a chunk of `m` samples.
+    Ok(())
 }
 
 /// `dx = ∂⟨dy, conv(x, k)⟩/∂x` for contiguous `dy: (n, c_out, ho, wo)` and `k`
