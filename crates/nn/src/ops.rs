@@ -192,7 +192,7 @@ pub(crate) fn relu_avg_pool2(x: &Tensor) -> Result<Tensor> {
     }
 }
 
-pub(crate) use crate::cpu_ops::conv::{BlockOutput, ConvBn, Epilogue};
+pub(crate) use crate::cpu_ops::conv::{Block, BlockStats, ConvBn, Epilogue};
 
 /// `epilogue(BN(conv(x, k)))` with batch statistics (convolution padding and stride as
 /// given; `BN(y) = (y − μ)·(σ² + eps)^(−1/2)·γ + β` per channel), with those statistics
@@ -216,17 +216,17 @@ pub(crate) fn conv_batch_norm_train(
     }
 }
 
-/// A residual block with batch statistics as one fused first-order op
-/// (`cpu_ops::conv::residual_block_train`): `(out, [(μ₁, σ²₁), (μ₂, σ²₂)])`, or `None` where
-/// [`conv_batch_norm_train`] would not fuse (the caller composes the block then).
-pub(crate) fn residual_block_train(
+/// A chain of residual blocks with batch statistics as one fused first-order op
+/// (`cpu_ops::conv::residual_blocks_train`): the output and each block's
+/// `[(μ₁, σ²₁), (μ₂, σ²₂)]`, or `None` where [`conv_batch_norm_train`] would not fuse (the
+/// caller composes the blocks then).
+pub(crate) fn residual_blocks_train(
     x: &Tensor,
-    layers: [ConvBn; 2],
-    shortcut_pad: Option<usize>,
+    blocks: &[Block],
     eps: f64,
-) -> Result<Option<BlockOutput>> {
+) -> Result<Option<(Tensor, Vec<BlockStats>)>> {
     if custom(x) && !keeps_gradient_graphs() {
-        crate::cpu_ops::conv::residual_block_train(x, layers, shortcut_pad, eps).map(Some)
+        crate::cpu_ops::conv::residual_blocks_train(x, blocks, eps).map(Some)
     } else {
         Ok(None)
     }

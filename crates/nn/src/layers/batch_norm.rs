@@ -65,6 +65,10 @@ impl<V: Value> Then<'_, V> {
     }
 }
 
+/// One residual block's `[(conv₁, BN₁), (conv₂, BN₂)]` and its option-A shortcut padding
+/// (`None`: the identity shortcut), as [`BatchNorm2d::forward_residual_blocks`] takes it.
+pub(crate) type ResidualLayers<'a> = ([(&'a Conv2d, &'a BatchNorm2d); 2], Option<usize>);
+
 /// `nn.BatchNorm2d`; parameters `{name}.weight`, `{name}.bias`, buffers
 /// `{name}.running_mean`, `{name}.running_var`.
 #[derive(Clone, Debug)]
@@ -149,49 +153,56 @@ impl BatchNorm2d {
         Ok(count)
     }
 
-    /// A residual block `relu(BN₂(conv₂(relu(BN₁(conv₁(x))))) + skip(x))` with batch
-    /// statistics as one fused op (`ops::residual_block_train`: its inner gradient never
-    /// goes through candle's gradient store), running statistics updated when training;
-    /// `None` where it does not fuse (dual values, eval mode, other devices): the caller
-    /// composes the block from [`forward_conv`](Self::forward_conv). `shortcut_pad`: `None`
-    /// for the identity shortcut, `Some(p)` for option A.
-    pub(crate) fn forward_residual_block<V: Value>(
+    /// A chain of residual blocks, each `relu(BN₂(conv₂(relu(BN₁(conv₁(x))))) + skip(x))`
+    /// with batch statistics, as one fused op (`ops::residual_blocks_train`: the gradients
+    /// between and within the blocks never go through candle's gradient store), running
+    /// statistics updated when training; `None` where it does not fuse (dual values, eval
+    /// mode, other devices): the caller composes the blocks from
+    /// [`forward_conv`](Self::forward_conv). A block's shortcut: `None` for the identity,
+    /// `Some(p)` for option A.
+    pub(crate) fn forward_residual_blocks<V: Value>(
         ctx: &Ctx<V>,
-        layers: [(&Conv2d, &BatchNorm2d); 2],
+        blocks: &[ResidualLayers],
         x: &V,
-        shortcut_pad: Option<usize>,
     ) -> Result<Option<V>> {
         let (BnRun::Batch { momentum }, Some(x)) = (ctx.bn, x.as_plain()) else {
             return Ok(None);
         };
-        let mut fused = Vec::with_capacity(2);
+        let mut fused = Vec::with_capacity(blocks.len());
+        let mut counts = Vec::with_capacity(blocks.len());
         let (n, _, mut h, mut w) = x.dims4()?;
-        let mut counts = [0; 2];
-        for ((conv, bn), count) in layers.iter().zip(&mut counts) {
-            let plain = (
-                conv.kernel(ctx).as_plain(),
-                ctx.param(bn.weight).as_plain(),
-                ctx.param(bn.bias).as_plain(),
-            );
-            let (Some(kernel), Some(gamma), Some(beta)) = plain else {
-                return Ok(None);
-            };
-            *count = bn.checked_count(conv, (n, h, w))?;
-            (h, w) = conv.output_sides((h, w));
-            fused.push(ops::ConvBn {
-                kernel,
-                gamma,
-                beta,
-                conv: conv.padding_stride(),
+        for (layers, shortcut_pad) in blocks {
+            let mut pair = Vec::with_capacity(2);
+            for (conv, bn) in layers {
+                let plain = (
+                    conv.kernel(ctx).as_plain(),
+                    ctx.param(bn.weight).as_plain(),
+                    ctx.param(bn.bias).as_plain(),
+                );
+                let (Some(kernel), Some(gamma), Some(beta)) = plain else {
+                    return Ok(None);
+                };
+                counts.push(bn.checked_count(conv, (n, h, w))?);
+                (h, w) = conv.output_sides((h, w));
+                pair.push(ops::ConvBn {
+                    kernel,
+                    gamma,
+                    beta,
+                    conv: conv.padding_stride(),
+                });
+            }
+            fused.push(ops::Block {
+                layers: [pair[0], pair[1]],
+                shortcut_pad: *shortcut_pad,
             });
         }
-        let layers_fused = [fused[0], fused[1]];
-        let Some((out, stats)) = ops::residual_block_train(x, layers_fused, shortcut_pad, EPS)?
-        else {
+        let Some((out, stats)) = ops::residual_blocks_train(x, &fused, EPS)? else {
             return Ok(None);
         };
         if let Some(m) = momentum {
-            for (((_, bn), (mean, var)), count) in layers.iter().zip(&stats).zip(counts) {
+            let layers = blocks.iter().flat_map(|(layers, _)| layers);
+            let stats = stats.iter().flatten();
+            for (((_, bn), (mean, var)), &count) in layers.zip(stats).zip(&counts) {
                 bn.update_running(ctx, m, mean, var, count)?;
             }
         }

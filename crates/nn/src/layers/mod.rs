@@ -10,7 +10,7 @@ mod pool;
 mod shortcut;
 
 pub use activation::Activation;
-pub(crate) use batch_norm::{BatchNorm2d, Then};
+pub(crate) use batch_norm::{BatchNorm2d, ResidualLayers, Then};
 pub(crate) use conv::Conv2d;
 pub(crate) use linear::Linear;
 pub(crate) use normed_linear::NormedLinear;

@@ -11,7 +11,9 @@
 //! `layer{s}.{b}.bn{1,2}.*`, `linear.weight`, `linear.bias` (Linear head only).
 
 use crate::error::Result;
-use crate::layers::{global_avg_pool, shortcut_a, BatchNorm2d, Conv2d, Linear, NormedLinear, Then};
+use crate::layers::{
+    global_avg_pool, shortcut_a, BatchNorm2d, Conv2d, Linear, NormedLinear, ResidualLayers, Then,
+};
 use crate::store::{Builder, Ctx};
 use crate::value::Value;
 
@@ -46,12 +48,14 @@ impl BasicBlock {
         })
     }
 
-    fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
+    /// The layers and shortcut as the fused chain takes them.
+    fn layers(&self) -> ResidualLayers<'_> {
         let layers = [(&self.conv1, &self.bn1), (&self.conv2, &self.bn2)];
-        let pad = self.shortcut.map(|planes| planes / 4);
-        if let Some(out) = BatchNorm2d::forward_residual_block(ctx, layers, x, pad)? {
-            return Ok(out);
-        }
+        (layers, self.shortcut.map(|planes| planes / 4))
+    }
+
+    /// The block composed from its layers (where the fused chain does not apply).
+    fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
         let out = self.bn1.forward_conv(ctx, &self.conv1, x, Then::Relu)?;
         let skip = match self.shortcut {
             Some(planes) => shortcut_a(x, planes)?,
@@ -119,8 +123,14 @@ impl ResNet {
     /// Logits `(N, classes)` of `x: (N, C, H, W)`.
     pub(crate) fn forward<V: Value>(&self, ctx: &Ctx<V>, x: &V) -> Result<V> {
         let mut out = self.bn1.forward_conv(ctx, &self.conv1, x, Then::Relu)?;
-        for block in self.stages.iter().flatten() {
-            out = block.forward(ctx, &out)?;
+        let blocks = self.stages.iter().flatten();
+        let layers: Vec<_> = blocks.clone().map(BasicBlock::layers).collect();
+        if let Some(fused) = BatchNorm2d::forward_residual_blocks(ctx, &layers, &out)? {
+            out = fused;
+        } else {
+            for block in blocks {
+                out = block.forward(ctx, &out)?;
+            }
         }
         let pooled = global_avg_pool(&out)?;
         match &self.head {

@@ -45,7 +45,7 @@ use candle_core::{bail, Result, Shape, Tensor, WithDType};
 use super::channel_sum::channel_sum;
 use super::custom::{apply2, apply3, grad_if, Arg, Cpu, CpuOp};
 pub(crate) use batch_norm::{conv_batch_norm_train, Epilogue};
-pub(crate) use block::{residual_block_train, BlockOutput, ConvBn};
+pub(crate) use block::{residual_blocks_train, Block, BlockStats, ConvBn};
 use kernels::{Geometry, Input};
 
 /// `y = conv2d(x, k)` with the custom op (CPU, f32 or f64).

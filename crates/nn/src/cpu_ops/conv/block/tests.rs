@@ -2,7 +2,8 @@
 //! shortcut built from candle ops): output, both batch norms' statistics and the
 //! gradients of input, kernels, `γ` and `β`, for the identity and the option-A shortcut,
 //! odd sides included; f64 to 1e-12 and f32 to 1e-5 of the largest entry; an untracked
-//! input; bit-identical results for any thread count.
+//! input; bit-identical results for any thread count; a chain of blocks gives the bits of
+//! its blocks applied one by one.
 
 use candle_core::{DType, Tensor, Var};
 
@@ -101,14 +102,13 @@ fn two_ops(ops: &Operands, case: Case) -> (Tensor, Vec<Tensor>) {
 
 fn block(ops: &Operands, case: Case) -> (Tensor, Vec<Tensor>) {
     let pad = (case.2 != 1).then_some(case.1 / 4);
-    let (out, [(m1, v1), (m2, v2)]) = residual_block_train(
+    let (out, [(m1, v1), (m2, v2)]) = one_block(
         ops.x.as_tensor(),
         [
             layer(&ops.layers[0], (1, case.2)),
             layer(&ops.layers[1], (1, 1)),
         ],
         pad,
-        EPS,
     )
     .unwrap();
     (out, vec![m1, v1, m2, v2])
@@ -153,6 +153,20 @@ fn matches_the_two_op_form_in_values_statistics_and_gradients() {
     }
 }
 
+/// A chain of one block.
+fn one_block(
+    x: &Tensor,
+    layers: [ConvBn; 2],
+    shortcut_pad: Option<usize>,
+) -> Result<(Tensor, BlockStats)> {
+    let block = Block {
+        layers,
+        shortcut_pad,
+    };
+    let (out, mut stats) = residual_blocks_train(x, &[block], EPS)?;
+    Ok((out, stats.remove(0)))
+}
+
 /// `ConvBn` of one layer's operands.
 fn layer([k, g, b]: &[Var; 3], conv: (usize, usize)) -> ConvBn<'_> {
     ConvBn {
@@ -169,7 +183,7 @@ fn an_untracked_input_gets_no_gradient_and_the_parameters_the_same() {
     let ops = Operands::new(case, DType::F64);
     let x = ops.x.as_tensor().detach();
     let layers = [layer(&ops.layers[0], (1, 2)), layer(&ops.layers[1], (1, 1))];
-    let (out, _) = residual_block_train(&x, layers, Some(2), EPS).unwrap();
+    let (out, _) = one_block(&x, layers, Some(2)).unwrap();
     let weights = seeded(out.dims(), 99, out.dtype());
     let grads = (&out * &weights)
         .unwrap()
@@ -207,14 +221,79 @@ fn mismatched_shortcuts_and_parameters_are_errors() {
     let ops = Operands::new(CASES[1], DType::F64);
     let layers = [layer(&ops.layers[0], (1, 2)), layer(&ops.layers[1], (1, 1))];
     // The identity cannot be the shortcut of a strided block.
-    let err = residual_block_train(ops.x.as_tensor(), layers, None, EPS).unwrap_err();
+    let err = one_block(ops.x.as_tensor(), layers, None).unwrap_err();
     assert!(err.to_string().contains("shortcut"), "{err}");
     let short = seeded(&[3], 5, DType::F64);
     let wrong = ConvBn {
         gamma: &short,
         ..layers[0]
     };
-    let err =
-        residual_block_train(ops.x.as_tensor(), [wrong, layers[1]], Some(2), EPS).unwrap_err();
+    let err = one_block(ops.x.as_tensor(), [wrong, layers[1]], Some(2)).unwrap_err();
     assert!(err.to_string().contains("affine"), "{err}");
+    let err = residual_blocks_train(ops.x.as_tensor(), &[], EPS).unwrap_err();
+    assert!(err.to_string().contains("empty chain"), "{err}");
+}
+
+/// Three blocks (identity, option A with stride 2, identity on an odd-sided input) as one
+/// chain and one by one: output, every statistic and every gradient, bit for bit.
+#[test]
+fn a_chain_gives_the_bits_of_its_blocks_one_by_one() {
+    let cases: [Case; 3] = [
+        ([3, 4, 7, 9], 4, 1),
+        ([3, 4, 7, 9], 8, 2),
+        ([3, 8, 4, 5], 8, 1),
+    ];
+    for dtype in [DType::F64, DType::F32] {
+        let operands: Vec<Operands> = cases.iter().map(|&c| Operands::new(c, dtype)).collect();
+        let blocks: Vec<Block> = cases
+            .iter()
+            .zip(&operands)
+            .map(|(case, ops)| Block {
+                layers: [
+                    layer(&ops.layers[0], (1, case.2)),
+                    layer(&ops.layers[1], (1, 1)),
+                ],
+                shortcut_pad: (case.2 != 1).then_some(case.1 / 4),
+            })
+            .collect();
+        let x = operands[0].x.as_tensor();
+        let chained = residual_blocks_train(x, &blocks, EPS).unwrap();
+        let mut out = x.clone();
+        let mut stats = Vec::new();
+        for block in &blocks {
+            let (next, block_stats) = one_block(&out, block.layers, block.shortcut_pad).unwrap();
+            out = next;
+            stats.push(block_stats);
+        }
+        let flat = |(out, stats): &(Tensor, Vec<BlockStats>)| {
+            let mut all = vec![out.clone()];
+            for [(m1, v1), (m2, v2)] in stats {
+                all.extend([m1.clone(), v1.clone(), m2.clone(), v2.clone()]);
+            }
+            all
+        };
+        let weights = seeded(out.dims(), 99, dtype);
+        let with_grads = |all: Vec<Tensor>| {
+            let grads = (&all[0] * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let params = operands.iter().flat_map(|ops| ops.layers.iter().flatten());
+            let mut all = all;
+            all.extend(
+                std::iter::once(&operands[0].x)
+                    .chain(params)
+                    .map(|v| grads.get(v.as_tensor()).unwrap().clone()),
+            );
+            all
+        };
+        let ours = with_grads(flat(&chained));
+        let theirs = with_grads(flat(&(out, stats)));
+        assert_eq!(ours.len(), 1 + 12 + 1 + 18);
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(bits(a), bits(b), "{dtype:?} result {i}");
+        }
+    }
 }
