@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use super::rows;
 use crate::cpu_ops::batch_norm::Moments;
-use crate::cpu_ops::custom::write_slice;
+use crate::cpu_ops::custom::{write_slice, PIECE_VALUES};
 use crate::cpu_ops::gemm::{matmul, matmul_uninit, Mat, Threads};
 
 /// Columns a GEMM should have at least: samples are batched side by side until the patch
@@ -602,13 +602,24 @@ pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: Input<T>, dy: &[T]) -> 
             },
         )
         .collect::<Result<_>>()?;
-    let mut partials = partials.into_iter();
-    let mut total_t = partials.next().unwrap_or_else(|| vec![zero; size]);
-    for part in partials {
-        for (t, p) in total_t.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
+    // Each entry sums the chunks in chunk order, whatever the split into pieces.
+    let mut total_t = vec![zero; size];
+    let piece = PIECE_VALUES / partials.len().max(1) + 1;
+    total_t
+        .par_chunks_mut(piece)
+        .enumerate()
+        .for_each(|(i, total)| {
+            let range = i * piece..i * piece + total.len();
+            let mut parts = partials.iter().map(|p| &p[range.clone()]);
+            if let Some(first) = parts.next() {
+                total.copy_from_slice(first);
+            }
+            for part in parts {
+                for (t, &p) in total.iter_mut().zip(part) {
+                    *t += p;
+                }
+            }
+        });
     // With one pixel per "sample", un-interleaving is the transpose dkᵀ → dk.
     let mut dk = vec![zero; size];
     interleave(&total_t, &mut dk, g.patch(), 1, true);
