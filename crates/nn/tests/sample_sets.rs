@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use saddlescope_nn::{
-    drw_weights, Batch, BnMode, HessianOperator, LossSpec, ParamSelection, DRW_BETA,
+    drw_weights, Batch, BnMode, Dual, HessianOperator, LossSpec, ParamSelection, DRW_BETA,
 };
 
 use crate::util::*;
@@ -118,6 +118,43 @@ fn batch_stats_hvp_leaves_running_stats_bit_identical() {
     assert_eq!(buffer_bits(&cnn), before);
     cnn.forward(data.x(), BnMode::Train).unwrap();
     assert_ne!(buffer_bits(&cnn), before);
+}
+
+/// ResNet-8's training forward, its residual blocks one fused op, gives the logits and
+/// updates every batch norm's running statistics as the layers composed one by one (the
+/// path dual values take): f64, to 1e-12 relative, every buffer changed.
+#[test]
+fn fused_residual_blocks_match_the_composed_layers_in_logits_and_running_stats() {
+    let fused = model("resnet8", 3, [3, 8, 8], DType::F64, 91);
+    let composed = model("resnet8", 3, [3, 8, 8], DType::F64, 91);
+    let data = batch(4, [3, 8, 8], 3, DType::F64, 92);
+    let before = buffer_values(&fused);
+    let logits = fused.forward(data.x(), BnMode::Train).unwrap();
+    let params: Vec<Dual> = composed
+        .trainable()
+        .iter()
+        .map(|(_, v)| Dual::new(v.as_tensor().clone(), None))
+        .collect();
+    let x = Dual::new(data.x().clone(), None);
+    let reference = composed.forward_with(&params, &x, BnMode::Train).unwrap();
+    let flat = |t: &Tensor| -> Vec<f64> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    let err = rel_err(&flat(&logits), &flat(&reference.primal));
+    assert!(err <= 1e-12, "logits: {err:e}");
+    let (ours, theirs) = (buffer_values(&fused), buffer_values(&composed));
+    let names = fused.buffers().iter().map(|(name, _)| name.clone());
+    for (name, ((a, b), old)) in names.zip(ours.iter().zip(&theirs).zip(&before)) {
+        let err = rel_err(a, b);
+        assert!(err <= 1e-12, "{name}: {err:e}");
+        assert_ne!(a, old, "{name} was not updated");
+    }
+}
+
+fn buffer_values(model: &saddlescope_nn::Model) -> Vec<Vec<f64>> {
+    model
+        .buffers()
+        .iter()
+        .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+        .collect()
 }
 
 /// A training forward updates `bn1`'s running stats as PyTorch: `0.9·old + 0.1·batch`,
