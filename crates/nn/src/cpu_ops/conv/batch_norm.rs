@@ -263,7 +263,8 @@ impl CpuOp<3> for ConvBatchNormGrad {
         let params = params.dense()?;
         let k = &params[..params.len() - daffine.len()];
         let x = x.dense()?;
-        let (mut dparams, dx) = kernels::gradients(&g, Input::single(&x), &dy, k, self.input_grad)?;
+        let (mut dparams, dx) =
+            kernels::gradients(&g, Input::single(&x), &dy, k, (self.input_grad, None))?;
         dparams.extend_from_slice(&daffine);
         let len = dparams.len();
         self.param_grad

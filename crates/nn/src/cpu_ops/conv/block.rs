@@ -8,8 +8,9 @@
 //! rayon's threads wait. With one op per block that was still a zero fill and a sum of
 //! activation size per block: 7% of a ResNet-32 train step's wall time. Here the
 //! gradients between blocks never leave the op, and within a block the input's two
-//! contributions (through `conv₁` and through the shortcut) are summed in place, so candle
-//! sees one gradient per chain. The kernels are those of the two-op form ([`kernels`],
+//! contributions (through `conv₁` and through the shortcut) are summed in place (the
+//! identity shortcut's added to each chunk of `conv₁`'s input gradient while it is in
+//! cache), so candle sees one gradient per chain. The kernels are those of the two-op form ([`kernels`],
 //! [`batch_norm`](crate::cpu_ops::batch_norm)), run in the same order, so values and
 //! gradients are the same up to the order of that last sum, and a chain gives the bits of
 //! its blocks applied one by one.
@@ -29,7 +30,7 @@ use super::Conv;
 use crate::cpu_ops::batch_norm::{self as bn, Act, Dims, Stats};
 use rayon::prelude::*;
 
-use crate::cpu_ops::custom::{apply2, grad_if, Arg, Cpu, CpuOp, PIECE_VALUES};
+use crate::cpu_ops::custom::{apply2, grad_if, Arg, Cpu, CpuOp};
 
 /// One convolution of a block with its batch norm: kernel, `γ`, `β` and geometry.
 #[derive(Clone, Copy, Debug)]
@@ -249,20 +250,23 @@ impl BlockShape {
         // Through the residual's ReLU: the gradient of the shortcut and of BN₂'s output.
         let h = bn::residual_mask(&saved.dims[1], &saved.stats[1], (g, y2, &skip))?;
         let (dy2, daffine2) = bn::backward(&saved.dims[1], &saved.stats[1], &h, y2)?;
-        let (dk2, Some(d_inner)) = kernels::gradients(&g2, Input::single(inner), &dy2, k2, true)?
+        let (dk2, Some(d_inner)) =
+            kernels::gradients(&g2, Input::single(inner), &dy2, k2, (true, None))?
         else {
             bail!("residual block: the inner activation got no gradient")
         };
         let (dy1, daffine1) = bn::backward(&saved.dims[0], &saved.stats[0], &d_inner, y1)?;
-        let (dk1, dx) = kernels::gradients(&g1, Input::single(x), &dy1, k1, input_grad)?;
+        // The identity shortcut's gradient `h` is added to `dx` chunk by chunk.
+        let identity = self.shortcut_pad.is_none().then_some(&h[..]);
+        let (dk1, dx) =
+            kernels::gradients(&g1, Input::single(x), &dy1, k1, (input_grad, identity))?;
         let mut dparams = dk1;
         dparams.extend(daffine1);
         dparams.extend(dk2);
         dparams.extend(daffine2);
         let dx = dx.map(|mut dx| {
-            match self.shortcut_pad {
-                None => add_in_place(&mut dx, &h),
-                Some(pad) => add_shortcut_a_adjoint(&mut dx, &h, x_dims, pad),
+            if let Some(pad) = self.shortcut_pad {
+                add_shortcut_a_adjoint(&mut dx, &h, x_dims, pad);
             }
             dx
         });
@@ -443,17 +447,6 @@ impl CpuOp<3> for ResidualChainGrad {
         let len = dx.len();
         Ok((dx, Shape::from(len)))
     }
-}
-
-/// `a += b`, in parallel pieces.
-fn add_in_place<T: WithDType>(a: &mut [T], b: &[T]) {
-    a.par_chunks_mut(PIECE_VALUES)
-        .zip(b.par_chunks(PIECE_VALUES))
-        .for_each(|(a, b)| {
-            for (a, &b) in a.iter_mut().zip(b) {
-                *a += b;
-            }
-        });
 }
 
 #[cfg(test)]

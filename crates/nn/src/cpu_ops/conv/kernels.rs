@@ -388,7 +388,7 @@ pub(crate) fn forward<T: WithDType>(
     k: &[T],
     shift: Option<&[T]>,
 ) -> Result<Vec<T>> {
-    Ok(forward_chunks(g, x, (k, shift), |_| ())?.0)
+    Ok(forward_chunks(g, x, (k, shift), |_, _| ())?.0)
 }
 
 /// `y = conv(x, k)` and the [`Moments`] of each output channel, taken from each chunk of
@@ -399,19 +399,20 @@ pub(crate) fn forward_moments<T: WithDType>(
     x: Input<T>,
     k: &[T],
 ) -> Result<(Vec<T>, Vec<Moments>)> {
-    let (y, parts) = forward_chunks(g, x, (k, None), |y_c| {
+    let (y, parts) = forward_chunks(g, x, (k, None), |_, y_c| {
         Moments::per_channel(y_c, g.c_out, g.pixels())
     })?;
     Ok((y, Moments::merge_all(&parts, g.c_out)))
 }
 
-/// [`forward`] chunk by chunk, with `summary` of each chunk's output (`(m, c_out, ho·wo)`)
-/// in chunk order.
+/// [`forward`] chunk by chunk, each chunk's output (`(m, c_out, ho·wo)`, at `start` in `y`)
+/// passed to `finish(start, chunk)` while it is in cache, which may change it and returns
+/// a summary; the summaries in chunk order.
 fn forward_chunks<T: WithDType, R: Send>(
     g: &Geometry,
     x: Input<T>,
     (k, shift): (&[T], Option<&[T]>),
-    summary: impl Fn(&[T]) -> R + Sync,
+    finish: impl Fn(usize, &mut [T]) -> R + Sync,
 ) -> Result<(Vec<T>, Vec<R>)> {
     x.check(g)?;
     check_len("kernel", k.len(), g.c_out * g.patch())?;
@@ -425,8 +426,9 @@ fn forward_chunks<T: WithDType, R: Send>(
     let mut y = Vec::with_capacity(len);
     let kernel = Mat::row_major(k, g.c_out, g.patch());
     let taps = rows::applies(g).then(|| rows::kernel_rows(g, k));
+    let chunk_len = (nb * g.y_len()).max(1);
     let summaries = y.spare_capacity_mut()[..len]
-        .par_chunks_mut((nb * g.y_len()).max(1))
+        .par_chunks_mut(chunk_len)
         .enumerate()
         .with_min_len(g.chunks_per_thread())
         .map_init(
@@ -442,9 +444,10 @@ fn forward_chunks<T: WithDType, R: Send>(
                 // SAFETY: both kernels write every slot of `y_c` (`rows::forward_chunk` by
                 // contract; `im2col_chunk` as noted at its end), so the slice is
                 // initialized; `MaybeUninit<T>` has `T`'s layout.
-                let y_c =
-                    unsafe { std::slice::from_raw_parts(y_c.as_ptr().cast::<T>(), y_c.len()) };
-                Ok(summary(y_c))
+                let y_c = unsafe {
+                    std::slice::from_raw_parts_mut(y_c.as_mut_ptr().cast::<T>(), y_c.len())
+                };
+                Ok(finish(chunk * chunk_len, y_c))
             },
         )
         .collect::<Result<Vec<R>>>()?;
@@ -509,8 +512,31 @@ fn im2col_chunk<T: WithDType>(
 /// `kh − 1 − p`: its GEMM has inner dimension `c_out·kh·kw` instead of `c_out` (3-4x faster
 /// here). Otherwise `col = kᵀ · dy`, then col2im.
 pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Result<Vec<T>> {
+    input_grad_plus(g, dy, k, None)
+}
+
+/// [`input_grad`] plus `addend` (of the input's shape, e.g. a residual's other gradient),
+/// added to each chunk of samples while it is in cache: the values of adding afterwards,
+/// without a pass of its own.
+fn input_grad_plus<T: WithDType>(
+    g: &Geometry,
+    dy: &[T],
+    k: &[T],
+    addend: Option<&[T]>,
+) -> Result<Vec<T>> {
     check_len("output gradient", dy.len(), g.n * g.y_len())?;
     check_len("kernel", k.len(), g.c_out * g.patch())?;
+    if let Some(a) = addend {
+        check_len("addend", a.len(), g.n * g.x_len())?;
+    }
+    let add = |start: usize, dx_c: &mut [T]| {
+        if let Some(a) = addend {
+            let values = &a[start..start + dx_c.len()];
+            for (d, &v) in dx_c.iter_mut().zip(values) {
+                *d += v;
+            }
+        }
+    };
     if g.stride == 1 && g.kh == g.kw && g.padding < g.kh {
         let flipped = Geometry::new(
             g.y_dims(),
@@ -525,14 +551,16 @@ pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Resul
                 k_flip.extend(k[base..base + g.kh * g.kw].iter().rev());
             }
         }
-        return forward(&flipped, Input::single(dy), &k_flip, None);
+        return Ok(forward_chunks(&flipped, Input::single(dy), (&k_flip, None), add)?.0);
     }
     let nb = g.samples_per_gemm();
     let zero = T::from_f64(0.0);
     let mut dx = vec![zero; g.n * g.x_len()];
     let kernel_t = Mat::row_major(k, g.c_out, g.patch()).t();
-    dx.par_chunks_mut((nb * g.x_len()).max(1))
+    let chunk_len = (nb * g.x_len()).max(1);
+    dx.par_chunks_mut(chunk_len)
         .zip(dy.par_chunks((nb * g.y_len()).max(1)))
+        .enumerate()
         .with_min_len(g.chunks_per_thread())
         .try_for_each_init(
             || {
@@ -541,7 +569,7 @@ pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Resul
                     vec![zero; nb * g.y_len()],
                 )
             },
-            |(col, wide), (dx_c, dy_c)| {
+            |(col, wide), (chunk, (dx_c, dy_c))| {
                 let m = dy_c.len() / g.y_len();
                 let cols = m * g.pixels();
                 interleave(dy_c, wide, g.c_out, g.pixels(), false);
@@ -557,6 +585,7 @@ pub(crate) fn input_grad<T: WithDType>(g: &Geometry, dy: &[T], k: &[T]) -> Resul
                 for (j, dx_n) in dx_c.chunks_exact_mut(g.x_len()).enumerate() {
                     col2im(g, &col[j * g.pixels()..], cols, dx_n);
                 }
+                add(chunk * chunk_len, dx_c);
                 Ok::<(), candle_core::Error>(())
             },
         )?;
@@ -626,18 +655,22 @@ pub(crate) fn weight_grad<T: WithDType>(g: &Geometry, x: Input<T>, dy: &[T]) -> 
     Ok(dk)
 }
 
-/// `(dk, dx)`: [`weight_grad`] and, when `input_grad`, [`input_grad`] side by side, so that
-/// the last pieces of one overlap the other's rather than each waiting at its own end.
+/// `(dk, dx)`: [`weight_grad`] and, when `input_grad`, [`input_grad`] (plus `addend`, if
+/// any: see [`input_grad_plus`]) side by side, so that the last pieces of one overlap the
+/// other's rather than each waiting at its own end.
 pub(crate) fn gradients<T: WithDType>(
     g: &Geometry,
     x: Input<T>,
     dy: &[T],
     k: &[T],
-    input_grad: bool,
+    (input_grad, addend): (bool, Option<&[T]>),
 ) -> Result<(Vec<T>, Option<Vec<T>>)> {
     let (dk, dx) = rayon::join(
         || weight_grad(g, x, dy),
-        || input_grad.then(|| self::input_grad(g, dy, k)).transpose(),
+        || {
+            let dx = || input_grad_plus(g, dy, k, addend);
+            input_grad.then(dx).transpose()
+        },
     );
     Ok((dk?, dx?))
 }

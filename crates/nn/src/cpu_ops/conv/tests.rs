@@ -4,9 +4,9 @@
 //! Tolerances: `max |ours − candle| ≤ tol · max |candle|` with `tol = 1e-12` in f64 and
 //! `1e-5` in f32 (both sums have a few hundred terms; the orders of summation differ).
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Tensor, Var, WithDType};
 
-use super::kernels::Geometry;
+use super::kernels::{self, Geometry, Input};
 use super::{
     conv2d, conv2d_add, conv2d_tangent, input_grad, rows, weight_grad, Conv, InputGrad, WeightGrad,
 };
@@ -360,4 +360,38 @@ fn mismatched_shapes_are_errors() {
     let wrong = seeded(&[2, 4, 4, 4], 4, DType::F64);
     assert!(input_grad(&wrong, &seeded(&[4, 3, 3, 3], 2, DType::F64), 1, 1, (5, 5)).is_err());
     assert!(conv2d(&x, &seeded(&[4, 3, 3, 3], 2, DType::F32), 1, 1).is_err());
+}
+
+/// The input gradient with an addend (a residual's other gradient, added chunk by chunk
+/// while in cache) is the input gradient plus the addend afterwards, bit for bit, on every
+/// path (flipped forward convolution, row expansion, col2im) and chunking; the kernel
+/// gradient beside it is unchanged.
+#[test]
+fn input_gradient_plus_addend_is_the_sum_bit_for_bit() {
+    fn check<T: WithDType>(g: &Geometry, [x, k, r, a]: [&Tensor; 4]) {
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<T>().unwrap();
+        let (x, k, r, a) = (flat(x), flat(k), flat(r), flat(a));
+        let run = |addend| kernels::gradients(g, Input::single(&x), &r, &k, (true, addend));
+        let ((dk, Some(dx)), (dk_plus, Some(dx_plus))) =
+            (run(None).unwrap(), run(Some(&a)).unwrap())
+        else {
+            panic!("no input gradient")
+        };
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        let summed: Vec<T> = dx.iter().zip(&a).map(|(&d, &v)| d + v).collect();
+        assert_eq!(bits(&dx_plus), bits(&summed), "{g:?}");
+        assert_eq!(bits(&dk_plus), bits(&dk), "{g:?}");
+    }
+    for dtype in [DType::F64, DType::F32] {
+        for (i, &case) in CASES.iter().enumerate() {
+            let (n, c, h, w, o, kh, kw, p, s) = case;
+            let (x, k, r) = operands(case, dtype, 10 * i as u64);
+            let a = seeded(x.dims(), 10 * i as u64 + 7, dtype);
+            let g = Geometry::new([n, c, h, w], [o, c, kh, kw], p, s).unwrap();
+            match dtype {
+                DType::F64 => check::<f64>(&g, [&x, &k, &r, &a]),
+                _ => check::<f32>(&g, [&x, &k, &r, &a]),
+            }
+        }
+    }
 }
