@@ -49,9 +49,10 @@ pub(crate) struct Stats {
 }
 
 /// `z = (y − μ)·a + β` of one channel, `a = γ·r`, in the element type: the forward and
-/// backward passes evaluate it alike, so ReLU's mask is the same in both.
+/// backward passes evaluate it alike, so ReLU's mask is the same in both (and a
+/// convolution that reads `relu(z)` straight from `y` sees the values of [`forward`]).
 #[derive(Clone, Copy, Debug)]
-struct Normalize<T> {
+pub(crate) struct Normalize<T> {
     mean: T,
     scale: T,
     shift: T,
@@ -66,7 +67,8 @@ impl<T: WithDType> Normalize<T> {
         }
     }
 
-    fn all(stats: &Stats) -> Vec<Self> {
+    /// Every channel's normalization.
+    pub fn all(stats: &Stats) -> Vec<Self> {
         (0..stats.mean.len())
             .map(|ch| Self::of(stats, ch))
             .collect()
@@ -75,6 +77,12 @@ impl<T: WithDType> Normalize<T> {
     #[inline]
     fn apply(self, v: T) -> T {
         (v - self.mean) * self.scale + self.shift
+    }
+
+    /// `relu(z)` of one value, as [`forward`] computes it for [`Act::Relu`].
+    #[inline]
+    pub fn relu_of(self, v: T) -> T {
+        relu(self.apply(v))
     }
 }
 
@@ -261,6 +269,28 @@ fn statistics<T: WithDType>(moments: &[Moments], affine: &[T], eps: f64) -> Stat
     }
 }
 
+/// The batch statistics of an activation of `dims` from its channels' [`Moments`], with
+/// `affine = [γ, β]` (`2C` values): what [`forward`] normalizes with, for a consumer that
+/// applies the normalization itself.
+pub(crate) fn batch_statistics<T: WithDType>(
+    dims: &Dims,
+    moments: &[Moments],
+    affine: &[T],
+    eps: f64,
+) -> Result<Stats> {
+    let count = (dims.n * dims.plane()) as f64;
+    if moments.len() != dims.c || moments.iter().any(|m| m.count != count) {
+        bail!("batch norm: statistics of another activation than {dims:?}")
+    }
+    if affine.len() != 2 * dims.c {
+        bail!(
+            "batch norm: {} affine parameters for an activation of {dims:?}",
+            affine.len()
+        )
+    }
+    Ok(statistics(moments, affine, eps))
+}
+
 /// `epilogue(BN(y; γ, β))` with batch statistics, and the statistics: `y` contiguous of
 /// `dims` with the [`Moments`] of each channel, `affine = [γ, β]` (`2C` values), `skip`
 /// (of `y`'s shape) exactly for [`Act::AddRelu`].
@@ -271,24 +301,19 @@ pub(crate) fn forward<T: WithDType>(
     skip: Option<&[T]>,
     eps: f64,
 ) -> Result<(Vec<T>, Stats)> {
-    let count = (dims.n * dims.plane()) as f64;
-    if moments.len() != dims.c || moments.iter().any(|m| m.count != count) {
-        bail!("batch norm: statistics of another activation than {dims:?}")
-    }
-    if y.len() != dims.len() || affine.len() != 2 * dims.c {
+    if y.len() != dims.len() {
         bail!(
-            "batch norm: {} values and {} affine parameters for an activation of {dims:?}",
-            y.len(),
-            affine.len()
+            "batch norm: {} values for an activation of {dims:?}",
+            y.len()
         )
     }
+    let stats = batch_statistics(dims, moments, affine, eps)?;
     let skip = match (dims.act, skip) {
         (Act::AddRelu, Some(skip)) if skip.len() == y.len() => skip,
         (Act::AddRelu, _) => bail!("batch norm: a residual epilogue without a matching residual"),
         (_, None) => &[],
         (_, Some(_)) => bail!("batch norm: a residual for an epilogue without one"),
     };
-    let stats = statistics(moments, affine, eps);
     let normalize = Normalize::all(&stats);
     let (plane, out_plane, c) = (dims.plane(), dims.out_plane(), dims.c);
     let rows = || vec![T::from_f64(0.0); 2 * dims.w];

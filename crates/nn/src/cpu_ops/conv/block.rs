@@ -27,7 +27,7 @@ use candle_core::{bail, CpuStorage, Device, Error, Result, Shape, Tensor, WithDT
 
 use super::kernels::{self, Geometry, Input};
 use super::Conv;
-use crate::cpu_ops::batch_norm::{self as bn, Act, Dims, Stats};
+use crate::cpu_ops::batch_norm::{self as bn, Act, Dims, Normalize, Stats};
 use rayon::prelude::*;
 
 use crate::cpu_ops::custom::{apply2, grad_if, Arg, Cpu, CpuOp};
@@ -115,13 +115,13 @@ pub(crate) fn residual_blocks_train(
 }
 
 /// What the forward pass keeps of one block: its input (unless it is the chain's, which
-/// candle keeps) and the input's dims, each convolution's output `y`, the inner
-/// activation `h` (the second convolution's input) and the batch statistics.
+/// candle keeps) and the input's dims, each convolution's output `y` and the batch
+/// statistics. The inner activation `relu(BN₁(y₁))` is never stored: the second
+/// convolution reads it from `y₁` ([`Input::relu_normalized`]), forward and backward.
 struct Saved {
     input: Option<CpuStorage>,
     x_dims: [usize; 4],
     y: [CpuStorage; 2],
-    inner: CpuStorage,
     dims: [Dims; 2],
     stats: [Stats; 2],
 }
@@ -218,15 +218,16 @@ impl BlockShape {
         ];
         let [(k1, affine1), (k2, affine2)] = self.split(params);
         let (y1, moments1) = kernels::forward_moments(&g1, Input::single(x), k1)?;
-        let (inner, stats1) = bn::forward(&dims[0], (&y1, &moments1), affine1, None, eps)?;
-        let (y2, moments2) = kernels::forward_moments(&g2, Input::single(&inner), k2)?;
+        let stats1 = bn::batch_statistics(&dims[0], &moments1, affine1, eps)?;
+        let normalize1 = Normalize::all(&stats1);
+        let inner = Input::relu_normalized(&y1, &normalize1);
+        let (y2, moments2) = kernels::forward_moments(&g2, inner, k2)?;
         let skip = self.skip(x, x_dims, g2.y_dims())?;
         let (out, stats2) = bn::forward(&dims[1], (&y2, &moments2), affine2, Some(&skip), eps)?;
         let saved = Saved {
             input: None,
             x_dims,
             y: [T::to_cpu_storage_owned(y1), T::to_cpu_storage_owned(y2)],
-            inner: T::to_cpu_storage_owned(inner),
             dims,
             stats: [stats1, stats2],
         };
@@ -244,15 +245,15 @@ impl BlockShape {
         let x_dims = saved.x_dims;
         let [g1, g2] = self.geometries(&x_dims)?;
         let [y1, y2] = [&saved.y[0], &saved.y[1]].map(T::cpu_storage_as_slice);
-        let (y1, y2, inner) = (y1?, y2?, T::cpu_storage_as_slice(&saved.inner)?);
+        let (y1, y2) = (y1?, y2?);
+        let normalize1 = Normalize::all(&saved.stats[0]);
+        let inner = Input::relu_normalized(y1, &normalize1);
         let [(k1, _), (k2, _)] = self.split(params);
         let skip = self.skip(x, x_dims, g2.y_dims())?;
         // Through the residual's ReLU: the gradient of the shortcut and of BN₂'s output.
         let h = bn::residual_mask(&saved.dims[1], &saved.stats[1], (g, y2, &skip))?;
         let (dy2, daffine2) = bn::backward(&saved.dims[1], &saved.stats[1], &h, y2)?;
-        let (dk2, Some(d_inner)) =
-            kernels::gradients(&g2, Input::single(inner), &dy2, k2, (true, None))?
-        else {
+        let (dk2, Some(d_inner)) = kernels::gradients(&g2, inner, &dy2, k2, (true, None))? else {
             bail!("residual block: the inner activation got no gradient")
         };
         let (dy1, daffine1) = bn::backward(&saved.dims[0], &saved.stats[0], &d_inner, y1)?;

@@ -21,7 +21,7 @@ use candle_core::{bail, Result, WithDType};
 use rayon::prelude::*;
 
 use super::rows;
-use crate::cpu_ops::batch_norm::Moments;
+use crate::cpu_ops::batch_norm::{Moments, Normalize};
 use crate::cpu_ops::custom::{write_slice, PIECE_VALUES};
 use crate::cpu_ops::gemm::{matmul, matmul_uninit, Mat, Threads};
 
@@ -167,15 +167,18 @@ impl Geometry {
     }
 }
 
-/// A convolution's input `(n, c_in, h, w)` read in place: one contiguous tensor, or two
+/// A convolution's input `(n, c_in, h, w)` read in place: one contiguous tensor, two
 /// stacked along the channel axis (`[ẋ, x]` of a tangent convolution), so the stacked
-/// tensor is never materialized.
+/// tensor is never materialized, or `relu(BN(y))` of a batch norm's input `y`, normalized
+/// as it is read (the activation is never written).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Input<'a, T> {
     first: &'a [T],
     second: &'a [T],
     /// Channels per sample in `first`; the rest are in `second`.
     split: usize,
+    /// Each channel's normalization, applied with a ReLU to every value read.
+    normalize: Option<&'a [Normalize<T>]>,
 }
 
 impl<'a, T> Input<'a, T> {
@@ -185,6 +188,18 @@ impl<'a, T> Input<'a, T> {
             first: x,
             second: &[],
             split: usize::MAX,
+            normalize: None,
+        }
+    }
+
+    /// `relu(z)` of a batch norm's `z = (y − μ)·γ·r + β` per channel (`normalize`, as
+    /// [`batch_norm::forward`](crate::cpu_ops::batch_norm::forward) applies it with
+    /// [`Act::Relu`](crate::cpu_ops::batch_norm::Act)): the same values, read from `y`
+    /// ([`Planes`]).
+    pub fn relu_normalized(y: &'a [T], normalize: &'a [Normalize<T>]) -> Self {
+        Self {
+            normalize: Some(normalize),
+            ..Self::single(y)
         }
     }
 
@@ -194,11 +209,15 @@ impl<'a, T> Input<'a, T> {
             first: a,
             second: b,
             split,
+            normalize: None,
         }
     }
 
     /// Errors unless the parts hold exactly the values of `g`'s input.
     fn check(&self, g: &Geometry) -> Result<()> {
+        if let Some(normalize) = self.normalize {
+            check_len("normalization", normalize.len(), g.c_in)?;
+        }
         let plane = g.h * g.w;
         let split = self.split.min(g.c_in);
         check_len("input", self.first.len(), g.n * split * plane)?;
@@ -223,6 +242,41 @@ impl<'a, T> Input<'a, T> {
     }
 }
 
+/// The planes of an [`Input`] as its kernels read them: in place, or normalized once per
+/// plane into scratch when the input reads through a normalization
+/// ([`Input::relu_normalized`]), for the several copies (shifts) made of each plane.
+pub(super) struct Planes<'i, 'a, T> {
+    x: &'i Input<'a, T>,
+    normalized: Vec<T>,
+    /// `(sample, channel)` of the plane in `normalized`.
+    current: Option<(usize, usize)>,
+}
+
+impl<'i, 'a, T: WithDType> Planes<'i, 'a, T> {
+    pub fn new(x: &'i Input<'a, T>) -> Self {
+        Self {
+            x,
+            normalized: Vec::new(),
+            current: None,
+        }
+    }
+
+    /// Channel `c` of sample `i`.
+    pub fn get(&mut self, g: &Geometry, i: usize, c: usize) -> &[T] {
+        let plane = self.x.plane(g, i, c);
+        let Some(normalize) = self.x.normalize else {
+            return plane;
+        };
+        if self.current != Some((i, c)) {
+            let k = normalize[c];
+            self.normalized.clear();
+            self.normalized.extend(plane.iter().map(|&v| k.relu_of(v)));
+            self.current = Some((i, c));
+        }
+        &self.normalized
+    }
+}
+
 /// `col[(c·kh + ki)·kw + kj, oy·wo + ox] = x[c, oy·s + ki − p, ox·s + kj − p]` (0 outside)
 /// for one sample `x: (c_in, h, w)`; row `r` of the patch matrix starts at `col[r·ld]`
 /// (`ld ≥ ho·wo`: several samples side by side in one matrix).
@@ -235,9 +289,10 @@ pub(crate) fn im2col<T: WithDType>(
 ) {
     let zero = T::from_f64(0.0);
     let (s, p, wo) = (g.stride, g.padding, g.wo);
+    let mut planes = Planes::new(x);
     g.for_patch_rows(|row, c, ki, kj, (lo, hi)| {
         let dst = &mut col[row * ld..row * ld + g.pixels()];
-        let plane = x.plane(g, sample, c);
+        let plane = planes.get(g, sample, c);
         if s == 1 && wo == g.w {
             shifted_plane(g, plane, dst, (ki, kj), (lo, hi));
             return;

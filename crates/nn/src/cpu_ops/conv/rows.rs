@@ -20,7 +20,7 @@ use std::mem::MaybeUninit;
 
 use candle_core::{Result, WithDType};
 
-use super::kernels::{shifted_plane, Geometry, Input};
+use super::kernels::{shifted_plane, Geometry, Input, Planes};
 use crate::cpu_ops::gemm::{matmul, matmul_uninit, Mat, Threads};
 
 /// The fewest input channels for which the expansion pays: below it a GEMM's inner
@@ -94,26 +94,37 @@ pub(crate) fn kernel_rows<T: WithDType>(g: &Geometry, k: &[T]) -> Vec<T> {
     rows
 }
 
-/// Writes the expansion of samples `first..first + m` of `x` into `buf`.
+/// Writes the expansion of samples `first..first + m` of `x` into `buf`. A normalized input
+/// ([`Input::relu_normalized`]) is normalized once per plane, then shifted `kw` times.
 fn expand<T: WithDType>(g: &Geometry, x: &Input<T>, (first, m): (usize, usize), buf: &mut [T]) {
     let zero = T::from_f64(0.0);
     let (w, p, pixels) = (g.w, g.padding, g.h * g.w);
     let stack = Stack::of(g, m);
-    for (r, row) in buf
-        .chunks_exact_mut(stack.row_len)
-        .take(g.c_in * g.kw)
+    let valid: Vec<(usize, usize)> = (0..g.kw).map(|kj| g.valid_cols(kj)).collect();
+    let mut planes = Planes::new(x);
+    for (c, rows) in buf
+        .chunks_exact_mut(g.kw * stack.row_len)
+        .take(g.c_in)
         .enumerate()
     {
-        let (c, kj) = (r / g.kw, r % g.kw);
-        let cols = g.valid_cols(kj);
-        row[..p * w].fill(zero);
-        for j in 0..m {
-            let start = p * w + Stack::sample_start(g, j);
-            let plane = x.plane(g, first + j, c);
-            shifted_plane(g, plane, &mut row[start..start + pixels], (p, kj), cols);
-            row[start + pixels..start + pixels + p * w].fill(zero);
+        for row in rows.chunks_exact_mut(stack.row_len) {
+            row[..p * w].fill(zero);
+            row[(m * (g.h + p) + p) * w..].fill(zero);
         }
-        row[(m * (g.h + p) + p) * w..].fill(zero);
+        for j in 0..m {
+            let plane = planes.get(g, first + j, c);
+            let start = p * w + Stack::sample_start(g, j);
+            for (kj, row) in rows.chunks_exact_mut(stack.row_len).enumerate() {
+                shifted_plane(
+                    g,
+                    plane,
+                    &mut row[start..start + pixels],
+                    (p, kj),
+                    valid[kj],
+                );
+                row[start + pixels..start + pixels + p * w].fill(zero);
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use super::kernels::{self, Geometry, Input};
 use super::{
     conv2d, conv2d_add, conv2d_tangent, input_grad, rows, weight_grad, Conv, InputGrad, WeightGrad,
 };
+use crate::cpu_ops::batch_norm as bn;
 use crate::cpu_ops::custom::CpuOp;
 use crate::cpu_ops::test_util::{max_rel, on_threads, seeded, values};
 
@@ -394,4 +395,42 @@ fn input_gradient_plus_addend_is_the_sum_bit_for_bit() {
             }
         }
     }
+}
+
+/// A batch norm's `relu(BN(y))` read straight from `y` (`Input::relu_normalized`) gives
+/// the output, the moments and the kernel gradient of a convolution of the materialized
+/// activation, bit for bit: through the row expansion and through im2col (stride 2), in
+/// several chunks of samples, odd sides, f64 and f32.
+#[test]
+fn a_normalized_input_is_the_materialized_activation_bit_for_bit() {
+    fn check<T: WithDType>(dtype: DType) {
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<T>().unwrap();
+        let dims = [5, 8, 21, 23];
+        let y = flat(seeded(&dims, 1, dtype));
+        let affine = flat(seeded(&[16], 2, dtype));
+        let k = flat(seeded(&[4, 8, 3, 3], 3, dtype));
+        let dy = flat(seeded(&[5, 4, 21, 23], 4, dtype));
+        let act = bn::Dims::new(bn::Act::Relu, dims).unwrap();
+        let moments = bn::Moments::per_channel(&y, 8, 21 * 23);
+        let (inner, stats) = bn::forward(&act, (&y, &moments), &affine, None, 1e-5).unwrap();
+        let normalize = bn::Normalize::all(&stats);
+        let materialized = Input::single(&inner);
+        let read = Input::relu_normalized(&y, &normalize);
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        for stride in [1, 2] {
+            let g = Geometry::new(dims, [4, 8, 3, 3], 1, stride).unwrap();
+            assert_eq!(rows::applies(&g), stride == 1);
+            assert!(g.n.div_ceil(g.samples_per_gemm()) > 1);
+            let (out, m) = kernels::forward_moments(&g, materialized, &k).unwrap();
+            let (out_read, m_read) = kernels::forward_moments(&g, read, &k).unwrap();
+            assert_eq!(bits(&out_read), bits(&out), "stride {stride}");
+            assert_eq!(m_read, m, "stride {stride}");
+            let dy = &dy[..g.n * g.y_len()];
+            let dk = kernels::weight_grad(&g, materialized, dy).unwrap();
+            let dk_read = kernels::weight_grad(&g, read, dy).unwrap();
+            assert_eq!(bits(&dk_read), bits(&dk), "stride {stride}");
+        }
+    }
+    check::<f64>(DType::F64);
+    check::<f32>(DType::F32);
 }
