@@ -253,6 +253,7 @@ pub(super) struct Planes<'i, 'a, T> {
 }
 
 impl<'i, 'a, T: WithDType> Planes<'i, 'a, T> {
+    /// The planes of `x`, none normalized yet.
     pub fn new(x: &'i Input<'a, T>) -> Self {
         Self {
             x,
